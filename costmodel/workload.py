@@ -1,0 +1,190 @@
+"""The operators of one transformer forward pass, as plain data (the simulator's input).
+
+`model_ops(arch, workload)` lists every operator in execution order. Each operator carries a
+`group` key naming the only widths it depends on, so lookup tables can simulate each distinct
+group once: ("attn", d, heads, head_dim) for LayerNorm 1 + attention + residual,
+("ffn", d, ffn) for LayerNorm 2 + feed-forward + residual, ("head", d) for the final LayerNorm
+and LM head. `model_ops` is exactly the concatenation of `attention_ops`, `ffn_ops` per layer and
+`head_ops`, which is what makes a table's sum equal to the full simulation.
+
+GEMM convention (as SCALE-Sim): OUT[m, n] = A[m, k] @ B[k, n], repeated `batch` times
+(independent heads/sequences) and `repeat` times (identical decode steps). For element-wise and
+row-wise operators, `m` is the number of rows and `n` the row width (`k` = 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nas.arch import Arch
+from nas.errors import UserError
+
+GEMM, SOFTMAX, LAYERNORM, GELU, ADD = "gemm", "softmax", "layernorm", "gelu", "add"
+NONLINEAR_KINDS = (SOFTMAX, LAYERNORM, GELU, ADD)
+# Operator classes of the survey's Sec. 2.2 breakdown.
+PROJECTION, ACT_MATMUL, NONLINEAR = "projection", "act-to-act matmul", "non-linear"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How the model is run: sequence length, batch, and encoder or decoder (KV-cache) mode."""
+
+    seq: int = 128          # encoder: tokens per sequence; decoder: prompt (prefill) length
+    batch: int = 1
+    mode: str = "encoder"   # "encoder" | "decoder"
+    gen: int = 0            # decoder only: tokens generated one at a time after the prefill
+    vocab: int = 0          # width of the LM head; 0 = no LM head
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("encoder", "decoder"):
+            raise UserError(f"workload: mode must be 'encoder' or 'decoder', got {self.mode!r}")
+        for name in ("seq", "batch"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"workload: {name} must be positive, got {getattr(self, name)}")
+        for name in ("gen", "vocab"):
+            if getattr(self, name) < 0:
+                raise UserError(f"workload: {name} must be >= 0, got {getattr(self, name)}")
+        if self.mode == "encoder" and self.gen:
+            raise UserError("workload: --gen needs decoder mode")
+
+    @property
+    def key(self) -> str:
+        return f"{self.mode}-seq{self.seq}-b{self.batch}-gen{self.gen}-v{self.vocab}"
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str               # e.g. "L0.q_proj", "lm_head"; decode steps end in "@t<step>"
+    kind: str               # GEMM or one of NONLINEAR_KINDS
+    cls: str                # PROJECTION, ACT_MATMUL or NONLINEAR
+    group: tuple            # lookup-table key, see the module docstring
+    layer: int | None
+    phase: str              # "encoder", "prefill" or "decode"
+    m: int
+    k: int
+    n: int
+    batch: int = 1
+    repeat: int = 1
+    heads: int = 0          # attention products: heads per sequence (the sparse engine's unit)
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.k * self.n * self.batch * self.repeat if self.kind == GEMM else 0
+
+    @property
+    def elements(self) -> int:
+        """Output elements over all batches and repeats."""
+        return self.m * self.n * self.batch * self.repeat
+
+    @property
+    def is_attention_product(self) -> bool:
+        return self.cls == ACT_MATMUL
+
+    @property
+    def shape(self) -> str:
+        dims = f"{self.m}x{self.k}x{self.n}" if self.kind == GEMM else f"{self.m}x{self.n}"
+        extra = (f" x{self.batch}" if self.batch > 1 else "") + (
+            f" x{self.repeat}rep" if self.repeat > 1 else "")
+        return dims + extra
+
+
+def _block_phases(workload: Workload):
+    """(phase, query tokens per sequence, context length, repeat) for each pass over the layers.
+
+    Encoder: one pass over `seq` tokens. Decoder: a prefill pass over the prompt, then one pass per
+    generated token (1 query token attending to a context that grows by one each step).
+    """
+    if workload.mode == "encoder":
+        return [("encoder", workload.seq, workload.seq, None)]
+    passes = [("prefill", workload.seq, workload.seq, None)]
+    passes += [("decode", 1, workload.seq + t + 1, t) for t in range(workload.gen)]
+    return passes
+
+
+def attention_ops(d: int, heads: int, head_dim: int, workload: Workload,
+                  layer: int | None = None) -> list[Op]:
+    """LayerNorm 1, Q/K/V projections, Q.K^T, softmax, scores.V, output projection, residual.
+
+    In decoder mode the K/V projections of each new token are appended to the KV cache, so the
+    attention products of decode step t run over a context of seq + t + 1 tokens. Operators whose
+    shape does not change between decode steps are listed once with `repeat` = gen.
+    """
+    a, b = heads * head_dim, workload.batch
+    group = ("attn", d, heads, head_dim)
+    pre = f"L{layer}." if layer is not None else ""
+    ops: list[Op] = []
+
+    def op(name, kind, cls, phase, m, k, n, batch=1, repeat=1, hd=0):
+        ops.append(Op(pre + name, kind, cls, group, layer, phase, m, k, n, batch, repeat, hd))
+
+    for phase, q, ctx, step in _block_phases(workload):
+        rows = b * q
+        if step is None or step == 0:               # shape-invariant operators
+            repeat = workload.gen if phase == "decode" else 1
+            tag = "@decode" if phase == "decode" else ""
+            op("ln1" + tag, LAYERNORM, NONLINEAR, phase, rows, 0, d, repeat=repeat)
+            for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+                k_in, n_out = (a, d) if proj == "o_proj" else (d, a)
+                op(proj + tag, GEMM, PROJECTION, phase, rows, k_in, n_out, repeat=repeat)
+            op("add1" + tag, ADD, NONLINEAR, phase, rows, 0, d, repeat=repeat)
+        tag = "" if step is None else f"@t{step}"
+        op("qk" + tag, GEMM, ACT_MATMUL, phase, q, head_dim, ctx, batch=b * heads, hd=heads)
+        op("softmax" + tag, SOFTMAX, NONLINEAR, phase, b * heads * q, 0, ctx)
+        op("av" + tag, GEMM, ACT_MATMUL, phase, q, ctx, head_dim, batch=b * heads, hd=heads)
+    return ops
+
+
+def ffn_ops(d: int, ffn: int, workload: Workload, layer: int | None = None) -> list[Op]:
+    """LayerNorm 2, FFN1, GELU, FFN2, residual. Decode steps share one shape: one op, repeated."""
+    group = ("ffn", d, ffn)
+    ops: list[Op] = []
+    pre = f"L{layer}." if layer is not None else ""
+    for phase, q, _ctx, step in _block_phases(workload):
+        if step is not None and step > 0:
+            continue                            # decode steps folded into the step-0 op below
+        repeat = workload.gen if phase == "decode" else 1
+        tag = "@decode" if phase == "decode" else ""
+        rows = workload.batch * q
+
+        def op(name, kind, cls, m, k, n):
+            ops.append(Op(pre + name + tag, kind, cls, group, layer, phase, m, k, n, 1, repeat))
+
+        op("ln2", LAYERNORM, NONLINEAR, rows, 0, d)
+        op("ffn1", GEMM, PROJECTION, rows, d, ffn)
+        op("gelu", GELU, NONLINEAR, rows, 0, ffn)
+        op("ffn2", GEMM, PROJECTION, rows, ffn, d)
+        op("add2", ADD, NONLINEAR, rows, 0, d)
+    return ops
+
+
+def head_ops(d: int, workload: Workload) -> list[Op]:
+    """Final LayerNorm and, when `workload.vocab` > 0, the LM head (logits for every position
+    in encoder mode and prefill, for the new token in each decode step)."""
+    group = ("head", d)
+    ops: list[Op] = []
+    for phase, q, _ctx, step in _block_phases(workload):
+        if step is not None and step > 0:
+            continue
+        repeat = workload.gen if phase == "decode" else 1
+        tag = "@decode" if phase == "decode" else ""
+        rows = workload.batch * q
+        ops.append(Op("final_ln" + tag, LAYERNORM, NONLINEAR, group, None, phase, rows, 0, d,
+                      1, repeat))
+        if workload.vocab:
+            ops.append(Op("lm_head" + tag, GEMM, PROJECTION, group, None, phase, rows, d,
+                          workload.vocab, 1, repeat))
+    return ops
+
+
+def model_ops(arch: Arch, workload: Workload) -> list[Op]:
+    """All operators of one forward pass (encoder) or prefill + generation (decoder).
+
+    Operators are listed by layer and block (the order of a layer-by-layer schedule, not the
+    exact order of execution inside an attention block). Costs are additive, so the order does
+    not change any total.
+    """
+    ops: list[Op] = []
+    for i, (h, f) in enumerate(zip(arch.heads, arch.ffn)):
+        ops += attention_ops(arch.d, h, arch.head_dim, workload, layer=i)
+        ops += ffn_ops(arch.d, f, workload, layer=i)
+    return ops + head_ops(arch.d, workload)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv (or reuse it) and install the toolkit with its test extras.
+# On a machine without an NVIDIA GPU, the CPU build of PyTorch is installed first, so that the
+# plain `torch` requirement does not pull a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=".venv/bin/python -m pip"
+$PIP install --quiet --upgrade pip
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+        $PIP install --quiet torch             # GPU machine: the default (CUDA) build
+    else
+        $PIP install --quiet torch==2.13.0     # CPU-only machine: the CPU wheel
+    fi
+fi
+$PIP install --quiet -e ".[test]"
+echo "installed: $(.venv/bin/nas --version)"

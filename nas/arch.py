@@ -1,0 +1,307 @@
+"""Architectures, search spaces and named models as plain data (no torch, no hardware).
+
+Every package uses these definitions: `costmodel` turns an `Arch` into operators, `supernet`
+slices its weights to an `Arch`, `lut` and `nas.search` enumerate a `SearchSpace`.
+
+An `Arch` is a decoder/encoder transformer stack:
+    d         embedding (model) width, shared by all layers
+    heads[i]  attention heads of layer i; attention width of layer i = heads[i] * head_dim
+    ffn[i]    hidden width of the feed-forward block of layer i
+    head_dim  width of one attention head (64 in GPT-2/BERT and in the survey's space)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.errors import UserError
+
+
+@dataclass(frozen=True)
+class Arch:
+    d: int
+    heads: tuple[int, ...]
+    ffn: tuple[int, ...]
+    head_dim: int = 64
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", tuple(int(h) for h in self.heads))
+        object.__setattr__(self, "ffn", tuple(int(f) for f in self.ffn))
+        if not self.heads:
+            raise UserError("architecture: needs at least one layer (heads is empty)")
+        if len(self.heads) != len(self.ffn):
+            raise UserError(
+                f"architecture: heads has {len(self.heads)} layers but ffn has {len(self.ffn)}"
+            )
+        for name, values in (("d", [self.d]), ("head_dim", [self.head_dim]),
+                             ("heads", self.heads), ("ffn", self.ffn)):
+            for v in values:
+                if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                    raise UserError(f"architecture: {name} must be positive integers, got {v!r}")
+
+    @property
+    def layers(self) -> int:
+        return len(self.heads)
+
+    def attn_width(self, layer: int) -> int:
+        return self.heads[layer] * self.head_dim
+
+    @property
+    def key(self) -> str:
+        """Stable string key, e.g. 'L2-d384-h4.6-f768.1024-hd64'; `Arch.from_key` inverts it."""
+        return (f"L{self.layers}-d{self.d}-h{'.'.join(map(str, self.heads))}"
+                f"-f{'.'.join(map(str, self.ffn))}-hd{self.head_dim}")
+
+    @classmethod
+    def from_key(cls, key: str) -> Arch:
+        m = re.fullmatch(r"L(\d+)-d(\d+)-h([\d.]+)-f([\d.]+)-hd(\d+)", key.strip())
+        if not m:
+            raise UserError(f"not an architecture key: {key!r}")
+        arch = cls(d=int(m[2]), heads=tuple(int(x) for x in m[3].split(".")),
+                   ffn=tuple(int(x) for x in m[4].split(".")), head_dim=int(m[5]))
+        if arch.layers != int(m[1]):
+            raise UserError(f"architecture key {key!r}: L{m[1]} but {arch.layers} layers listed")
+        return arch
+
+    @classmethod
+    def uniform(cls, layers: int, d: int, heads: int, ffn: int, head_dim: int = 64) -> Arch:
+        return cls(d=d, heads=(heads,) * layers, ffn=(ffn,) * layers, head_dim=head_dim)
+
+    def params(self, vocab: int = 0, max_seq: int = 0) -> int:
+        """Weights and biases of the stack (+ tied embedding and positions when given)."""
+        d, total = self.d, 0
+        for h, f in zip(self.heads, self.ffn):
+            a = h * self.head_dim
+            total += 3 * (d * a + a) + (a * d + d)      # Q, K, V and output projections
+            total += (d * f + f) + (f * d + d)          # FFN1, FFN2
+            total += 2 * 2 * d                          # two LayerNorms
+        total += 2 * d                                  # final LayerNorm
+        return total + vocab * d + max_seq * d
+
+    # -- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"d": self.d, "heads": list(self.heads), "ffn": list(self.ffn),
+                "head_dim": self.head_dim}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Arch:
+        if not isinstance(data, dict):
+            raise UserError(f"architecture: expected a mapping, got {type(data).__name__}")
+        data = dict(data.get("arch", data))
+        unknown = set(data) - {"d", "heads", "ffn", "head_dim", "layers"}
+        if unknown:
+            raise UserError(f"architecture: unknown field(s) {sorted(unknown)}")
+        for req in ("d", "heads", "ffn"):
+            if req not in data:
+                raise UserError(f"architecture: missing field '{req}'")
+        heads, ffn, layers = data["heads"], data["ffn"], data.get("layers")
+        # A scalar heads/ffn with `layers` means the same value in every layer.
+        if isinstance(heads, int):
+            heads = [heads] * int(layers or 1)
+        if isinstance(ffn, int):
+            ffn = [ffn] * int(layers or len(heads))
+        arch = cls(d=data["d"], heads=tuple(heads), ffn=tuple(ffn),
+                   head_dim=data.get("head_dim", 64))
+        if layers is not None and layers != arch.layers:
+            raise UserError(f"architecture: layers={layers} but {arch.layers} layers listed")
+        return arch
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def save(self, path: str | Path) -> None:
+        """Write YAML (or JSON when the suffix is .json)."""
+        path = Path(path)
+        text = self.to_json() if path.suffix == ".json" else yaml.safe_dump(
+            self.to_dict(), sort_keys=False, default_flow_style=None)
+        path.write_text(text)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Arch:
+        return cls.from_dict(load_mapping(path, what="architecture"))
+
+
+def load_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """Read a YAML/JSON file into a dict, with one-line errors for missing or malformed files."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"{what} file {path}: malformed YAML{where}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{what} file {path}: expected a mapping at the top level")
+    return data
+
+
+# -- search spaces ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Choices for depth, embedding width, and per-layer heads and FFN width (HAT/BigNAS style)."""
+
+    name: str
+    layers: tuple[int, ...]
+    d: tuple[int, ...]
+    heads: tuple[int, ...]
+    ffn: tuple[int, ...]
+    head_dim: int = 64
+
+    def __post_init__(self) -> None:
+        for f in ("layers", "d", "heads", "ffn"):
+            values = getattr(self, f)
+            if isinstance(values, int):
+                values = (values,)
+            values = tuple(sorted(set(int(v) for v in values)))
+            if not values or values[0] <= 0:
+                raise UserError(f"search space '{self.name}': {f} needs positive choices")
+            object.__setattr__(self, f, values)
+        if self.head_dim <= 0:
+            raise UserError(f"search space '{self.name}': head_dim must be positive")
+
+    def largest(self) -> Arch:
+        return Arch.uniform(self.layers[-1], self.d[-1], self.heads[-1], self.ffn[-1],
+                            self.head_dim)
+
+    def smallest(self) -> Arch:
+        return Arch.uniform(self.layers[0], self.d[0], self.heads[0], self.ffn[0], self.head_dim)
+
+    def sample(self, rng: random.Random) -> Arch:
+        """Uniform choice of depth, d, and of heads and FFN width independently per layer."""
+        n = rng.choice(self.layers)
+        return Arch(d=rng.choice(self.d), heads=tuple(rng.choice(self.heads) for _ in range(n)),
+                    ffn=tuple(rng.choice(self.ffn) for _ in range(n)), head_dim=self.head_dim)
+
+    def check(self, arch: Arch) -> Arch:
+        """Return `arch` if it lies in the space, else raise UserError naming the first bad field."""
+        def bad(what: str, value: Any, choices: tuple[int, ...]) -> UserError:
+            return UserError(f"architecture {arch.key} is outside search space '{self.name}': "
+                             f"{what}={value} not in {list(choices)}")
+        if arch.head_dim != self.head_dim:
+            raise bad("head_dim", arch.head_dim, (self.head_dim,))
+        if arch.layers not in self.layers:
+            raise bad("layers", arch.layers, self.layers)
+        if arch.d not in self.d:
+            raise bad("d", arch.d, self.d)
+        for i, (h, f) in enumerate(zip(arch.heads, arch.ffn)):
+            if h not in self.heads:
+                raise bad(f"heads[{i}]", h, self.heads)
+            if f not in self.ffn:
+                raise bad(f"ffn[{i}]", f, self.ffn)
+        return arch
+
+    def __contains__(self, arch: Arch) -> bool:
+        try:
+            self.check(arch)
+        except UserError:
+            return False
+        return True
+
+    def size(self) -> int:
+        """Number of distinct architectures in the space."""
+        per_layer = len(self.heads) * len(self.ffn)
+        return len(self.d) * sum(per_layer ** n for n in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], name: str = "custom") -> SearchSpace:
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UserError(f"search space: unknown field(s) {sorted(unknown)}")
+        for req in ("layers", "d", "heads", "ffn"):
+            if req not in data:
+                raise UserError(f"search space: missing field '{req}'")
+        data.setdefault("name", name)
+        for f in ("layers", "d", "heads", "ffn"):
+            data[f] = _choices(data[f], f)
+        return cls(**data)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> SearchSpace:
+        """A preset name (`nas.arch.SPACE_PRESETS`) or a YAML file."""
+        if str(name_or_path) in SPACE_PRESETS:
+            text = resources.files("nas.spaces").joinpath(f"{name_or_path}.yaml").read_text()
+            return cls.from_dict(yaml.safe_load(text), name=str(name_or_path))
+        path = Path(name_or_path)
+        if not path.suffix and not path.exists():
+            raise UserError(f"unknown search space '{name_or_path}'; "
+                            f"presets: {', '.join(SPACE_PRESETS)} (or a YAML file)")
+        return cls.from_dict(load_mapping(path, what="search space"), name=path.stem)
+
+
+def _choices(value: Any, what: str) -> tuple[int, ...]:
+    """A list of ints, or {min, max, step} for a range (inclusive)."""
+    if isinstance(value, dict):
+        try:
+            return tuple(range(int(value["min"]), int(value["max"]) + 1, int(value.get("step", 1))))
+        except (KeyError, ValueError, TypeError):
+            raise UserError(f"search space: {what} range needs integer min, max (and step)") from None
+    if isinstance(value, int):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    raise UserError(f"search space: {what} must be a list of integers or {{min, max, step}}")
+
+
+SPACE_PRESETS = ("survey", "tiny")
+
+
+# -- named models ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A published model: its architecture and the workload it is usually run with."""
+
+    arch: Arch
+    vocab: int          # 0 = no language-model head (e.g. a ViT classifier)
+    seq: int            # usual sequence length
+    mode: str           # "encoder" or "decoder"
+    source: str = field(default="", compare=False)
+
+
+NAMED_MODELS: dict[str, NamedModel] = {
+    "bert-base": NamedModel(Arch.uniform(12, 768, 12, 3072), 30522, 512, "encoder",
+                            "Devlin et al. 2019, BERT-Base"),
+    "bert-large": NamedModel(Arch.uniform(24, 1024, 16, 4096), 30522, 512, "encoder",
+                             "Devlin et al. 2019, BERT-Large"),
+    "gpt2": NamedModel(Arch.uniform(12, 768, 12, 3072), 50257, 1024, "decoder",
+                       "Radford et al. 2019, GPT-2 small (124M)"),
+    "deit-tiny": NamedModel(Arch.uniform(12, 192, 3, 768), 0, 197, "encoder",
+                            "Touvron et al. 2021, DeiT-Tiny (196 patches + class token)"),
+    "survey-6l": NamedModel(Arch.uniform(6, 768, 12, 3072), 33278, 1024, "decoder",
+                            "Kim et al. 2023, Sec. 6.4 baseline: 6-layer GPT-2-sized, WikiText-2"),
+}
+
+
+def resolve_model(name_or_path: str) -> tuple[Arch, NamedModel | None]:
+    """A named model (`NAMED_MODELS`), an architecture key, or an architecture YAML/JSON file."""
+    if name_or_path in NAMED_MODELS:
+        model = NAMED_MODELS[name_or_path]
+        return model.arch, model
+    if re.fullmatch(r"L\d+-d\d+-h[\d.]+-f[\d.]+-hd\d+", name_or_path):
+        return Arch.from_key(name_or_path), None
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        raise UserError(f"unknown model '{name_or_path}'; named models: "
+                        f"{', '.join(NAMED_MODELS)} (or an architecture YAML file)")
+    return Arch.load(path), None
+
+
+__all__ = ["Arch", "SearchSpace", "NamedModel", "NAMED_MODELS", "SPACE_PRESETS",
+           "load_mapping", "resolve_model"]

@@ -1,0 +1,52 @@
+"""The `nas` command line: one argparse parser, one module per group of subcommands.
+
+Each module in COMMAND_MODULES has `register(subparsers)`, which adds its subcommands and sets
+`func` on them. Modules import heavy libraries (torch, datasets) inside `func`, never at the top,
+so `nas --help` stays fast and torch-free. Bad input raises `UserError`: one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nas import __version__
+from nas.errors import UserError
+
+COMMAND_MODULES = [
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nas",
+        description="Hardware-aware neural architecture search for transformers: train an "
+                    "elastic supernet, simulate accelerators, build lookup tables, search for "
+                    "the perplexity/EDP Pareto front.",
+    )
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"nas {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nas {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
