@@ -15,6 +15,9 @@ from nas import __version__
 from nas.errors import UserError
 
 COMMAND_MODULES = [
+    "nas.commands.hardware",
+    "nas.commands.supernet",
+    "nas.commands.search",
 ]
 
 

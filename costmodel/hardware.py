@@ -1,0 +1,257 @@
+"""Accelerator hardware configurations: one frozen dataclass, YAML presets, one-line validation errors.
+
+A `HardwareConfig` describes a Gemmini-like accelerator: an R x C systolic array (weight- or
+output-stationary), a scratchpad for inputs and weights, an accumulator for int32 partial sums,
+a DRAM bus, special-function units (SFUs) for softmax/LayerNorm/GELU/add on chip or on the host
+CPU, and optionally a ViTCoD-like sparse attention engine that takes a share of the PEs.
+
+Every default number carries its source in a comment. Energies are per action in picojoules.
+Presets live in `costmodel/presets/<name>.yaml` and only list what differs from the defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.arch import load_mapping
+from nas.errors import UserError
+
+DATAFLOWS = ("ws", "os")          # weight-stationary (Gemmini default), output-stationary
+SFU_PLACES = ("onchip", "host")   # where softmax, LayerNorm, GELU and residual adds run
+
+
+# -- energy of an SRAM access as a function of its size -----------------------------------------
+# Horowitz, "Computing's energy problem", ISSCC 2014 (45 nm): a 64-bit read costs 10 pJ from an
+# 8 KB SRAM, 20 pJ from 32 KB and 100 pJ from 1 MB. We interpolate linearly in log2(size) and
+# charge writes like reads (the paper gives one figure per access).
+_SRAM_POINTS_KIB_PJ64 = ((8.0, 10.0), (32.0, 20.0), (1024.0, 100.0))
+
+
+def sram_pj_per_byte(size_kib: float) -> float:
+    """Energy of reading or writing one byte of an SRAM of `size_kib` KiB (Horowitz 2014, 45 nm)."""
+    pts = _SRAM_POINTS_KIB_PJ64
+    x = math.log2(max(size_kib, 1e-9))
+    for (s0, e0), (s1, e1) in zip(pts, pts[1:]):
+        if x <= math.log2(s1) or (s1, e1) == pts[-1]:
+            t = (x - math.log2(s0)) / (math.log2(s1) - math.log2(s0))
+            return max(e0 + t * (e1 - e0), 1.0) / 8.0     # floor: 1 pJ per 64 bits for tiny arrays
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    name: str = "custom"
+    description: str = ""               # what the design is and where its numbers come from
+
+    # -- systolic array (Genc et al., "Gemmini", DAC 2021: 16x16 WS mesh by default)
+    rows: int = 16                      # R: PE rows (reduction dimension K in weight-stationary)
+    cols: int = 16                      # C: PE columns (output dimension N)
+    dataflow: str = "ws"
+    clock_hz: float = 1.0e9             # Gemmini ASIC evaluations run at 1 GHz (Genc et al. 2021)
+    input_bits: int = 8                 # int8 inputs and weights (Gemmini default)
+    acc_bits: int = 32                  # int32 accumulation (Gemmini default)
+
+    # -- on-chip buffers (Gemmini default: 256 KiB scratchpad, 64 KiB accumulator)
+    scratchpad_kib: float = 256.0       # inputs + weights, double-buffered
+    accumulator_kib: float = 64.0       # int32 partial sums / outputs, double-buffered
+    double_buffer: bool = True          # overlap DRAM transfers of the next tile with compute
+
+    # -- DRAM (Gemmini default system bus: 128 bits = 16 bytes per cycle)
+    dram_bytes_per_cycle: float = 16.0
+
+    # -- special-function units
+    sfu: str = "host"                   # Gemmini default: non-linear ops on the host CPU
+    sfu_lanes: int = 16                 # elements per cycle per pass (one lane per array column)
+    sfu_cycles_per_element: float = 1.0  # per lane and pass, pipelined integer units (I-BERT style)
+    # Host CPU (Gemmini's Rocket in-order core, at the accelerator clock): cycles per element in
+    # scalar floating point, including the software exp/erf/sqrt. These are this model's
+    # assumptions (order of magnitude of a scalar in-order core calling libm), not measurements.
+    host_clock_hz: float = 1.0e9
+    host_cycles_softmax: float = 60.0   # max, exp (software), sum, divide
+    host_cycles_layernorm: float = 30.0  # mean, variance, sqrt/divide, scale+shift
+    host_cycles_gelu: float = 50.0      # tanh/erf (software)
+    host_cycles_add: float = 4.0        # load, load, add, store
+    host_cycles_quant: float = 4.0      # dequantize int8->fp32 or requantize fp32->int8, per element
+
+    # -- ViTCoD-like sparse attention engine (You et al., HPCA 2023)
+    sparse_engine: bool = False         # attention products split into a dense and a sparse engine
+    sparse_pe_fraction: float = 1.0 / 3.0  # share of the array's rows given to the sparse engine
+
+    # -- energy per action (pJ); 0 = derive from the sizes above
+    mac_pj: float = 0.3                 # Horowitz 2014 45 nm: 8-bit mult 0.2 pJ + 32-bit add 0.1 pJ
+    rf_pj_per_mac: float = 0.3          # PE pipeline registers, ~1x a MAC (Chen et al., Eyeriss, ISCA 2016)
+    scratchpad_pj_per_byte: float = 0.0  # 0 -> sram_pj_per_byte(scratchpad_kib)
+    accumulator_pj_per_byte: float = 0.0  # 0 -> sram_pj_per_byte(accumulator_kib)
+    dram_pj_per_byte: float = 162.5     # Horowitz 2014: DRAM 1.3-2.6 nJ per 64 bits (low end)
+    sfu_pj_per_op: float = 1.6          # one int32 op, Horowitz 2014: mean of add 0.1 and mult 3.1 pJ
+    host_pj_per_cycle: float = 34.0     # Rocket core 0.034 mW/MHz (Asanovic et al. 2016, Rocket Chip report)
+    static_power_w: float = 0.05        # assumption: leakage ~10% of a ~0.5 W edge accelerator
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.type in ("int", "float"):
+                v = getattr(self, f.name)
+                if isinstance(v, str):          # YAML 1.1 reads "1e9" (no dot) as a string
+                    try:
+                        v = float(v)
+                    except ValueError:
+                        pass
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise UserError(f"hardware '{self.name}': {f.name} must be a number, got {v!r}")
+                if f.type == "int" and v != int(v):
+                    raise UserError(f"hardware '{self.name}': {f.name} must be an integer, got {v!r}")
+                object.__setattr__(self, f.name, int(v) if f.type == "int" else float(v))
+            elif f.type == "bool" and not isinstance(getattr(self, f.name), bool):
+                raise UserError(f"hardware '{self.name}': {f.name} must be true or false")
+        positive = ("rows", "cols", "clock_hz", "input_bits", "acc_bits", "scratchpad_kib",
+                    "accumulator_kib", "dram_bytes_per_cycle", "sfu_lanes",
+                    "sfu_cycles_per_element", "host_clock_hz", "host_cycles_softmax",
+                    "host_cycles_layernorm", "host_cycles_gelu", "host_cycles_add")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise UserError(f"hardware '{self.name}': {name} must be positive, "
+                                f"got {getattr(self, name)}")
+        for name in ("mac_pj", "rf_pj_per_mac", "scratchpad_pj_per_byte", "host_cycles_quant",
+                     "accumulator_pj_per_byte", "dram_pj_per_byte", "sfu_pj_per_op",
+                     "host_pj_per_cycle", "static_power_w"):
+            if getattr(self, name) < 0:
+                raise UserError(f"hardware '{self.name}': {name} must be >= 0, "
+                                f"got {getattr(self, name)}")
+        if self.dataflow not in DATAFLOWS:
+            raise UserError(f"hardware '{self.name}': unknown dataflow {self.dataflow!r} "
+                            f"(choose {' or '.join(DATAFLOWS)})")
+        if self.sfu not in SFU_PLACES:
+            raise UserError(f"hardware '{self.name}': sfu must be one of {list(SFU_PLACES)}, "
+                            f"got {self.sfu!r}")
+        if self.input_bits % 8 or self.acc_bits % 8:
+            raise UserError(f"hardware '{self.name}': input_bits and acc_bits must be whole bytes")
+        if self.sparse_engine and not (0.0 < self.sparse_pe_fraction < 1.0
+                                       and 1 <= self.sparse_rows < self.rows):
+            raise UserError(f"hardware '{self.name}': sparse_pe_fraction={self.sparse_pe_fraction} "
+                            f"must leave at least one PE row to each engine of the {self.rows}-row array")
+        # The smallest tile (R x R inputs, R x C weights; R x C int32 sums) must fit double-buffered.
+        need_sp = self.buffers * (self.rows * self.rows + self.rows * self.cols) * self.in_bytes
+        if need_sp > self.scratchpad_bytes:
+            raise UserError(f"hardware '{self.name}': scratchpad_kib={self.scratchpad_kib:g} is too "
+                            f"small for one {self.rows}x{self.cols} tile (needs {need_sp / 1024:g} KiB)")
+        need_acc = self.buffers * self.rows * self.cols * self.acc_bytes
+        if need_acc > self.accumulator_bytes:
+            raise UserError(f"hardware '{self.name}': accumulator_kib={self.accumulator_kib:g} is too "
+                            f"small for one {self.rows}x{self.cols} tile (needs {need_acc / 1024:g} KiB)")
+        if self.scratchpad_pj_per_byte == 0:
+            object.__setattr__(self, "scratchpad_pj_per_byte", sram_pj_per_byte(self.scratchpad_kib))
+        if self.accumulator_pj_per_byte == 0:
+            object.__setattr__(self, "accumulator_pj_per_byte",
+                               sram_pj_per_byte(self.accumulator_kib))
+
+    # -- derived sizes ----------------------------------------------------------------------
+    @property
+    def in_bytes(self) -> int:
+        return self.input_bits // 8
+
+    @property
+    def acc_bytes(self) -> int:
+        return self.acc_bits // 8
+
+    @property
+    def buffers(self) -> int:
+        return 2 if self.double_buffer else 1
+
+    @property
+    def scratchpad_bytes(self) -> int:
+        return int(self.scratchpad_kib * 1024)
+
+    @property
+    def accumulator_bytes(self) -> int:
+        return int(self.accumulator_kib * 1024)
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def sparse_rows(self) -> int:
+        """PE rows of the sparse attention engine (the rest form the dense engine)."""
+        return int(round(self.rows * self.sparse_pe_fraction)) if self.sparse_engine else 0
+
+    def host_cycles_per_element(self, kind: str) -> float:
+        return getattr(self, f"host_cycles_{kind}")
+
+    # -- identity ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """12 hex chars of the sha1 of every cost-relevant field (name and description excluded)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], name: str = "custom") -> HardwareConfig:
+        if not isinstance(data, dict):
+            raise UserError(f"hardware '{name}': expected a mapping, got {type(data).__name__}")
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"hardware '{data.get('name', name)}': unknown field(s) {unknown}")
+        data.setdefault("name", name)
+        return cls(**data)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+PRESET_DIR = Path(__file__).resolve().parent / "presets"
+
+
+def _load_preset(path: Path) -> HardwareConfig:
+    return HardwareConfig.from_dict(yaml.safe_load(path.read_text()), name=path.stem)
+
+
+# Built-in designs, by name: costmodel/presets/<name>.yaml (each documents its source).
+PRESETS: dict[str, HardwareConfig] = {p.stem: _load_preset(p)
+                                      for p in sorted(PRESET_DIR.glob("*.yaml"))}
+
+
+def scalesim_equivalent(rows: int, cols: int, dataflow: str = "ws", ifmap_kb: float = 128,
+                        filter_kb: float = 128, ofmap_kb: float = 64) -> HardwareConfig:
+    """The configuration SCALE-Sim runs are compared against: its ifmap + filter SRAMs form our
+    shared scratchpad, its ofmap SRAM of 1-byte words holds as many int32 sums in our accumulator
+    (4 x the bytes), and DRAM bandwidth is ample (compute cycles are what is compared)."""
+    return HardwareConfig(name=f"scalesim-{rows}x{cols}-{dataflow}", rows=rows, cols=cols,
+                          dataflow=dataflow, scratchpad_kib=ifmap_kb + filter_kb,
+                          accumulator_kib=4 * ofmap_kb, dram_bytes_per_cycle=1e9)
+
+
+def load_hardware(name_or_path: str | Path) -> HardwareConfig:
+    """A preset name (see `PRESETS`) or a YAML file; a file may start from a preset with `base:`."""
+    key = str(name_or_path)
+    if key in PRESETS:
+        return PRESETS[key]
+    path = Path(key)
+    if not path.suffix and not path.exists():
+        raise UserError(f"unknown hardware '{key}'; presets: {', '.join(PRESETS)} (or a YAML file)")
+    data = load_mapping(path, what="hardware")
+    base = data.pop("base", None)
+    if base is not None:
+        if base not in PRESETS:
+            raise UserError(f"hardware file {path}: base '{base}' is not a preset "
+                            f"({', '.join(PRESETS)})")
+        merged = PRESETS[base].to_dict()
+        merged.update(name=path.stem, description=f"{path.name}, based on preset {base}",
+                      scratchpad_pj_per_byte=0.0, accumulator_pj_per_byte=0.0)  # re-derive
+        merged.update(data)
+        data = merged
+    data.setdefault("name", path.stem)
+    return HardwareConfig.from_dict(data, name=path.stem)
+
+
+__all__ = ["HardwareConfig", "PRESETS", "load_hardware", "scalesim_equivalent", "sram_pj_per_byte", "DATAFLOWS"]

@@ -1,0 +1,155 @@
+"""Attention sparsity for the ViTCoD-like sparse engine: masks, and how they split between engines.
+
+ViTCoD (You et al., HPCA 2023) prunes attention maps to fixed masks, then reorders the key
+columns so the densest ("global token") columns form one dense block, run on the dense engine as
+an ordinary GEMM, while the remaining scattered non-zeros go to the sparse engine. What the
+simulator needs from a mask is, per head: how many columns are dense and how many non-zeros are
+left outside them. `AttentionSparsity.split(q, ctx, layer)` answers that, from
+
+- a generated pattern: "global-local" (a few fully kept global columns + a local window around the
+  diagonal, the pattern of sparse-attention ViTs) or "random" (every score kept with 1 - s), or
+- a real mask file (numpy bool array [layers, heads, q, k] or [heads, q, k], True = pruned, as in
+  ViTCoD's released DeiT masks); its column statistics (mean over layers and heads, or per layer
+  with `per_layer=True`) are rescaled to the op's shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from nas.errors import UserError
+
+PATTERNS = ("global-local", "random", "mask")
+
+
+@dataclass(frozen=True)
+class AttentionSparsity:
+    sparsity: float                 # fraction of attention scores pruned (0 <= s < 1)
+    pattern: str = "global-local"
+    global_share: float = 0.5       # global-local: share of each row's kept scores in global columns
+    dense_threshold: float = 0.5    # a column is "dense" when at least this share of its rows is kept
+    mask_path: str = ""             # pattern "mask": the .npy file
+    seed: int = 0                   # pattern "random": generate_mask's seed (stats are analytic)
+    # pattern "mask": use each layer's own statistics (ops need their layer index) instead of the
+    # mean over layers. Off by default: lookup tables simulate operator groups without a layer
+    # index, and their sums must equal the full simulation.
+    per_layer: bool = False
+
+    def __post_init__(self) -> None:
+        if self.pattern not in PATTERNS:
+            raise UserError(f"sparsity: unknown pattern {self.pattern!r} (choose {', '.join(PATTERNS)})")
+        if not 0.0 <= self.sparsity < 1.0:
+            raise UserError(f"sparsity: must be in [0, 1), got {self.sparsity}")
+        if not 0.0 <= self.global_share <= 1.0 or not 0.0 < self.dense_threshold <= 1.0:
+            raise UserError("sparsity: global_share must be in [0, 1] and dense_threshold in (0, 1]")
+        if self.pattern == "mask" and not self.mask_path:
+            raise UserError("sparsity: pattern 'mask' needs a mask file")
+
+    @classmethod
+    def from_mask(cls, path: str | Path, dense_threshold: float = 0.5,
+                  per_layer: bool = False) -> AttentionSparsity:
+        """A real mask file; its sparsity is measured from the file."""
+        stats = _mask_file_stats(str(path), dense_threshold)
+        return cls(sparsity=float(stats[2]), pattern="mask", mask_path=str(path),
+                   dense_threshold=dense_threshold, per_layer=per_layer)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def _layer(self, layer: int | None) -> int | None:
+        return layer if self.per_layer else None
+
+    def kept_fraction(self, layer: int | None = None) -> float:
+        """Share of attention scores kept (what a sparse softmax has to process)."""
+        if self.pattern == "mask":
+            per_layer = _mask_file_stats(self.mask_path, self.dense_threshold)[1]
+            return float(_pick_layer(per_layer, self._layer(layer))[2])
+        return 1.0 - self.sparsity
+
+    def split(self, q: int, ctx: int, layer: int | None = None) -> tuple[int, float]:
+        """(dense columns, non-zeros outside them) of one head's q x ctx attention map."""
+        if self.pattern == "mask":
+            per_layer = _mask_file_stats(self.mask_path, self.dense_threshold)[1]
+            col_frac, sparse_frac, _ = _pick_layer(per_layer, self._layer(layer))
+            return int(round(col_frac * ctx)), float(sparse_frac * q * ctx)
+        keep = max(1, int(round((1.0 - self.sparsity) * ctx)))      # scores kept per query row
+        if self.pattern == "random":
+            if 1.0 - self.sparsity >= self.dense_threshold:          # every column is dense
+                return ctx, 0.0
+            return 0, float(keep * q)
+        glob = int(round(self.global_share * keep))                   # global (dense) columns
+        local = keep - glob                                            # window scores per row
+        if local >= self.dense_threshold * max(ctx - glob, 1):        # window columns are dense:
+            return ctx, 0.0                                            # all on the dense engine
+        return glob, float(local * q)
+
+
+def _pick_layer(per_layer: np.ndarray, layer: int | None) -> np.ndarray:
+    """Row `layer` of the per-layer statistics, or their mean when the layer is unknown."""
+    if layer is not None and 0 <= layer < len(per_layer):
+        return per_layer[layer]
+    return per_layer.mean(axis=0)
+
+
+def mask_stats(pruned: np.ndarray, dense_threshold: float = 0.5) -> tuple[float, float, float]:
+    """For one head's mask [q, k] (True = pruned): (dense column share, share of scores that are
+    non-zeros outside dense columns, kept share)."""
+    kept = ~np.asarray(pruned, dtype=bool)
+    col_density = kept.mean(axis=0)
+    dense = col_density >= dense_threshold
+    return float(dense.mean()), float(kept[:, ~dense].sum() / kept.size), float(kept.mean())
+
+
+@lru_cache(maxsize=8)
+def _mask_file_stats(path: str, dense_threshold: float) -> tuple[int, np.ndarray, float]:
+    """(layers, per-layer [dense column share, sparse share, kept share] averaged over heads,
+    overall sparsity) of a mask file."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"mask file not found: {p}")
+    try:
+        masks = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"mask file {p}: not a numpy .npy array ({exc})") from None
+    if masks.ndim == 3:
+        masks = masks[None]
+    if masks.ndim != 4 or masks.shape[-1] != masks.shape[-2] and masks.shape[-2] != 1:
+        raise UserError(f"mask file {p}: expected [layers, heads, q, k] or [heads, q, k], "
+                        f"got shape {masks.shape}")
+    masks = masks.astype(bool)
+    per_layer = np.array([[mask_stats(h, dense_threshold) for h in layer] for layer in masks])
+    return len(masks), per_layer.mean(axis=1), float(masks.mean())
+
+
+def generate_mask(n: int, sparsity: float, pattern: str = "global-local",
+                  global_share: float = 0.5, seed: int = 0) -> np.ndarray:
+    """An n x n mask (True = pruned) with about `sparsity` of the scores pruned.
+
+    global-local: the first `glob` columns are global tokens (kept in every row); each row also
+    keeps a window of `local` columns around its diagonal (wrapping at the edges). random: independent Bernoulli(1 - s).
+    """
+    if pattern == "random":
+        return np.random.default_rng(seed).random((n, n)) >= 1.0 - sparsity
+    if pattern != "global-local":
+        raise UserError(f"generate_mask: unknown pattern {pattern!r}")
+    keep = max(1, int(round((1.0 - sparsity) * n)))
+    glob = int(round(global_share * keep))
+    local = keep - glob
+    kept = np.zeros((n, n), dtype=bool)
+    kept[:, :glob] = True
+    rest = n - glob
+    if local and rest:
+        # row i keeps the `local` non-global columns centred on its diagonal, wrapping around
+        # at the edges so every row keeps the same number and every window column has the
+        # same density local / (n - glob)
+        rows = np.arange(n)[:, None]
+        cols = glob + (rows - glob - local // 2 + np.arange(min(local, rest))[None, :]) % rest
+        kept[rows, cols] = True
+    return ~kept
+
+
+__all__ = ["AttentionSparsity", "generate_mask", "mask_stats", "PATTERNS"]

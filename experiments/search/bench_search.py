@@ -1,0 +1,171 @@
+"""Search benchmarks on a trained `tiny` supernet (run by hand; results committed here).
+
+1. Wall time of a default search (NSGA-II, population 40, 40 generations, objective EDP) and
+   where it goes: perplexity evaluation vs cost look-up vs checkpoints vs DEAP bookkeeping.
+2. NSGA-II vs random search at the same number of evaluated architectures: hypervolume of each
+   over several seeds (both normalised by the same anchors: largest and smallest subnet).
+
+    python experiments/search/bench_search.py --ckpt RUN_DIR
+        [--seeds 0 1 2] [--population 20] [--generations 15] [--max-tokens 2048]
+
+Writes experiments/search/search_bench.json and hv_nsga2_vs_random.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from costmodel.hardware import load_hardware
+from costmodel.workload import Workload
+from lut.table import CostTable
+from nas.pareto import Normaliser, pareto_indices
+from nas.search import Search, SearchConfig, SupernetPerplexity
+
+HERE = Path(__file__).resolve().parent
+
+
+class Memo:
+    """Shares perplexities between the runs of part 2 (same supernet, same validation subset:
+    the value of an architecture does not depend on the run)."""
+
+    def __init__(self, quality):
+        self.quality, self.values = quality, {}
+
+    def __call__(self, archs):
+        todo = [a for a in archs if a.key not in self.values]
+        for a, p in zip(todo, self.quality(todo) if todo else []):
+            self.values[a.key] = p
+        return [self.values[a.key] for a in archs]
+
+
+def hv_curve(history, normaliser, objective, counts):
+    """Hypervolume of the feasible front of the first n evaluated candidates, for each n."""
+    out = []
+    for n in counts:
+        pts = [(c["perplexity"], c[objective]) for c in history[:n] if c["feasible"]]
+        out.append(normaliser.hypervolume([pts[i] for i in pareto_indices(pts)]))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", required=True, help="trained supernet run directory (tiny space)")
+    ap.add_argument("--hw", default="gemmini-transformer")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--population", type=int, default=20)
+    ap.add_argument("--generations", type=int, default=15)
+    ap.add_argument("--max-tokens", type=int, default=2048,
+                    help="validation tokens per perplexity in part 2")
+    ap.add_argument("--default-max-tokens", type=int, default=8192,
+                    help="validation tokens per perplexity in part 1 (`nas search` default)")
+    ap.add_argument("--skip-default", action="store_true", help="skip part 1")
+    ap.add_argument("--out", default=str(HERE / "search_bench.json"))
+    args = ap.parse_args()
+
+    hw = load_hardware(args.hw)
+    probe = SupernetPerplexity(args.ckpt, max_tokens=args.max_tokens)
+    ev = probe.evaluator
+    workload = Workload(seq=ev.block_size, mode="decoder", vocab=ev.vocab_size)
+    table = CostTable.build(ev.space, hw, workload)
+    common = {"vocab": ev.vocab_size, "max_seq": ev.block_size}
+    doc = {"command": "python " + " ".join(sys.argv),
+           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU "
+                      f"cores (shared with other jobs), Python {platform.python_version()}",
+           "supernet": str(ev.checkpoint), "space": ev.space.to_dict(), "hardware": hw.name,
+           "table": table.describe()}
+
+    # -- 1. a default search, timed ----------------------------------------------------------
+    if not args.skip_default:
+        quality = SupernetPerplexity(args.ckpt, max_tokens=args.default_max_tokens)
+        quality.evaluator                       # load outside the timed search
+        with tempfile.TemporaryDirectory() as tmp:
+            search = Search(ev.space, quality, table, SearchConfig(), **common,
+                            state_path=Path(tmp) / "state.pkl", progress=True)
+            t0 = time.perf_counter()
+            res = search.run()
+            wall = time.perf_counter() - t0
+        secs = res.seconds
+        doc["default_search"] = {
+            "settings": "NSGA-II, population 40, 40 generations, mutation 0.2, objective edp, "
+                        f"{args.default_max_tokens} validation tokens per perplexity",
+            "wall_s": wall, "evaluated_architectures": len(res.history),
+            "candidate_slots": 40 * 41, "front_size": len(res.front),
+            "hypervolume_final": res.hypervolume[-1],
+            "seconds": secs,
+            "share": {k: secs[f"{k}_s"] / secs["total_s"]
+                      for k in ("perplexity", "cost", "checkpoint", "bookkeeping")},
+            "ms_per_perplexity": 1e3 * secs["perplexity_s"] / len(res.history),
+            "us_per_cost_lookup": 1e6 * secs["cost_s"] / len(res.history),
+        }
+        print(json.dumps(doc["default_search"], indent=1))
+
+    # -- 2. NSGA-II vs random at equal evaluations ----------------------------------------------
+    memo = Memo(probe)
+    runs = {"nsga2": {}, "random": {}}
+    normaliser = None
+    for seed in args.seeds:
+        for algorithm in runs:
+            cfg = SearchConfig(algorithm=algorithm, population=args.population,
+                               generations=args.generations, seed=seed)
+            t0 = time.perf_counter()
+            res = Search(ev.space, memo, table, cfg, **common).run()
+            normaliser = normaliser or Normaliser([
+                (res.largest["perplexity"], res.largest["edp"]),
+                (res.smallest["perplexity"], res.smallest["edp"])])
+            runs[algorithm][seed] = {"history": res.history, "wall_s": time.perf_counter() - t0}
+            print(f"seed {seed} {algorithm}: {len(res.history)} evaluated, "
+                  f"hv {res.hypervolume[-1]:.4f}")
+    comparison = []
+    curves = {}
+    for seed in args.seeds:
+        n = min(len(runs[a][seed]["history"]) for a in runs)
+        counts = list(range(args.population, n + 1, max(1, args.population // 2))) + [n]
+        row = {"seed": seed, "evaluations": n}
+        for a in runs:
+            curve = hv_curve(runs[a][seed]["history"], normaliser, "edp", counts)
+            curves.setdefault(a, []).append((counts, curve))
+            row[f"hv_{a}"] = curve[-1]
+            row[f"evaluated_{a}"] = len(runs[a][seed]["history"])
+        comparison.append(row)
+    summary = {a: {"mean": statistics.mean(r[f"hv_{a}"] for r in comparison),
+                   "stdev": statistics.stdev(r[f"hv_{a}"] for r in comparison)
+                   if len(comparison) > 1 else 0.0} for a in runs}
+    doc["nsga2_vs_random"] = {
+        "settings": f"population {args.population}, {args.generations} generations, objective "
+                    f"edp, {args.max_tokens} validation tokens per perplexity; hypervolume of "
+                    f"the feasible front of the first N distinct evaluated architectures, N = "
+                    f"the smaller of the two runs' counts; objectives normalised between the "
+                    f"largest and smallest subnet, reference point (1.1, 1.1)",
+        "normaliser": normaliser.to_dict(), "per_seed": comparison, "summary": summary,
+        "nsga2_wins": sum(r["hv_nsga2"] > r["hv_random"] for r in comparison),
+    }
+    print(json.dumps(doc["nsga2_vs_random"]["per_seed"], indent=1), summary)
+    Path(args.out).write_text(json.dumps(doc, indent=1))
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for color, a in zip(("C0", "C1"), runs):
+        for i, (counts, curve) in enumerate(curves[a]):
+            ax.plot(counts, curve, color=color, alpha=0.8, label=a if i == 0 else None)
+    ax.set_xlabel("distinct architectures evaluated")
+    ax.set_ylabel("hypervolume (perplexity vs EDP, normalised)")
+    ax.set_title(f"NSGA-II vs random search, {len(args.seeds)} seeds", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(HERE / "hv_nsga2_vs_random.png", dpi=130)
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()

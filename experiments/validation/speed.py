@@ -1,0 +1,98 @@
+"""Simulator speed (run by hand, not in CI).
+
+    python experiments/validation/speed.py [--repeats 20]
+
+Times `costmodel.simulate` of a 12-layer BERT-Base at sequence length 512 on
+gemmini-transformer: "cold" clears the per-shape caches before every run (every GEMM is tiled
+from scratch), "warm" reuses them (what lookup-table builds and repeated calls see). Reports the
+median over the repeats. Then times each GEMM of the SCALE-Sim reference runs cold and gives the
+ratio to SCALE-Sim's wall time on the same GEMM (`wall_s` in ../shared/oracles, measured on a
+2-core machine). Writes experiments/validation/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from costmodel import simulate as sim
+from costmodel.hardware import PRESETS, scalesim_equivalent
+from costmodel.workload import Workload, model_ops
+from nas.arch import NAMED_MODELS
+
+ROOT = Path(__file__).resolve().parents[2]
+ORACLE = ROOT.parent / "shared" / "oracles" / "scalesim-3.0.0-ws.jsonl"
+OUT = Path(__file__).resolve().parent / "speed.json"
+
+
+def clear_caches() -> None:
+    sim.gemm_cost.cache_clear()
+    sim._shape_cost.cache_clear()
+
+
+def median_ms(fn, repeats: int, cold: bool) -> float:
+    times = []
+    for _ in range(repeats):
+        if cold:
+            clear_caches()
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args()
+
+    model = NAMED_MODELS["bert-base"]
+    hw, wl = PRESETS["gemmini-transformer"], Workload(seq=512, vocab=model.vocab)
+    ops = model_ops(model.arch, wl)
+    run = lambda: sim.simulate(model.arch, hw, wl)      # noqa: E731
+    bert = {"model": "bert-base (12 layers, vocab 30522)", "seq": 512, "hardware": hw.name,
+            "operators": len(ops), "cycles": run().cycles,
+            "cold_ms_median": median_ms(run, args.repeats, cold=True),
+            "warm_ms_median": median_ms(run, args.repeats, cold=False)}
+    print(f"BERT-Base seq 512, {len(ops)} operators: cold {bert['cold_ms_median']:.2f} ms, "
+          f"warm {bert['warm_ms_median']:.2f} ms (median of {args.repeats})")
+
+    gemms = []
+    if ORACLE.is_file():
+        for line in ORACLE.read_text().splitlines():
+            r = json.loads(line)
+            cfg = scalesim_equivalent(r["rows"], r["cols"], r["dataflow"], r["ifmap_kb"],
+                                      r["filter_kb"], r["ofmap_kb"])
+            ms = median_ms(lambda: sim.gemm_cost(r["M"], r["K"], r["N"], cfg), args.repeats,
+                           cold=True)
+            gemms.append({"shape": r["shape"], "M": r["M"], "K": r["K"], "N": r["N"],
+                          "array": f"{r['rows']}x{r['cols']}", "ours_ms": ms,
+                          "scalesim_s": r["wall_s"], "speedup": r["wall_s"] * 1e3 / ms})
+            print(f"{r['shape']:16s} {r['M']}x{r['K']}x{r['N']} on {r['rows']}x{r['cols']}: "
+                  f"ours {ms:.3f} ms, SCALE-Sim {r['wall_s']} s, {gemms[-1]['speedup']:,.0f}x")
+    result = {
+        "command": f"python experiments/validation/speed.py --repeats {args.repeats}",
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "note": "2-core CPU shared with other jobs"},
+        "simulator_version": sim.SIMULATOR_VERSION, "bert_base_seq512": bert,
+        "scalesim_gemms": gemms,
+        "bert_ffn1_16x16_speedup": next((g["speedup"] for g in gemms
+                                         if g["shape"] == "bert_ffn1" and g["array"] == "16x16"),
+                                        None),
+    }
+    tmp = OUT.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(OUT)
+    print(f"wrote {OUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

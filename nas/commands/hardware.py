@@ -1,0 +1,341 @@
+"""`nas hw list|show`, `nas profile`, `nas simulate`: the accelerator cost model from the shell.
+
+Only numpy/PyYAML-level imports (the cost model never imports torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from nas.errors import UserError
+
+EXAMPLES_HW = """examples:
+  nas hw list
+  nas hw show gemmini-transformer
+  nas hw show my_accelerator.yaml      # a YAML file; `base: gemmini` starts from a preset"""
+
+EXAMPLES_PROFILE = """examples:
+  nas profile --model bert-base --seq 512
+  nas profile --model gpt2 --mode decoder --seq 128 --gen 32 --bits 16 --json gpt2.json
+  nas profile --model runs/archs/front-0.yaml --seq 1024 --summary"""
+
+EXAMPLES_SIMULATE = """examples:
+  nas simulate --model bert-base --hw gemmini --seq 512
+  nas simulate --model bert-base --hw gemmini-transformer --seq 512 --summary --json bert.json
+  nas simulate --model gpt2 --hw gemmini-transformer --mode decoder --seq 128 --gen 32
+  nas simulate --model deit-tiny --hw vitcod --sparsity 0.9
+  nas simulate --model deit-tiny --hw vitcod \\
+      --mask ../shared/data/vitcod/deit_tiny_attention_masks_0.95.npy
+  nas simulate --model arch.yaml --hw my_hw.yaml --seq 256 --csv ops.csv"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    hw = sub.add_parser("hw", formatter_class=fmt, epilog=EXAMPLES_HW,
+                        help="list or show accelerator hardware presets",
+                        description="Built-in accelerator configurations (costmodel/presets) "
+                                    "and YAML files describing your own.")
+    hw_sub = hw.add_subparsers(dest="hw_command", metavar="{list,show}")
+    p = hw_sub.add_parser("list", help="one line per preset")
+    p.set_defaults(func=cmd_hw_list)
+    p = hw_sub.add_parser("show", help="print a preset or YAML file with every field and its hash")
+    p.add_argument("name", help="preset name or hardware YAML file")
+    p.set_defaults(func=cmd_hw_show)
+    hw.set_defaults(func=lambda args: (hw.print_help(), 2)[1])
+
+    p = sub.add_parser(
+        "profile", formatter_class=fmt, epilog=EXAMPLES_PROFILE,
+        help="analytic FLOPs, memory operations and arithmetic intensity per operator",
+        description="Hardware-independent profile (Kim et al. 2023, Sec. 2.2): FLOPs (a MAC is 2 "
+                    "FLOPs; softmax 5, LayerNorm 7, GELU 8, add 1 per element), ideal memory "
+                    "operations (each operand and the output moved once, at --bits) and "
+                    "arithmetic intensity, per operator, per class and in total.")
+    _model_args(p)
+    p.add_argument("--bits", type=int, default=8,
+                   help="bits per element for memory operations (default: 8)")
+    _output_args(p)
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser(
+        "simulate", formatter_class=fmt, epilog=EXAMPLES_SIMULATE,
+        help="cycles, energy and EDP of every operator on an accelerator",
+        description="Simulate a model on a Gemmini-like accelerator: per-operator cycles, share, "
+                    "energy, bound and utilisation, then totals (cycles, seconds, energy, EDP). "
+                    "Decode steps are aggregated per operator. With --sparsity/--mask, attention "
+                    "products run on the sparse engine of hardware that has one (e.g. vitcod).")
+    _model_args(p)
+    p.add_argument("--hw", default="gemmini-transformer",
+                   help="hardware preset or YAML file (default: gemmini-transformer)")
+    p.add_argument("--sparsity", type=float,
+                   help="attention sparsity s in [0, 1): generated masks (see --pattern)")
+    p.add_argument("--pattern", default="global-local", choices=("global-local", "random"),
+                   help="generated mask pattern for --sparsity (default: global-local)")
+    p.add_argument("--mask", help="attention masks .npy (bool [layers, heads, q, k], True = pruned)")
+    p.add_argument("--per-layer-mask", action="store_true",
+                   help="with --mask: layer i uses the mask's layer i (default: the mean over "
+                        "layers, which is what lookup tables use)")
+    _output_args(p, simulate=True)
+    p.set_defaults(func=cmd_simulate)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True,
+                   help="named model (bert-base, bert-large, gpt2, deit-tiny, survey-6l), "
+                        "architecture key, or architecture YAML/JSON file")
+    p.add_argument("--seq", type=int, help="sequence (decoder: prompt) length "
+                                           "(default: the named model's, else 128)")
+    p.add_argument("--batch", type=int, default=1, help="sequences per batch (default: 1)")
+    p.add_argument("--mode", choices=("encoder", "decoder"),
+                   help="encoder (one pass) or decoder (prefill + --gen KV-cached steps); "
+                        "default: the named model's, else encoder")
+    p.add_argument("--gen", type=int, default=0, help="decoder: tokens generated (default: 0)")
+    p.add_argument("--vocab", type=int,
+                   help="LM-head width, 0 for none (default: the named model's, else 0)")
+
+
+def _output_args(p: argparse.ArgumentParser, simulate: bool = False) -> None:
+    p.add_argument("--summary", action="store_true",
+                   help="aggregate the table over layers (one row per operator type)")
+    p.add_argument("--json", metavar="PATH", help="also write everything as JSON")
+    if simulate:
+        p.add_argument("--plot", metavar="PNG", help="also plot cycles per operator type and "
+                                                     "energy per component")
+    p.add_argument("--csv", metavar="PATH", help="also write the per-operator rows as CSV")
+
+
+def _workload(args):
+    from costmodel.workload import Workload
+    from nas.arch import resolve_model
+
+    arch, named = resolve_model(args.model)
+    mode = args.mode or (named.mode if named else "encoder")
+    seq = args.seq if args.seq is not None else (named.seq if named else 128)
+    vocab = args.vocab if args.vocab is not None else (named.vocab if named else 0)
+    return arch, Workload(seq=seq, batch=args.batch, mode=mode, gen=args.gen, vocab=vocab)
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Write via a temporary file + rename, so a crash never leaves half a file."""
+    target = Path(path)
+    if target.parent and not target.parent.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue()
+
+
+def _row_key(name: str, summary: bool) -> str:
+    """Table row of an op: decode steps folded ('@t3' -> '@decode'); --summary drops 'L<i>.'."""
+    name = re.sub(r"@t\d+$", "@decode", name)
+    return re.sub(r"^L\d+\.", "", name) if summary else name
+
+
+def _fmt(x: float, small: bool = False) -> str:
+    """Compact SI notation: 1234567 -> '1.23M'; with `small`, 0.000237 -> '237u'."""
+    units = [("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0)]
+    if small:
+        units = [("", 1.0), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9), ("p", 1e-12)]
+    for unit, scale in units:
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    for r in [header, ["-" * w for w in widths]] + rows:
+        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths))))
+
+
+# -- nas hw ------------------------------------------------------------------------------------
+
+def cmd_hw_list(args) -> int:
+    from costmodel.hardware import PRESETS
+
+    rows = [[n, f"{h.rows}x{h.cols}", h.dataflow, f"{h.scratchpad_kib:g}K", f"{h.accumulator_kib:g}K",
+             f"{h.dram_bytes_per_cycle * 8:g}b", h.sfu,
+             f"{1 - h.sparse_pe_fraction:.2g}:{h.sparse_pe_fraction:.2g}" if h.sparse_engine else "-",
+             h.hash()] for n, h in PRESETS.items()]
+    _print_table(["preset", "array", "flow", "scratchpad", "accumulator", "bus", "sfu",
+                  "dense:sparse", "hash"], rows)
+    print()
+    for n, h in PRESETS.items():
+        print(f"{n}: {h.description}")
+    return 0
+
+
+def cmd_hw_show(args) -> int:
+    from costmodel.hardware import load_hardware
+
+    hw = load_hardware(args.name)
+    print(f"# hash: {hw.hash()}")
+    print(hw.to_yaml(), end="")
+    return 0
+
+
+# -- nas profile -------------------------------------------------------------------------------
+
+def cmd_profile(args) -> int:
+    from costmodel.profile import profile
+    from costmodel.workload import model_ops
+
+    if args.bits <= 0 or args.bits % 8:
+        raise UserError(f"--bits must be a positive multiple of 8, got {args.bits}")
+    arch, wl = _workload(args)
+    prof = profile(model_ops(arch, wl), args.bits / 8)
+    agg: dict[str, dict] = {}
+    for p in prof.ops:
+        row = agg.setdefault(_row_key(p.op.name, args.summary),
+                             {"shape": p.op.shape, "class": p.op.cls, "flops": 0, "mops": 0.0})
+        row["flops"] += p.flops
+        row["mops"] += p.mops
+    print(f"{args.model} ({arch.key}), {wl.key}, {args.bits}-bit memory operations")
+    total = prof.flops or 1
+    _print_table(["operator", "shape", "class", "FLOPs", "share", "MOPs (B)", "FLOP/B"],
+                 [[n, r["shape"], r["class"], _fmt(r["flops"]), f"{100 * r['flops'] / total:.1f}%",
+                   _fmt(r["mops"]), f"{r['flops'] / r['mops']:.3g}"] for n, r in agg.items()])
+    print()
+    _print_table(["class", "FLOPs", "share", "MOPs (B)", "FLOP/B"],
+                 [[c, _fmt(r["flops"]), f"{100 * r['flops_share']:.1f}%", _fmt(r["mops"]),
+                   f"{r['intensity']:.3g}"] for c, r in prof.by_class().items()]
+                 + [["total", _fmt(prof.flops), "100%", _fmt(prof.mops), f"{prof.intensity:.3g}"]])
+    data = {"model": args.model, "arch": arch.to_dict(), "workload": vars(wl).copy(),
+            "bits": args.bits, **prof.to_dict()}
+    _write_outputs(args, data, data["ops"])
+    return 0
+
+
+# -- nas simulate ------------------------------------------------------------------------------
+
+def cmd_simulate(args) -> int:
+    from costmodel.hardware import load_hardware
+    from costmodel.simulate import simulate
+    from costmodel.sparsity import AttentionSparsity
+
+    hw = load_hardware(args.hw)
+    arch, wl = _workload(args)
+    if args.sparsity is not None and args.mask:
+        raise UserError("give either --sparsity or --mask, not both")
+    sparsity = None
+    if args.mask:
+        sparsity = AttentionSparsity.from_mask(args.mask, per_layer=args.per_layer_mask)
+    elif args.sparsity is not None:
+        sparsity = AttentionSparsity(args.sparsity, pattern=args.pattern)
+    if sparsity is not None and not hw.sparse_engine:
+        print(f"nas simulate: note: hardware '{hw.name}' has no sparse attention engine; "
+              "attention runs dense", file=sys.stderr)
+    rep = simulate(arch, hw, wl, sparsity)
+
+    agg: dict[str, dict] = {}
+    for c in rep.ops:
+        row = agg.setdefault(_row_key(c.op.name, args.summary),
+                             {"shape": c.op.shape, "cycles": 0.0, "energy_pj": 0.0, "macs": 0,
+                              "bounds": defaultdict(float), "busy": 0.0, "kind": c.op.kind,
+                              "n": 0})
+        row["cycles"] += c.cycles
+        row["energy_pj"] += c.energy_pj
+        row["bounds"][c.bound] += c.cycles
+        row["busy"] += c.utilization * c.cycles
+        row["n"] += 1
+        if row["n"] > 1 and row["shape"] != c.op.shape:
+            row["shape"] = "(varies)"
+    total = rep.cycles or 1.0
+    extra = f", sparsity {sparsity.sparsity:.3g} ({sparsity.pattern})" if sparsity else ""
+    print(f"{args.model} ({arch.key}) on {hw.name} [{hw.hash()}], {wl.key}{extra}")
+    _print_table(["operator", "shape", "cycles", "share", "energy", "bound", "util"],
+                 [[n, r["shape"], _fmt(r["cycles"]), f"{100 * r['cycles'] / total:.1f}%",
+                   _fmt(r["energy_pj"] * 1e-12, small=True) + "J", max(r["bounds"], key=r["bounds"].get),
+                   f"{100 * r['busy'] / r['cycles']:.0f}%" if r["cycles"] else "-"]
+                  for n, r in agg.items()])
+    print()
+    _print_table(["class", "cycles", "share", "energy", "share"],
+                 [[c, _fmt(r["cycles"]), f"{100 * r['cycles'] / total:.1f}%",
+                   _fmt(r["energy_pj"] * 1e-12, small=True) + "J",
+                   f"{100 * r['energy_pj'] * 1e-12 / rep.energy_j:.1f}%"]
+                  for c, r in rep.by_class().items()])
+    if wl.mode == "decoder":
+        phases = rep.by_phase()
+        pre = phases.get("prefill", {"cycles": 0.0, "energy_pj": 0.0})
+        print(f"\nprefill ({wl.seq} tokens): {pre['cycles'] / hw.clock_hz * 1e3:.4g} ms, "
+              f"{pre['energy_pj'] * 1e-9:.4g} mJ")
+        if wl.gen:
+            dec = phases.get("decode", {"cycles": 0.0, "energy_pj": 0.0})
+            print(f"decode ({wl.gen} tokens): {dec['cycles'] / hw.clock_hz * 1e3 / wl.gen:.4g} "
+                  f"ms and {dec['energy_pj'] * 1e-9 / wl.gen:.4g} mJ per generated token")
+    print(f"\ntotal: {rep.cycles:,.0f} cycles = {rep.latency_ms:.4g} ms at "
+          f"{hw.clock_hz / 1e6:g} MHz, energy {rep.energy_mj:.4g} mJ, EDP {rep.edp:.4g} J*s")
+    data = {"model": args.model, "arch": arch.to_dict(), **rep.to_dict()}
+    _write_outputs(args, data, data["ops"])
+    if args.plot:
+        _plot(rep, f"{args.model} on {hw.name}, {wl.key}", args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _plot(rep, title: str, path: str) -> None:
+    """Two bar charts: cycles per operator type (summed over layers and decode steps, split by
+    bound) and energy per hardware component."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_type: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for c in rep.ops:
+        by_type[_row_key(c.op.name, summary=True)][c.bound] += c.cycles / rep.hw.clock_hz * 1e3
+    names = sorted(by_type, key=lambda n: sum(by_type[n].values()))
+    bounds = sorted({b for v in by_type.values() for b in v})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, max(3.0, 0.28 * len(names) + 1.2)))
+    left = [0.0] * len(names)
+    for b in bounds:
+        vals = [by_type[n].get(b, 0.0) for n in names]
+        ax1.barh(names, vals, left=left, label=b)
+        left = [x + v for x, v in zip(left, vals)]
+    ax1.set_xlabel("latency (ms)")
+    ax1.legend(title="bound", fontsize=8)
+    energy = {k: v * 1e-9 for k, v in rep.energy_breakdown().items() if v > 0}
+    ax2.barh(list(energy), list(energy.values()), color="tab:gray")
+    ax2.set_xlabel("energy (mJ)")
+    fig.suptitle(f"{title}: {rep.latency_ms:.4g} ms, {rep.energy_mj:.4g} mJ", fontsize=10)
+    fig.tight_layout()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.tmp{target.suffix}")   # atomic: write, then rename
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, target)
+
+
+def _write_outputs(args, data: dict, rows: list[dict]) -> None:
+    if args.json:
+        _write_atomic(args.json, json.dumps(data, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    if args.csv:
+        flat = [{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()}
+                for r in rows]
+        _write_atomic(args.csv, _csv_text(flat))
+        print(f"wrote {args.csv}")

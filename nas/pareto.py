@@ -1,0 +1,111 @@
+"""Pareto fronts, 2-D hypervolume and the survey's "EDP reduction at +x perplexity" summary.
+
+Everything here minimises both objectives. Functions take plain (x, y) pairs so they serve the
+search, the exporter and the benchmarks alike.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+Point = tuple[float, float]
+
+
+def pareto_indices(points: Sequence[Point]) -> list[int]:
+    """Indices of the non-dominated points (both objectives minimised), sorted by x then y.
+
+    Of several identical points only the first is kept.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1], i))
+    front, best_y = [], float("inf")
+    for i in order:                         # sweep by increasing x: keep strictly better y
+        if points[i][1] < best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return front
+
+
+def hypervolume_2d(points: Sequence[Point], ref: Point) -> float:
+    """Area dominated by `points` and bounded by the reference point `ref` (minimisation).
+
+    Sweep the front by increasing x and add the rectangle each point adds below the previous y.
+    Points not strictly better than `ref` in both objectives add nothing.
+    """
+    inside = [p for p in points if p[0] < ref[0] and p[1] < ref[1]]
+    area, prev_y = 0.0, ref[1]
+    for i in pareto_indices(inside):
+        x, y = inside[i]
+        area += (ref[0] - x) * (prev_y - y)
+        prev_y = y
+    return area
+
+
+class Normaliser:
+    """Maps both objectives to [0, 1] between the two anchor subnets (largest and smallest).
+
+    Hypervolumes are computed on normalised objectives with the reference point (1.1, 1.1), i.e.
+    10% beyond the worse anchor in each objective, so that runs with the same anchors (same
+    supernet, table and objective) are comparable whatever the objective's units.
+    """
+
+    REF = (1.1, 1.1)
+
+    def __init__(self, anchors: Sequence[Point]):
+        xs, ys = [a[0] for a in anchors], [a[1] for a in anchors]
+        self.lo = (min(xs), min(ys))
+        self.span = (max(max(xs) - self.lo[0], 1e-12), max(max(ys) - self.lo[1], 1e-12))
+
+    def __call__(self, p: Point) -> Point:
+        return ((p[0] - self.lo[0]) / self.span[0], (p[1] - self.lo[1]) / self.span[1])
+
+    def hypervolume(self, points: Sequence[Point]) -> float:
+        return hypervolume_2d([self(p) for p in points], self.REF)
+
+    def to_dict(self) -> dict:
+        return {"lo": list(self.lo), "span": list(self.span), "ref": list(self.REF)}
+
+
+def edp_reduction(candidates: Sequence[dict], baseline: dict, delta: float) -> dict | None:
+    """The lowest-EDP candidate within `delta` perplexity of the baseline, and the reduction.
+
+    Returns {"delta", "reduction" (baseline EDP / its EDP), "key", "perplexity", "edp"}, or None
+    when no candidate is within `delta`.
+    """
+    limit = baseline["perplexity"] + delta
+    within = [c for c in candidates if c["perplexity"] <= limit]
+    if not within:
+        return None
+    best = min(within, key=lambda c: (c["edp"], c["perplexity"]))
+    return {"delta": delta, "reduction": baseline["edp"] / best["edp"], "key": best["key"],
+            "perplexity": best["perplexity"], "edp": best["edp"]}
+
+
+def plot_pareto(history: Sequence[dict], front: Sequence[dict], largest: dict, path,
+                title: str = "", deltas: Sequence[float] = (0.1, 1.0)) -> None:
+    """Perplexity vs EDP like the survey's Fig. 26: every evaluated candidate, the front, the
+    largest subnet, and vertical lines at +0.1 and +1 perplexity from it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.scatter([c["perplexity"] for c in history], [c["edp"] for c in history], s=8,
+               color="0.75", label=f"evaluated ({len(history)})")
+    fr = sorted(front, key=lambda c: c["perplexity"])
+    ax.plot([c["perplexity"] for c in fr], [c["edp"] for c in fr], "o-", ms=4, color="C0",
+            label=f"Pareto front ({len(fr)})")
+    ax.scatter([largest["perplexity"]], [largest["edp"]], marker="*", s=160, color="C3",
+               zorder=5, label="largest subnet")
+    for delta, style in zip(deltas, ("--", ":")):
+        ax.axvline(largest["perplexity"] + delta, color="C3", ls=style, lw=1,
+                   label=f"largest +{delta:g} perplexity")
+    ax.set_yscale("log")
+    ax.set_xlabel("perplexity (inherited weights, validation subset)")
+    ax.set_ylabel("EDP (J s)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

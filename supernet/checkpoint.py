@@ -1,0 +1,127 @@
+"""Checkpoints: written atomically, read with one-line errors, turned back into a model.
+
+A checkpoint is one `torch.save`d dict (loaded with `weights_only=True`):
+    format, version      identify the file
+    model, model_config  ElasticGPT weights and ModelConfig fields
+    space, fixed_arch    the search space (dict) and, for `nas train-subnet`, the one architecture
+    tokenizer, config    Tokenizer.to_dict() and the TrainConfig fields
+    optimizer, scheduler, scaler, rng, step, best_loss, eval   training state for --resume
+A run directory holds `last.pt` (latest, for --resume) and `best.pt` (lowest mean validation loss).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.arch import Arch, SearchSpace
+from nas.errors import UserError
+from supernet.model import GPT, ElasticGPT, ModelConfig, num_params
+
+FORMAT = "transformer-hw-nas supernet checkpoint"
+SUBNET_FORMAT = "transformer-hw-nas subnet"
+VERSION = 1
+REQUIRED = ("model", "model_config", "space", "tokenizer", "config", "step")
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any], fmt: str = FORMAT) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"format": fmt, "version": VERSION, **payload}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def resolve_checkpoint(ckpt: str | Path, which: str = "best") -> Path:
+    """A checkpoint file, or a run directory (its `which`.pt, falling back to the other one)."""
+    path = Path(ckpt)
+    if path.is_dir():
+        for name in (f"{which}.pt", "best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise UserError(f"run directory {path} holds no checkpoint (best.pt or last.pt)")
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    return path
+
+
+def load_checkpoint(ckpt: str | Path, which: str = "best",
+                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = resolve_checkpoint(ckpt, which)
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, pickle errors, foreign objects ...
+        raise UserError(f"checkpoint {path} is corrupt or not a checkpoint "
+                        f"({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        hint = " (an exported subnet)" if isinstance(data, dict) and data.get(
+            "format") == SUBNET_FORMAT else ""
+        raise UserError(f"{path} is not a supernet checkpoint{hint}")
+    if data.get("version") != VERSION:
+        raise UserError(f"checkpoint {path} has version {data.get('version')}, "
+                        f"this program reads version {VERSION}")
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise UserError(f"checkpoint {path} lacks {', '.join(missing)}")
+    data["path"] = str(path)
+    return data
+
+
+def space_of(data: dict[str, Any]) -> SearchSpace:
+    return SearchSpace.from_dict(data["space"])
+
+
+def fixed_arch_of(data: dict[str, Any]) -> Arch | None:
+    return Arch.from_dict(data["fixed_arch"]) if data.get("fixed_arch") else None
+
+
+def model_from_checkpoint(data: dict[str, Any]) -> ElasticGPT:
+    model = ElasticGPT(ModelConfig(**data["model_config"]), space_of(data))
+    try:
+        model.load_state_dict(data["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise UserError(f"checkpoint {data.get('path')}: weights do not match its search space "
+                        f"({first})") from None
+    return model
+
+
+# -- standalone subnets (nas export-subnet) ------------------------------------------------------
+
+def export_subnet(data: dict[str, Any], arch: Arch, path: str | Path) -> dict[str, Any]:
+    """Write just `arch`'s weights as a standalone `GPT` file; return what was written."""
+    model = model_from_checkpoint(data).export(arch)
+    info = {"arch": arch.to_dict(), "key": arch.key, "params": num_params(model),
+            "params_supernet": num_params(model_from_checkpoint(data)),
+            "source": data.get("path"), "step": data["step"]}
+    payload = {"model": model.state_dict(), "model_config": data["model_config"],
+               "tokenizer": data["tokenizer"], "info": info}
+    save_checkpoint(path, payload, fmt=SUBNET_FORMAT)
+    return {**info, "path": str(path)}
+
+
+def load_subnet(path: str | Path) -> tuple[GPT, dict[str, Any]]:
+    """A model written by `export_subnet`, and its info (arch, params, tokenizer, source)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"subnet file not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"subnet file {path} is corrupt ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != SUBNET_FORMAT:
+        raise UserError(f"{path} is not an exported subnet")
+    arch = Arch.from_dict(data["info"]["arch"])
+    model = GPT(ModelConfig(**data["model_config"]), arch)
+    model.load_state_dict(data["model"])
+    return model, {**data["info"], "tokenizer": data["tokenizer"]}

@@ -1,0 +1,87 @@
+"""Validation loss and perplexity of subnets with inherited weights (no retraining).
+
+The evaluation set is fixed: non-overlapping windows of the context length over the first
+`max_tokens` tokens of a split, so results are deterministic. Subnets are evaluated one after the
+other over the same batches of windows.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from nas.arch import Arch, SearchSpace
+from nas.errors import UserError
+from supernet.checkpoint import fixed_arch_of, load_checkpoint, model_from_checkpoint, space_of
+from supernet.data import Tokenizer, eval_windows, load_tokens
+from supernet.model import ElasticGPT
+
+
+@torch.no_grad()
+def subnet_losses(model: ElasticGPT, x: torch.Tensor, y: torch.Tensor, archs: list[Arch],
+                  batch_size: int = 16) -> list[float]:
+    """Mean cross-entropy per token of each subnet over the windows x -> y."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    totals = [0.0] * len(archs)
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size].to(device)
+        yb = y[start:start + batch_size].to(device)
+        for j, arch in enumerate(archs):
+            logits, _ = model(xb, arch)
+            totals[j] += F.cross_entropy(logits.float().view(-1, logits.size(-1)),
+                                         yb.reshape(-1), reduction="sum").item()
+    model.train(was_training)
+    return [t / y.numel() for t in totals]
+
+
+def default_device(device: str | None) -> torch.device:
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+class SupernetEvaluator:
+    """Perplexity of any subnet of a trained supernet, with its inherited weights.
+
+    `ckpt` is a run directory (its best checkpoint) or a checkpoint file. The model, tokenizer,
+    search space and dataset recorded in the checkpoint are used; the evaluation windows are the
+    first `max_tokens` tokens of `split` (all of it when None).
+    """
+
+    def __init__(self, ckpt: str | Path, split: str = "valid", max_tokens: int | None = None,
+                 batch_size: int = 16, device: str | None = None) -> None:
+        self.device = default_device(device)
+        data = load_checkpoint(ckpt, "best", map_location=self.device)
+        self.checkpoint = data["path"]
+        self.step: int = data["step"]
+        self.space: SearchSpace = space_of(data)
+        self.fixed_arch: Arch | None = fixed_arch_of(data)
+        self.model = model_from_checkpoint(data).to(self.device).eval()
+        self.vocab_size: int = self.model.config.vocab_size
+        self.block_size: int = self.model.config.block_size
+        self.batch_size = batch_size
+        self.split = split
+        dataset = data["config"]["dataset"]
+        _, tokens = load_tokens(dataset, Tokenizer.from_dict(data["tokenizer"]))
+        if split not in tokens:
+            raise UserError(f"dataset '{dataset}' has no '{split}' split "
+                            f"(available: {', '.join(tokens)})")
+        if max_tokens is not None and max_tokens <= self.block_size:
+            raise UserError(f"max_tokens must exceed the context ({self.block_size}), "
+                            f"got {max_tokens}")
+        self.x, self.y = eval_windows(tokens[split], self.block_size, max_tokens)
+
+    @property
+    def tokens(self) -> int:
+        return self.y.numel()
+
+    def losses(self, archs: list[Arch]) -> list[float]:
+        for arch in archs:
+            self.space.check(arch)
+        return subnet_losses(self.model, self.x, self.y, archs, self.batch_size)
+
+    def perplexity(self, archs: list[Arch]) -> list[float]:
+        return [math.exp(loss) for loss in self.losses(archs)]

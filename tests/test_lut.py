@@ -1,0 +1,114 @@
+"""Lookup tables: exact sums of the simulator's costs, metadata checks, file handling, CLI."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+import costmodel.simulate as simulate_mod
+from costmodel.hardware import load_hardware
+from costmodel.simulate import simulate
+from costmodel.workload import Workload, model_ops
+from lut.table import CostTable, arch_groups, space_groups
+from nas.arch import SearchSpace
+from nas.cli import main
+from nas.errors import UserError
+
+HW = load_hardware("gemmini-transformer")
+SURVEY, TINY = SearchSpace.load("survey"), SearchSpace.load("tiny")
+DECODER = Workload(seq=128, batch=2, mode="decoder", gen=3, vocab=1000)
+
+
+def test_groups_are_those_of_model_ops():
+    rng = random.Random(0)
+    for _ in range(20):
+        arch = SURVEY.sample(rng)
+        ops = model_ops(arch, DECODER)
+        blocks = {(op.layer, op.group) for op in ops}          # one block = one table entry
+        assert Counter(g for _, g in blocks) == Counter(arch_groups(arch))
+        assert set(arch_groups(arch)) <= set(space_groups(SURVEY))
+    assert len(space_groups(SURVEY)) == len(SURVEY.d) * (len(SURVEY.heads) + len(SURVEY.ffn) + 1)
+
+
+@pytest.mark.parametrize("workload", [DECODER, Workload(seq=64, mode="encoder")],
+                         ids=["decoder", "encoder"])
+def test_table_sum_equals_full_simulation_for_200_archs(workload):
+    table = CostTable.build(SURVEY, HW, workload)
+    rng = random.Random(1)
+    for _ in range(200):
+        arch = SURVEY.sample(rng)
+        report, cost = simulate(arch, HW, workload), table.cost(arch)
+        assert cost.cycles == pytest.approx(report.cycles, rel=1e-3)
+        assert cost.energy_j == pytest.approx(report.energy_j, rel=1e-3)
+        assert cost.latency_s == pytest.approx(report.seconds, rel=1e-3)
+        assert cost.edp == pytest.approx(report.edp, rel=1e-3)
+
+
+def test_save_load_round_trip_and_refusals(tmp_path):
+    wl = Workload(seq=32, mode="decoder", vocab=65)
+    table = CostTable.build(TINY, HW, wl)
+    path = table.save(tmp_path / "t.parquet")
+    back = CostTable.load(path, expect_hw=HW, expect_space=TINY, expect_workload=wl)
+    assert back.id == table.id and back.meta == table.meta
+    arch = TINY.sample(random.Random(0))
+    assert back.cost(arch) == table.cost(arch)
+    assert not list(tmp_path.glob(".*tmp"))                    # no temporary file left behind
+
+    with pytest.raises(UserError, match="hardware 'gemmini-transformer'.*not for 'gemmini'"):
+        CostTable.load(path, expect_hw=load_hardware("gemmini"))
+    with pytest.raises(UserError, match="search space 'tiny', not 'survey'"):
+        CostTable.load(path, expect_space=SURVEY)
+    with pytest.raises(UserError, match=r"workload .*seq=32 \(expected 64\)"):
+        CostTable.load(path, expect_workload=Workload(seq=64, mode="decoder", vocab=65))
+    with pytest.raises(UserError, match="outside the table's search space"):
+        back.cost(SURVEY.largest())
+
+
+def test_table_from_another_simulator_version_is_refused(tmp_path, monkeypatch):
+    path = CostTable.build(TINY, HW, Workload(seq=16)).save(tmp_path / "t.parquet")
+    monkeypatch.setattr(simulate_mod, "SIMULATOR_VERSION", "999")
+    with pytest.raises(UserError, match="simulator version .* this is version 999"):
+        CostTable.load(path)
+
+
+def test_bad_files_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        CostTable.load(tmp_path / "none.parquet")
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not parquet at all")
+    with pytest.raises(UserError, match="not a readable Parquet"):
+        CostTable.load(junk)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "plain.parquet")
+    with pytest.raises(UserError, match="no lookup-table metadata"):
+        CostTable.load(tmp_path / "plain.parquet")
+
+
+def test_sparsity_changes_attention_entries_only():
+    from costmodel.sparsity import AttentionSparsity
+    wl = Workload(seq=256, mode="encoder")
+    vitcod = load_hardware("vitcod")
+    dense = CostTable.build(TINY, vitcod, wl)
+    sparse = CostTable.build(TINY, vitcod, wl, sparsity=AttentionSparsity(0.9))
+    assert sparse.id != dense.id
+    for key in space_groups(TINY):
+        if key[0] == "attn":
+            assert sparse._entries[key][0] < dense._entries[key][0]
+        else:
+            assert sparse._entries[key] == dense._entries[key]
+
+
+def test_cli_build_lut(tmp_path, capsys):
+    out = tmp_path / "lut.parquet"
+    assert main(["build-lut", "--space", "tiny", "--hw", "gemmini", "--seq", "32",
+                 "--vocab", "65", "--out", str(out)]) == 0
+    table = CostTable.load(out, expect_hw=load_hardware("gemmini"), expect_space=TINY,
+                           expect_workload=Workload(seq=32, mode="decoder", vocab=65))
+    assert len(table) == len(space_groups(TINY))
+    assert table.id in capsys.readouterr().out
+    assert main(["build-lut", "--hw", "no-such-hw", "--out", str(out)]) == 2
+    assert "no-such-hw" in capsys.readouterr().err
+    assert main(["build-lut", "--seq", "0", "--out", str(out)]) == 2

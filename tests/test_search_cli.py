@@ -1,0 +1,94 @@
+"""`nas search` end to end on a real (barely trained) tiny supernet."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lut.table import CostTable
+from nas.cli import main
+
+
+@pytest.fixture(scope="module")
+def supernet(tmp_path_factory):
+    pytest.importorskip("torch")
+    from supernet.config import TrainConfig
+    from supernet.train import train
+    out = tmp_path_factory.mktemp("supernet") / "run"
+    train(TrainConfig(out=str(out), space="tiny", dataset="builtin", steps=2, batch_size=2,
+                      block_size=16, eval_interval=2, eval_tokens=256, eval_random=0,
+                      warmup=1, progress=False))
+    return out
+
+
+def test_search_resume_and_refusals(supernet, tmp_path, capsys):
+    out = tmp_path / "search"
+    common = ["search", "--ckpt", str(supernet), "--out", str(out), "--population", "4",
+              "--max-tokens", "256", "--seed", "3"]
+    assert main(common + ["--generations", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "EDP reduction at <= +1 perplexity" in printed
+    for name in ("front.csv", "front.json", "history.csv", "search.json", "pareto.png",
+                 "state.pkl", "lut.parquet"):
+        assert (out / name).is_file(), name
+    first = json.loads((out / "search.json").read_text())
+    assert first["generations_done"] == 1 and len(first["hypervolume"]) == 2
+
+    # running again into the same directory needs --resume; --resume extends the search
+    assert main(common + ["--generations", "2"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(common + ["--generations", "2", "--resume"]) == 0
+    second = json.loads((out / "search.json").read_text())
+    assert second["hypervolume"][:2] == first["hypervolume"]
+    assert second["generations_done"] == 2 and second["evaluations"] >= first["evaluations"]
+
+    # perplexities are deterministic: a fresh run with the table built above agrees
+    other = tmp_path / "again"
+    assert main(["search", "--ckpt", str(supernet), "--out", str(other), "--population", "4",
+                 "--max-tokens", "256", "--seed", "3", "--generations", "1",
+                 "--lut", str(out / "lut.parquet"), "--hw", "gemmini-transformer"]) == 0
+    again = json.loads((other / "front.json").read_text())
+    again_search = json.loads((other / "search.json").read_text())
+    assert again_search["hypervolume"] == first["hypervolume"]
+    assert again["largest"] == json.loads((out / "front.json").read_text())["largest"]
+    capsys.readouterr()
+
+    # a table for another space or hardware is refused, naming what differs
+    survey = tmp_path / "survey.parquet"
+    assert main(["build-lut", "--space", "survey", "--seq", "16", "--out", str(survey)]) == 0
+    capsys.readouterr()
+    assert main(["search", "--ckpt", str(supernet), "--out", str(tmp_path / "x"),
+                 "--lut", str(survey)]) == 2
+    assert "search space 'survey', not 'tiny'" in capsys.readouterr().err
+    assert main(["search", "--ckpt", str(supernet), "--out", str(tmp_path / "x"),
+                 "--lut", str(out / "lut.parquet"), "--hw", "gemmini"]) == 2
+    assert "not for 'gemmini'" in capsys.readouterr().err
+    table = CostTable.load(out / "lut.parquet")
+    assert table.workload.seq == 16 and table.workload.mode == "decoder"
+
+
+def test_search_bad_input(tmp_path, capsys):
+    assert main(["search", "--ckpt", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["search", "--ckpt", "x", "--out", str(tmp_path), "--population", "1"]) == 2
+    assert "--population" in capsys.readouterr().err
+
+
+def test_quickstart_runs_every_stage_then_skips_them(tmp_path, capsys):
+    pytest.importorskip("torch")
+    args = ["quickstart", "--out", str(tmp_path), "--steps", "2", "--population", "4",
+            "--generations", "1", "--max-tokens", "256"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "[4/4]" in first and "reduced" in first
+    for path in ("supernet/best.pt", "lut.parquet", "search/front.csv", "search/front.json",
+                 "search/pareto.png"):
+        assert (tmp_path / path).is_file(), path
+    exported = sorted((tmp_path / "search" / "export").glob("*.yaml"))
+    assert exported
+    assert main(args) == 0                  # second run: nothing redone
+    second = capsys.readouterr().out
+    assert "lookup table: exists" in second and "search: done" in second
+    assert "export: exists" in second
+    assert sorted((tmp_path / "search" / "export").glob("*.yaml")) == exported
