@@ -35,14 +35,14 @@ _SRAM_POINTS_KIB_PJ64 = ((8.0, 10.0), (32.0, 20.0), (1024.0, 100.0))
 
 
 def sram_pj_per_byte(size_kib: float) -> float:
-    """Energy of reading or writing one byte of an SRAM of `size_kib` KiB (Horowitz 2014, 45 nm)."""
-    pts = _SRAM_POINTS_KIB_PJ64
+    """Energy of reading or writing one byte of an SRAM of `size_kib` KiB (Horowitz 2014, 45 nm),
+    piecewise linear in log2(size), extrapolated from the nearest segment outside 8 KB..1 MB."""
+    (s0, e0), (s1, e1), (s2, e2) = _SRAM_POINTS_KIB_PJ64
     x = math.log2(max(size_kib, 1e-9))
-    for (s0, e0), (s1, e1) in zip(pts, pts[1:]):
-        if x <= math.log2(s1) or (s1, e1) == pts[-1]:
-            t = (x - math.log2(s0)) / (math.log2(s1) - math.log2(s0))
-            return max(e0 + t * (e1 - e0), 1.0) / 8.0     # floor: 1 pJ per 64 bits for tiny arrays
-    raise AssertionError("unreachable")
+    if x > math.log2(s1):
+        (s0, e0), (s1, e1) = (s1, e1), (s2, e2)
+    t = (x - math.log2(s0)) / (math.log2(s1) - math.log2(s0))
+    return max(e0 + t * (e1 - e0), 1.0) / 8.0     # floor: 1 pJ per 64 bits for tiny arrays
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ class OpCost:
     sparse_engine_cycles: float = 0.0  # sparse-engine hardware: sparse engine
     host_cycles: float = 0.0      # host CPU time, in accelerator cycles
     energy: dict = field(default_factory=dict, compare=False, hash=False)  # pJ by component
+    traffic: dict = field(default_factory=dict, compare=False, hash=False)  # bytes by operand
 
     def to_dict(self) -> dict:
         return {"name": self.op.name, "kind": self.op.kind, "class": self.op.cls,
@@ -73,7 +74,8 @@ class OpCost:
                 "memory_cycles": self.memory_cycles,
                 "dense_engine_cycles": self.dense_engine_cycles,
                 "sparse_engine_cycles": self.sparse_engine_cycles,
-                "host_cycles": self.host_cycles, "energy_breakdown_pj": dict(self.energy)}
+                "host_cycles": self.host_cycles, "energy_breakdown_pj": dict(self.energy),
+                "traffic_bytes": dict(self.traffic)}
 
 
 # -- GEMM -----------------------------------------------------------------------------------
@@ -83,7 +85,9 @@ class GemmCost(NamedTuple):
     compute: float        # array busy cycles
     dram: float           # DRAM transfer cycles
     exposed: float        # transfers not hidden by double buffering (first load + last store)
-    dram_bytes: float
+    dram_a: float         # bytes of A read from DRAM
+    dram_b: float         # bytes of B read from DRAM
+    dram_out: float       # bytes of the output written to DRAM
     sp_read: float
     sp_write: float
     acc_read: float
@@ -93,6 +97,18 @@ class GemmCost(NamedTuple):
     @property
     def cycles(self) -> float:
         return max(self.compute, self.dram) + self.exposed
+
+    @property
+    def dram_bytes(self) -> float:
+        return self.dram_a + self.dram_b + self.dram_out
+
+    def traffic(self, count: int = 1) -> dict[str, float]:
+        """Bytes per operand and buffer, for `count` instances."""
+        return {"dram_read_a": self.dram_a * count, "dram_read_b": self.dram_b * count,
+                "dram_write": self.dram_out * count, "scratchpad_read": self.sp_read * count,
+                "scratchpad_write": self.sp_write * count,
+                "accumulator_read": self.acc_read * count,
+                "accumulator_write": self.acc_write * count}
 
 
 def _tile_sizes(total: int, unit: int) -> list[int]:
@@ -160,8 +176,8 @@ def gemm_cost(m: int, k: int, n: int, hw: HardwareConfig, rows: int | None = Non
                     exposed = ((tm * tk + tk * tn) * ib + tm * tn * ib) / bw
                 else:
                     compute, dram, exposed = compute + dram, 0.0, 0.0
-                cost = GemmCost(compute, dram, exposed, reads + writes, sp_read, reads,
-                                acc_rw, acc_rw, (tm, tk, tn))
+                cost = GemmCost(compute, dram, exposed, a_el * ib, b_el * ib, writes, sp_read,
+                                reads, acc_rw, acc_rw, (tm, tk, tn))
                 # steady-state time first, then DRAM traffic (energy), then the exposed prologue
                 rank = (max(compute, dram), reads + writes, exposed)
                 if best is None or rank < best_rank:
@@ -183,7 +199,7 @@ class _Cost(NamedTuple):
     dense_engine_cycles: float
     sparse_engine_cycles: float
     host_cycles: float
-    sram_bytes: float
+    traffic: dict
     energy: dict
 
 
@@ -210,15 +226,14 @@ def _batched(g: GemmCost, batch: int, repeat: int, macs: float, hw: HardwareConf
                      sp=(g.sp_read + g.sp_write) * count, acc=(g.acc_read + g.acc_write) * count,
                      dram=g.dram_bytes * count)
     util = macs * count / (cycles * hw.pes) if cycles else 0.0
-    sram = (g.sp_read + g.sp_write + g.acc_read + g.acc_write) * count
     return _Cost(cycles, bound, util, g.dram_bytes * count, g.compute * count, g.dram * count,
-                 dense * count, sparse * count, 0.0, sram, energy)
+                 dense * count, sparse * count, 0.0, g.traffic(count), energy)
 
 
 def _sparse_attention_op(op: Op, hw: HardwareConfig, sp: AttentionSparsity) -> _Cost:
     """One attention product per head on the dense + sparse engines (ViTCoD), or on the whole
     array as a dense GEMM if that is faster (the scheduler's choice; never slower than dense)."""
-    is_qk = op.name.split(".")[-1].startswith("qk")
+    is_qk = op.product == "qk"
     q, hd = op.m, (op.k if is_qk else op.n)
     ctx = op.n if is_qk else op.k
     glob, nnz = sp.split(q, ctx, op.layer)
@@ -228,16 +243,25 @@ def _sparse_attention_op(op: Op, hw: HardwareConfig, sp: AttentionSparsity) -> _
     if glob:
         dense = gemm_cost(q, hd, glob, hw, d_rows) if is_qk else gemm_cost(q, glob, hd, hw, d_rows)
     else:
-        dense = GemmCost(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, (0, 0, 0))
+        dense = GemmCost(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, (0, 0, 0))
     # sparse engine: one MAC per PE per cycle over the non-zeros outside the dense columns
     sparse_compute = math.ceil(nnz * hd / s_pes)
-    # its DRAM traffic: Q (or scores) rows, the K (or V) rows it gathers, results and indices
-    sparse_bytes = (q * hd + ctx * hd) * ib + nnz * (ib + INDEX_BYTES) if nnz else 0.0
+    # its DRAM traffic: the dense operand (Q, or V) once, the rows it gathers (K, or the sparse
+    # scores with a column index per non-zero), and its output (sparse scores + indices, or A.V)
+    sparse_scores = nnz * (ib + INDEX_BYTES)
+    if not nnz:
+        a_bytes = b_bytes = out_bytes = 0.0
+    elif is_qk:
+        a_bytes, b_bytes, out_bytes = q * hd * ib, ctx * hd * ib, sparse_scores
+    else:
+        a_bytes, b_bytes, out_bytes = sparse_scores, ctx * hd * ib, q * hd * ib
+    sparse_bytes = a_bytes + b_bytes + out_bytes
     compute = max(dense.compute, sparse_compute)
-    dram_bytes = dense.dram_bytes + sparse_bytes
-    split = GemmCost(compute, dram_bytes / hw.dram_bytes_per_cycle, dense.exposed, dram_bytes,
+    dram = (dense.dram_bytes + sparse_bytes) / hw.dram_bytes_per_cycle
+    split = GemmCost(compute, dram, dense.exposed, dense.dram_a + a_bytes, dense.dram_b + b_bytes,
+                     dense.dram_out + out_bytes,
                      dense.sp_read + nnz * hd * ib + nnz * INDEX_BYTES,
-                     dense.sp_write + sparse_bytes, dense.acc_read + nnz * hw.acc_bytes,
+                     dense.sp_write + a_bytes + b_bytes, dense.acc_read + nnz * hw.acc_bytes,
                      dense.acc_write + nnz * hw.acc_bytes, dense.tile)
     macs = (q * glob + nnz) * hd
     full = gemm_cost(op.m, op.k, op.n, hw)
@@ -255,6 +279,8 @@ def _nonlinear_op(op: Op, hw: HardwareConfig, kept: float = 1.0) -> _Cost:
     inputs = 2 if op.kind == ADD else 1
     ib, bw = hw.in_bytes, hw.dram_bytes_per_cycle
     dram_bytes = elements * (inputs + 1) * ib                 # read the inputs, write the output
+    traffic = {"dram_read_a": elements * ib, "dram_read_b": elements * ib * (inputs - 1),
+               "dram_write": elements * ib}
     if hw.sfu == "host" and op.kind in HOST_KINDS:
         transfer = dram_bytes / bw                             # to the host and back over the bus
         host = elements * (hw.host_cycles_per_element(op.kind)
@@ -263,7 +289,7 @@ def _nonlinear_op(op: Op, hw: HardwareConfig, kept: float = 1.0) -> _Cost:
         cycles = transfer + host_acc_cycles                    # the host is not overlapped
         energy = _energy(hw, cycles, dram=dram_bytes, host_cycles=host)
         return _Cost(cycles, "host", 0.0, dram_bytes, 0.0, transfer, 0.0, 0.0, host_acc_cycles,
-                     0.0, energy)
+                     traffic, energy)
     passes = SFU_PASSES[op.kind]
     compute = math.ceil(elements * passes * hw.sfu_cycles_per_element / hw.sfu_lanes)
     memory = dram_bytes / bw
@@ -272,20 +298,24 @@ def _nonlinear_op(op: Op, hw: HardwareConfig, kept: float = 1.0) -> _Cost:
         cycles = max(compute, memory) + exposed
     else:
         cycles = compute + memory
-    # inputs land in the accumulator (int32); each pass reads it, the result is written once
-    acc = elements * hw.acc_bytes * (inputs + passes + 1)
+    # inputs pass through the scratchpad into the accumulator (int32); each pass reads the
+    # accumulator, the result is written back once and leaves through the scratchpad
+    traffic.update(scratchpad_write=elements * ib * inputs, scratchpad_read=elements * ib,
+                   accumulator_write=elements * hw.acc_bytes * (inputs + 1),
+                   accumulator_read=elements * hw.acc_bytes * passes)
+    acc = traffic["accumulator_write"] + traffic["accumulator_read"]
     energy = _energy(hw, cycles, sp=dram_bytes, acc=acc,
                      dram=dram_bytes, sfu_ops=elements * SFU_OPS_PER_ELEMENT[op.kind])
     util = elements * passes * hw.sfu_cycles_per_element / (cycles * hw.sfu_lanes) if cycles else 0
     return _Cost(cycles, "sfu" if compute >= memory else "memory", util, dram_bytes, compute,
-                 memory, 0.0, 0.0, 0.0, dram_bytes + acc, energy)
+                 memory, 0.0, 0.0, 0.0, traffic, energy)
 
 
 @lru_cache(maxsize=65536)
-def _shape_cost(kind: str, cls: str, attn_name: str, m: int, k: int, n: int, batch: int,
+def _shape_cost(kind: str, cls: str, product: str, m: int, k: int, n: int, batch: int,
                 repeat: int, layer: int | None, hw: HardwareConfig,
                 sparsity: AttentionSparsity | None) -> _Cost:
-    op = Op(attn_name, kind, cls, (), layer, "", m, k, n, batch, repeat)
+    op = Op("", kind, cls, (), layer, "", m, k, n, batch, repeat, product=product)
     if kind == GEMM:
         if sparsity is not None and hw.sparse_engine and cls == ACT_MATMUL:
             return _sparse_attention_op(op, hw, sparsity)
@@ -301,14 +331,13 @@ def op_cost(op: Op, hw: HardwareConfig, sparsity: AttentionSparsity | None = Non
     sparse_here = sparsity is not None and hw.sparse_engine and (
         op.cls == ACT_MATMUL or op.kind == SOFTMAX)
     # only what the cost depends on goes into the cache key
-    attn = ("qk" if op.name.split(".")[-1].startswith("qk") else "av") if (
-        sparse_here and op.kind == GEMM) else ""
-    c = _shape_cost(op.kind, op.cls, attn, op.m, op.k, op.n, op.batch, op.repeat,
-                    op.layer if sparse_here and sparsity.per_layer else None, hw,
+    c = _shape_cost(op.kind, op.cls, op.product if sparse_here else "", op.m, op.k, op.n,
+                    op.batch, op.repeat, op.layer if sparse_here and sparsity.per_layer else None, hw,
                     sparsity if sparse_here else None)
+    sram = sum(v for k, v in c.traffic.items() if not k.startswith("dram"))
     return OpCost(op, c.cycles, sum(c.energy.values()), c.bound, c.utilization, c.dram_bytes,
-                  c.sram_bytes, c.compute_cycles, c.memory_cycles, c.dense_engine_cycles,
-                  c.sparse_engine_cycles, c.host_cycles, dict(c.energy))
+                  sram, c.compute_cycles, c.memory_cycles, c.dense_engine_cycles,
+                  c.sparse_engine_cycles, c.host_cycles, dict(c.energy), dict(c.traffic))
 
 
 def simulate_ops(ops: list[Op], hw: HardwareConfig,

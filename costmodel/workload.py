@@ -66,6 +66,8 @@ class Op:
     batch: int = 1
     repeat: int = 1
     heads: int = 0          # attention products: heads per sequence (the sparse engine's unit)
+    product: str = ""       # attention products: "qk" (Q.K^T: k = head_dim, n = context) or
+                            # "av" (scores.V: k = context, n = head_dim); "" for other ops
 
     @property
     def macs(self) -> int:
@@ -114,8 +116,9 @@ def attention_ops(d: int, heads: int, head_dim: int, workload: Workload,
     pre = f"L{layer}." if layer is not None else ""
     ops: list[Op] = []
 
-    def op(name, kind, cls, phase, m, k, n, batch=1, repeat=1, hd=0):
-        ops.append(Op(pre + name, kind, cls, group, layer, phase, m, k, n, batch, repeat, hd))
+    def op(name, kind, cls, phase, m, k, n, batch=1, repeat=1, hd=0, product=""):
+        ops.append(Op(pre + name, kind, cls, group, layer, phase, m, k, n, batch, repeat, hd,
+                      product))
 
     for phase, q, ctx, step in _block_phases(workload):
         rows = b * q
@@ -128,9 +131,11 @@ def attention_ops(d: int, heads: int, head_dim: int, workload: Workload,
                 op(proj + tag, GEMM, PROJECTION, phase, rows, k_in, n_out, repeat=repeat)
             op("add1" + tag, ADD, NONLINEAR, phase, rows, 0, d, repeat=repeat)
         tag = "" if step is None else f"@t{step}"
-        op("qk" + tag, GEMM, ACT_MATMUL, phase, q, head_dim, ctx, batch=b * heads, hd=heads)
+        op("qk" + tag, GEMM, ACT_MATMUL, phase, q, head_dim, ctx, batch=b * heads, hd=heads,
+           product="qk")
         op("softmax" + tag, SOFTMAX, NONLINEAR, phase, b * heads * q, 0, ctx)
-        op("av" + tag, GEMM, ACT_MATMUL, phase, q, ctx, head_dim, batch=b * heads, hd=heads)
+        op("av" + tag, GEMM, ACT_MATMUL, phase, q, ctx, head_dim, batch=b * heads, hd=heads,
+           product="av")
     return ops
 
 

@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"nas {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:                 # e.g. `nas simulate ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"nas {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -119,6 +119,21 @@ def test_tiles_fit_buffers_and_traffic_is_at_least_compulsory():
             assert g.cycles >= m * k * n / hw.pes
 
 
+def test_traffic_per_operand():
+    hw = PRESETS["gemmini-transformer"]
+    c = op_cost(Op("x", GEMM, PROJECTION, (), 0, "encoder", 512, 768, 3072), hw)
+    t = c.traffic
+    assert t["dram_read_a"] >= 512 * 768 and t["dram_read_b"] >= 768 * 3072
+    assert t["dram_write"] == 512 * 3072
+    assert t["dram_read_a"] + t["dram_read_b"] + t["dram_write"] == c.dram_bytes
+    assert c.sram_bytes == sum(v for k, v in t.items() if not k.startswith("dram"))
+    # each weight tile enters the array once per M tile; inputs stream once per column fold
+    tm = gemm_cost(512, 768, 3072, hw).tile[0]
+    assert t["scratchpad_read"] == 512 * 768 * (3072 // 16) + 768 * 3072 * (512 // tm)
+    add = op_cost(Op("a", "add", NONLINEAR, (), 0, "encoder", 8, 0, 768), hw)
+    assert add.traffic["dram_read_a"] == add.traffic["dram_read_b"] == add.traffic["dram_write"]
+
+
 def test_low_bandwidth_makes_a_gemm_memory_bound():
     slow = HardwareConfig(dram_bytes_per_cycle=0.25)
     c = op_cost(Op("x", GEMM, PROJECTION, (), 0, "encoder", 512, 768, 768), slow)

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from costmodel.hardware import PRESETS, HardwareConfig
 from costmodel.simulate import op_cost, simulate
 from costmodel.sparsity import AttentionSparsity
-from costmodel.workload import ACT_MATMUL, GEMM, PROJECTION, Op, Workload
+from costmodel.workload import ACT_MATMUL, GEMM, NONLINEAR, NONLINEAR_KINDS, PROJECTION, Op, Workload
 from nas.arch import Arch
 
 dims = st.integers(min_value=1, max_value=1500)
@@ -27,6 +27,19 @@ def test_cycles_bounded_below_by_peak_compute_and_bandwidth(m, k, n, batch, hw):
     assert c.dram_bytes >= (m * k + k * n + m * n) * batch * hw.in_bytes
     assert 0 < c.utilization <= 1
     assert c.energy_pj > 0 and c.bound in ("compute", "memory")
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=dims, width=dims, repeat=st.integers(1, 3), kind=st.sampled_from(NONLINEAR_KINDS),
+       hw=presets)
+def test_nonlinear_ops_bounded_below_by_bandwidth_and_lanes(rows, width, repeat, kind, hw):
+    hw = PRESETS[hw]
+    c = op_cost(Op("x", kind, NONLINEAR, (), 0, "encoder", rows, 0, width, 1, repeat), hw)
+    assert c.cycles >= c.dram_bytes / hw.dram_bytes_per_cycle - 1e-6
+    assert c.dram_bytes >= 2 * rows * width * repeat * hw.in_bytes
+    if c.bound != "host":
+        assert c.cycles >= rows * width * repeat / hw.sfu_lanes
+    assert c.energy_pj > 0
 
 
 @settings(max_examples=100, deadline=None)

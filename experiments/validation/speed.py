@@ -4,10 +4,11 @@
 
 Times `costmodel.simulate` of a 12-layer BERT-Base at sequence length 512 on
 gemmini-transformer: "cold" clears the per-shape caches before every run (every GEMM is tiled
-from scratch), "warm" reuses them (what lookup-table builds and repeated calls see). Reports the
-median over the repeats. Then times each GEMM of the SCALE-Sim reference runs cold and gives the
-ratio to SCALE-Sim's wall time on the same GEMM (`wall_s` in ../shared/oracles, measured on a
-2-core machine). Writes experiments/validation/speed.json.
+from scratch), "warm" reuses them (what lookup-table builds and repeated calls see). Reports
+the median (and minimum) over the repeats and the load average (the 2 cores may be shared).
+Then times each GEMM of the SCALE-Sim reference runs cold and gives the ratio to SCALE-Sim's
+wall time on the same GEMM (`wall_s` in ../shared/oracles, measured on a 2-core machine).
+Writes experiments/validation/speed.json.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def clear_caches() -> None:
     sim._shape_cost.cache_clear()
 
 
-def median_ms(fn, repeats: int, cold: bool) -> float:
+def times_ms(fn, repeats: int, cold: bool) -> list[float]:
     times = []
     for _ in range(repeats):
         if cold:
@@ -44,7 +45,11 @@ def median_ms(fn, repeats: int, cold: bool) -> float:
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+    return times
+
+
+def median_ms(fn, repeats: int, cold: bool) -> float:
+    return statistics.median(times_ms(fn, repeats, cold))
 
 
 def main() -> int:
@@ -58,10 +63,13 @@ def main() -> int:
     run = lambda: sim.simulate(model.arch, hw, wl)      # noqa: E731
     bert = {"model": "bert-base (12 layers, vocab 30522)", "seq": 512, "hardware": hw.name,
             "operators": len(ops), "cycles": run().cycles,
-            "cold_ms_median": median_ms(run, args.repeats, cold=True),
-            "warm_ms_median": median_ms(run, args.repeats, cold=False)}
+            "load_average_before": list(os.getloadavg())}
+    for mode in ("cold", "warm"):
+        t = times_ms(run, args.repeats, cold=mode == "cold")
+        bert[f"{mode}_ms_median"], bert[f"{mode}_ms_min"] = statistics.median(t), min(t)
     print(f"BERT-Base seq 512, {len(ops)} operators: cold {bert['cold_ms_median']:.2f} ms, "
-          f"warm {bert['warm_ms_median']:.2f} ms (median of {args.repeats})")
+          f"warm {bert['warm_ms_median']:.2f} ms (median of {args.repeats}; minimum "
+          f"{bert['cold_ms_min']:.2f} / {bert['warm_ms_min']:.2f} ms)")
 
     gemms = []
     if ORACLE.is_file():
@@ -80,7 +88,8 @@ def main() -> int:
         "command": f"python experiments/validation/speed.py --repeats {args.repeats}",
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "note": "2-core CPU shared with other jobs"},
+                    "load_average_1_5_15_min": list(os.getloadavg()),
+                    "note": "2-core CPU, possibly shared with other jobs (see load average)"},
         "simulator_version": sim.SIMULATOR_VERSION, "bert_base_seq512": bert,
         "scalesim_gemms": gemms,
         "bert_ffn1_16x16_speedup": next((g["speedup"] for g in gemms

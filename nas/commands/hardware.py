@@ -232,6 +232,28 @@ def cmd_profile(args) -> int:
 
 # -- nas simulate ------------------------------------------------------------------------------
 
+def _aggregate(costs, summary: bool) -> dict[str, dict]:
+    """Table rows: costs summed per operator (decode steps folded; layers too with `summary`).
+    A row's bound is the one that holds for most of its cycles; utilisation is cycle-weighted."""
+    rows: dict[str, dict] = {}
+    for c in costs:
+        row = rows.setdefault(_row_key(c.op.name, summary),
+                              {"shape": c.op.shape, "cycles": 0.0, "energy_pj": 0.0, "dense": 0.0,
+                               "sparse": 0.0, "bounds": defaultdict(float), "busy": 0.0})
+        if row["shape"] != c.op.shape:
+            row["shape"] = "(varies)"
+        row["cycles"] += c.cycles
+        row["energy_pj"] += c.energy_pj
+        row["dense"] += c.dense_engine_cycles
+        row["sparse"] += c.sparse_engine_cycles
+        row["bounds"][c.bound] += c.cycles
+        row["busy"] += c.utilization * c.cycles
+    for row in rows.values():
+        row["bound"] = max(row["bounds"], key=row["bounds"].get)
+        row["util"] = row["busy"] / row["cycles"] if row["cycles"] else 0.0
+    return rows
+
+
 def cmd_simulate(args) -> int:
     from costmodel.hardware import load_hardware
     from costmodel.simulate import simulate
@@ -251,32 +273,24 @@ def cmd_simulate(args) -> int:
               "attention runs dense", file=sys.stderr)
     rep = simulate(arch, hw, wl, sparsity)
 
-    agg: dict[str, dict] = {}
-    for c in rep.ops:
-        row = agg.setdefault(_row_key(c.op.name, args.summary),
-                             {"shape": c.op.shape, "cycles": 0.0, "energy_pj": 0.0, "macs": 0,
-                              "bounds": defaultdict(float), "busy": 0.0, "kind": c.op.kind,
-                              "n": 0})
-        row["cycles"] += c.cycles
-        row["energy_pj"] += c.energy_pj
-        row["bounds"][c.bound] += c.cycles
-        row["busy"] += c.utilization * c.cycles
-        row["n"] += 1
-        if row["n"] > 1 and row["shape"] != c.op.shape:
-            row["shape"] = "(varies)"
+    agg = _aggregate(rep.ops, args.summary)
     total = rep.cycles or 1.0
     extra = f", sparsity {sparsity.sparsity:.3g} ({sparsity.pattern})" if sparsity else ""
     print(f"{args.model} ({arch.key}) on {hw.name} [{hw.hash()}], {wl.key}{extra}")
-    _print_table(["operator", "shape", "cycles", "share", "energy", "bound", "util"],
+    engines = sparsity is not None and hw.sparse_engine   # show both engines' busy cycles
+    _print_table(["operator", "shape", "cycles", "share", "energy", "bound", "util"]
+                 + (["dense eng", "sparse eng"] if engines else []),
                  [[n, r["shape"], _fmt(r["cycles"]), f"{100 * r['cycles'] / total:.1f}%",
-                   _fmt(r["energy_pj"] * 1e-12, small=True) + "J", max(r["bounds"], key=r["bounds"].get),
-                   f"{100 * r['busy'] / r['cycles']:.0f}%" if r["cycles"] else "-"]
+                   _fmt(r["energy_pj"] * 1e-12, small=True) + "J",
+                   r["bound"], f"{100 * r['util']:.0f}%"]
+                  + ([_fmt(r["dense"]) if r["dense"] or r["sparse"] else "",
+                      _fmt(r["sparse"]) if r["dense"] or r["sparse"] else ""] if engines else [])
                   for n, r in agg.items()])
     print()
     _print_table(["class", "cycles", "share", "energy", "share"],
                  [[c, _fmt(r["cycles"]), f"{100 * r['cycles'] / total:.1f}%",
                    _fmt(r["energy_pj"] * 1e-12, small=True) + "J",
-                   f"{100 * r['energy_pj'] * 1e-12 / rep.energy_j:.1f}%"]
+                   f"{100 * r['energy_pj'] * 1e-12 / (rep.energy_j or 1.0):.1f}%"]
                   for c, r in rep.by_class().items()])
     if wl.mode == "decoder":
         phases = rep.by_phase()

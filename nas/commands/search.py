@@ -352,28 +352,34 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     run_dir, lut_path, search_dir = out / "supernet", out / "lut.parquet", out / "search"
 
-    # 1. supernet (resumes an interrupted run; a finished run is only reloaded)
+    # 1. supernet (continues an interrupted run)
+    from supernet.checkpoint import load_checkpoint, space_of
     from supernet.config import TrainConfig
     from supernet.train import train
-    resume = (run_dir / "last.pt").is_file()
-    print(f"[1/4] supernet: {'continuing ' if resume else ''}{args.steps} steps on the `tiny` "
-          f"space, built-in corpus -> {run_dir}")
-    train(TrainConfig(out=str(run_dir), space="tiny", dataset="builtin", steps=args.steps,
-                      eval_interval=max(1, args.steps // 3), eval_tokens=8192,
-                      seed=args.seed, resume=resume))
+    done_steps = (load_checkpoint(run_dir, "last")["step"]
+                  if (run_dir / "last.pt").is_file() else None)
+    if done_steps is not None and done_steps >= args.steps:
+        print(f"[1/4] supernet: exists ({done_steps} steps), {run_dir}")
+    else:
+        print(f"[1/4] supernet: {args.steps} steps on the `tiny` space, built-in corpus"
+              f"{f' (continuing from step {done_steps})' if done_steps else ''} -> {run_dir}")
+        train(TrainConfig(out=str(run_dir), space="tiny", dataset="builtin", steps=args.steps,
+                          eval_interval=max(1, args.steps // 3), eval_tokens=args.max_tokens,
+                          seed=args.seed, resume=done_steps is not None))
 
-    # 2. lookup table for the supernet's context and vocabulary
-    from supernet.evaluate import SupernetEvaluator
+    # 2. lookup table for the supernet's space, context and vocabulary
     from lut.table import CostTable
-    ev = SupernetEvaluator(run_dir, max_tokens=None)
-    workload = Workload(seq=ev.block_size, batch=1, mode="decoder", vocab=ev.vocab_size)
+    ckpt = load_checkpoint(run_dir, "best")
+    space, model_config = space_of(ckpt), ckpt["model_config"]
+    workload = Workload(seq=model_config["block_size"], batch=1, mode="decoder",
+                        vocab=model_config["vocab_size"])
     if lut_path.is_file():
-        CostTable.load(lut_path, expect_hw=hw, expect_space=ev.space, expect_workload=workload)
+        CostTable.load(lut_path, expect_hw=hw, expect_space=space, expect_workload=workload)
         print(f"[2/4] lookup table: exists, {lut_path}")
     else:
         print(f"[2/4] lookup table: {hw.name}, workload {workload.key}")
-        build_table(ev.space, hw, workload, lut_path)
-    del ev
+        build_table(space, hw, workload, lut_path)
+    del ckpt
 
     # 3. search (a reduced population/generations so it stays within minutes)
     config = SearchConfig(population=args.population, generations=args.generations,
