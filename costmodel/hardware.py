@@ -231,6 +231,18 @@ def scalesim_equivalent(rows: int, cols: int, dataflow: str = "ws", ifmap_kb: fl
                           accumulator_kib=4 * ofmap_kb, dram_bytes_per_cycle=1e9)
 
 
+def derive(base: str, name: str, description: str = "", **changes: Any) -> HardwareConfig:
+    """Preset `base` with some fields changed (what a hardware YAML with `base:` gives); the
+    SRAM energies per byte are re-derived from the new sizes unless given in `changes`."""
+    if base not in PRESETS:
+        raise UserError(f"hardware: base '{base}' is not a preset ({', '.join(PRESETS)})")
+    data = PRESETS[base].to_dict()
+    data.update(name=name, description=description or f"{base} with {changes}",
+                scratchpad_pj_per_byte=0.0, accumulator_pj_per_byte=0.0)   # 0 = re-derive
+    data.update(changes)
+    return HardwareConfig.from_dict(data, name=name)
+
+
 def load_hardware(name_or_path: str | Path) -> HardwareConfig:
     """A preset name (see `PRESETS`) or a YAML file; a file may start from a preset with `base:`."""
     key = str(name_or_path)
@@ -242,16 +254,14 @@ def load_hardware(name_or_path: str | Path) -> HardwareConfig:
     data = load_mapping(path, what="hardware")
     base = data.pop("base", None)
     if base is not None:
-        if base not in PRESETS:
-            raise UserError(f"hardware file {path}: base '{base}' is not a preset "
-                            f"({', '.join(PRESETS)})")
-        merged = PRESETS[base].to_dict()
-        merged.update(name=path.stem, description=f"{path.name}, based on preset {base}",
-                      scratchpad_pj_per_byte=0.0, accumulator_pj_per_byte=0.0)  # re-derive
-        merged.update(data)
-        data = merged
+        try:
+            return derive(str(base), data.pop("name", path.stem),
+                          data.pop("description", f"{path.name}, based on preset {base}"), **data)
+        except UserError as exc:
+            raise UserError(f"hardware file {path}: {exc}") from None
     data.setdefault("name", path.stem)
     return HardwareConfig.from_dict(data, name=path.stem)
 
 
-__all__ = ["HardwareConfig", "PRESETS", "load_hardware", "scalesim_equivalent", "sram_pj_per_byte", "DATAFLOWS"]
+__all__ = ["HardwareConfig", "PRESETS", "load_hardware", "derive", "scalesim_equivalent",
+           "sram_pj_per_byte", "DATAFLOWS"]

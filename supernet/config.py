@@ -61,6 +61,8 @@ class TrainConfig:
         if not 0 < self.lr or not 0 <= self.min_lr <= self.lr:
             raise UserError(f"need 0 < lr and 0 <= min_lr <= lr (lr={self.lr}, "
                             f"min_lr={self.min_lr})")
+        if self.tokenizer not in ("char", "word"):
+            raise UserError(f"tokenizer must be char or word, got '{self.tokenizer}'")
         if not 0 <= self.dropout < 1:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.threads is not None and self.threads <= 0:

@@ -16,6 +16,7 @@ one `<eos>` per line, vocabulary from the train split, other words map to `<unk>
 from __future__ import annotations
 
 import ast
+import functools
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ def split_text(text: str, fractions: tuple[float, ...]) -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def builtin_text() -> str:
     """Docstrings of the standard library's top-level modules, in file-name order."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+
+import nas.arch
 
 from lut.table import CostTable
 from nas.cli import main
@@ -15,8 +18,11 @@ def supernet(tmp_path_factory):
     pytest.importorskip("torch")
     from supernet.config import TrainConfig
     from supernet.train import train
-    out = tmp_path_factory.mktemp("supernet") / "run"
-    train(TrainConfig(out=str(out), space="tiny", dataset="builtin", steps=2, batch_size=2,
+    root = tmp_path_factory.mktemp("supernet")
+    corpus = root / "corpus.txt"               # small local text: loads in milliseconds
+    corpus.write_text(Path(nas.arch.__file__).read_text() * 2)
+    out = root / "run"
+    train(TrainConfig(out=str(out), space="tiny", dataset=str(corpus), steps=2, batch_size=2,
                       block_size=16, eval_interval=2, eval_tokens=256, eval_random=0,
                       warmup=1, progress=False))
     return out

@@ -124,7 +124,10 @@ def main() -> int:
     ap.add_argument("--archs", type=int, default=10, help="architectures in the ranking (>= 8)")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-supernet"))
     ap.add_argument("--only", choices=["quality", "throughput"], default=None)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: avoids oversubscription on a shared 2-core machine)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     if not DATA.is_file():
         sys.exit(f"missing {DATA}")
     runs = Path(args.runs)
@@ -137,6 +140,7 @@ def main() -> int:
                           "note": "2 CPU cores shared with other jobs"}
     space = SearchSpace.load("tiny")
     base = dict(space="tiny", dataset=str(DATA), tokenizer="char", steps=args.steps,
+                threads=args.threads,
                 eval_interval=max(1, args.steps // 8), progress=False)
 
     if args.only in (None, "quality"):

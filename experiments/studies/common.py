@@ -1,0 +1,105 @@
+"""Helpers shared by the study scripts: hardware variants, class sums, atomic output files.
+
+Each study script (accelerator.py, sparse_attention.py, scaling.py, decoder.py) keeps its
+configuration in a dataclass at its top, computes everything through the public APIs
+(`costmodel.simulate`, `costmodel.profile`, the hardware presets, `nas.arch.NAMED_MODELS`) and
+writes `<study>.json` (figures + command + machine) and `<study>.png` next to itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from costmodel.simulate import SIMULATOR_VERSION, OpCost, Report
+from costmodel.workload import ACT_MATMUL, GEMM, NONLINEAR, PROJECTION
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+VITCOD_MASK = SHARED_DATA / "vitcod" / "deit_tiny_attention_masks_0.95.npy"
+CLASSES = (PROJECTION, ACT_MATMUL, NONLINEAR)
+
+
+def total(costs: Iterable[OpCost], attr: str = "cycles") -> float:
+    return float(sum(getattr(c, attr) for c in costs))
+
+
+def matmuls(report: Report) -> list[OpCost]:
+    """Every GEMM (projections and act-to-act matmuls)."""
+    return [c for c in report.ops if c.op.kind == GEMM]
+
+
+def class_shares(report: Report, key: str = "cycles") -> dict[str, float]:
+    """Share of the model's cycles (or energy_pj) per operator class."""
+    by = report.by_class()
+    whole = sum(v[key] for v in by.values()) or 1.0
+    return {cls: by.get(cls, {key: 0.0})[key] / whole for cls in CLASSES}
+
+
+def machine() -> dict[str, Any]:
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "load_average": list(os.getloadavg())}
+
+
+def provenance() -> dict[str, Any]:
+    """What a results file records besides its figures: command, machine, simulator version."""
+    return {"command": command(), "machine": machine(), "simulator_version": SIMULATOR_VERSION}
+
+
+def command() -> str:
+    return "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT))
+                                 if Path(sys.argv[0]).resolve().is_relative_to(ROOT)
+                                 else sys.argv[0]] + sys.argv[1:])
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_figure(fig, path: Path) -> None:
+    """Atomic PNG write of a matplotlib figure, then close it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def fmt_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table (what the scripts print and the README sections quote)."""
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
