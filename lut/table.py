@@ -274,9 +274,12 @@ class CostTable:
 
     def describe(self) -> str:
         m = self.meta
+        sparse = m.get("sparsity")
+        sparse = (f", attention sparsity {sparse['sparsity']:.3g} ({sparse['pattern']})"
+                  if isinstance(sparse, dict) and "sparsity" in sparse else "")
         return (f"lookup table {self.id}: {len(self)} groups, space '{m['space'].get('name')}', "
                 f"hardware '{m['hw_name']}' ({m['hw_hash']}), workload {self.workload.key}, "
-                f"simulator {m['simulator_version']}")
+                f"simulator {m['simulator_version']}{sparse}")
 
 
 def _schema():

@@ -39,6 +39,9 @@ class TrainConfig:
     dropout: float = _f(0.0, "dropout (on the largest subnet only)")
     n_random: int = _f(2, "random subnets per sandwich step", True)
     distill: bool = _f(True, "in-place distillation from the largest subnet", True)
+    distill_after: int = _f(0, "students learn from the labels for the first N steps, then "
+                               "from the largest (a weak early teacher can stall training)",
+                            True)
     eval_interval: int = _f(250, "steps between validations and checkpoints")
     eval_tokens: int = _f(32768, "validation tokens used by periodic evaluation")
     eval_random: int = _f(3, "fixed random subnets validated besides largest and smallest",
@@ -55,7 +58,7 @@ class TrainConfig:
                      "eval_tokens", "log_interval"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("n_random", "eval_random", "warmup"):
+        for name in ("n_random", "eval_random", "warmup", "distill_after"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.lr or not 0 <= self.min_lr <= self.lr:

@@ -4,6 +4,7 @@ Every step, for each of `grad_accum` micro-batches: the largest subnet learns fr
 (with dropout), then the smallest and `n_random` uniformly sampled subnets learn from the
 largest's detached soft predictions (in-place distillation, KL divergence); all gradients are
 summed before one AdamW step with gradient clipping, linear warmup and cosine decay to `min_lr`.
+With `distill_after` > 0 the students learn from the labels for that many steps first.
 `train(cfg)` with `cfg.arch` set trains that one architecture alone with the same recipe
 (`nas train-subnet`): the baseline a supernet is compared against.
 
@@ -198,7 +199,8 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
             # Batches are a pure function of (seed, rank, step, micro-batch): resumable.
             batch_gen.manual_seed(hash((cfg.seed, rank, step, micro)) & 0x7FFFFFFF)
             x, y = get_batch(train_tokens, cfg.block_size, cfg.batch_size, batch_gen)
-            losses = sandwich_step(net, x.to(device), y.to(device), archs, cfg.distill,
+            losses = sandwich_step(net, x.to(device), y.to(device), archs,
+                                   cfg.distill and step >= cfg.distill_after,
                                    sync=micro == cfg.grad_accum - 1,
                                    loss_scale=1 / cfg.grad_accum, autocast=autocast,
                                    scaler=scaler)
@@ -226,6 +228,8 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
                           "loss": sums[0], "time": time.time() - t0}
                 if len(sums) > 1:
                     record["student_loss"] = sum(sums[1:]) / len(sums[1:])
+                    record["student_loss_kind"] = ("kl" if cfg.distill
+                                                   and step > cfg.distill_after else "ce")
                 _append_jsonl(out / "log.jsonl", record)
         if step % cfg.eval_interval == 0 or step == cfg.steps:
             evaluation = None

@@ -56,7 +56,8 @@ def files(tmp_path_factory):
 def tiny_cfg(files, out, **kw) -> TrainConfig:
     base = dict(out=str(out), space=str(files / "space.yaml"), dataset=str(files / "corpus.txt"),
                 steps=6, batch_size=4, block_size=BLOCK, warmup=2, eval_interval=3,
-                eval_tokens=512, eval_random=1, log_interval=1, progress=False, seed=3)
+                eval_tokens=512, eval_random=1, log_interval=1, progress=False, seed=3,
+                threads=1)
     return TrainConfig(**{**base, **kw})
 
 
@@ -185,14 +186,14 @@ def test_training_writes_checkpoints_logs_and_plot(run_dir):
 
 
 def test_resume_after_a_crash_gives_identical_losses(files, tmp_path, monkeypatch):
-    kw = dict(steps=6, dropout=0.2, grad_accum=2)
+    kw = dict(steps=5, dropout=0.2, grad_accum=2)
     full = train(tiny_cfg(files, tmp_path / "full", **kw))
     calls = {"n": 0}
     real_step = train_mod.sandwich_step
 
     def crashing_step(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] > 9:                         # 2 micro-batches a step: dies in step 5
+        if calls["n"] > 7:                         # 2 micro-batches a step: dies in step 4
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
@@ -210,6 +211,13 @@ def test_resume_after_a_crash_gives_identical_losses(files, tmp_path, monkeypatc
     assert losses(tmp_path / "resumed") == losses(full)
     assert [r["step"] for r in train_mod.read_log(full)] == \
         [r["step"] for r in train_mod.read_log(tmp_path / "resumed")]
+
+
+def test_students_learn_from_labels_until_distill_after(files, tmp_path):
+    out = train(tiny_cfg(files, tmp_path / "da", steps=3, eval_interval=3, distill_after=2))
+    records = [r for r in train_mod.read_log(out) if r["kind"] == "train"]
+    assert [r["student_loss_kind"] for r in records] == ["ce", "ce", "kl"]
+    assert records[0]["student_loss"] > 1.0 > records[2]["student_loss"]   # CE vs small KL
 
 
 def test_resume_with_a_different_setup_is_refused(files, run_dir):

@@ -124,6 +124,8 @@ def main() -> int:
     ap.add_argument("--archs", type=int, default=10, help="architectures in the ranking (>= 8)")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-supernet"))
     ap.add_argument("--only", choices=["quality", "throughput"], default=None)
+    ap.add_argument("--distill-after", type=int, nargs="+", default=[0],
+                    help="supernet variants: students learn from labels for N steps first")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: avoids oversubscription on a shared 2-core machine)")
     args = ap.parse_args()
@@ -144,45 +146,50 @@ def main() -> int:
                 eval_interval=max(1, args.steps // 8), progress=False)
 
     if args.only in (None, "quality"):
-        t = time.time()
-        sn_dir = run(TrainConfig(out=str(runs / "supernet"), **base))
-        supernet_s = time.time() - t
-        tokenizer, tokens = load_tokens(str(DATA), Tokenizer.from_dict(
-            load_checkpoint(sn_dir)["tokenizer"]))
-        x, y = eval_windows(tokens["valid"], 64)
         archs = spread_archs(space, args.archs)
-        inherited = valid_loss(sn_dir, archs, x, y)
-        standalone, times = [], []
+        tokenizer, tokens = load_tokens(str(DATA), "char")
+        x, y = eval_windows(tokens["valid"], 64)
+        standalone, times = [], {}
         for i, arch in enumerate(archs):
             t = time.time()
             d = run(TrainConfig(out=str(runs / f"standalone-{arch.key}"), arch=arch.key, **base))
-            times.append(time.time() - t)
+            times[arch.key] = time.time() - t
             standalone.append(valid_loss(d, [arch], x, y)[0])
-            print(f"[{i + 1}/{len(archs)}] {arch.key}: inherited {inherited[i]:.4f} "
-                  f"standalone {standalone[i]:.4f}", flush=True)
+            print(f"[{i + 1}/{len(archs)}] {arch.key}: standalone {standalone[i]:.4f}", flush=True)
         params = [a.params(len(tokenizer.vocab), 64) for a in archs]
-        tau = float(kendalltau(inherited, standalone)[0])
         tau_params = float(kendalltau([-p for p in params], standalone)[0])
-        gap = inherited[0] / standalone[0] - 1
+        variants = {}
+        for after in args.distill_after:
+            name = "supernet" if after == 0 else f"supernet-distill-after-{after}"
+            t = time.time()
+            sn_dir = run(TrainConfig(out=str(runs / name), distill_after=after, **base))
+            times[name] = time.time() - t
+            inherited = valid_loss(sn_dir, archs, x, y)
+            tau = float(kendalltau(inherited, standalone)[0])
+            gap = inherited[0] / standalone[0] - 1
+            variants[name] = {
+                "distill_after": after, "largest_supernet_valid_loss": inherited[0],
+                "largest_relative_gap": gap, "largest_gap_met": bool(abs(gap) <= 0.02),
+                "kendall_tau_inherited_vs_standalone": tau, "tau_met": bool(tau >= 0.8),
+                "inherited_valid_loss": dict(zip((a.key for a in archs), inherited))}
+            print(f"{name}: largest {inherited[0]:.4f} vs standalone {standalone[0]:.4f} "
+                  f"({100 * gap:+.2f}%), tau {tau:.3f}", flush=True)
         results["quality"] = {
             "dataset": "Tiny Shakespeare, char-level, first 90% train / last 10% valid",
             "valid_tokens": y.numel(), "steps": args.steps, "recipe": {
                 k: v for k, v in TrainConfig(**base).__dict__.items()
                 if k in ("batch_size", "block_size", "lr", "min_lr", "warmup", "weight_decay",
-                         "beta2", "grad_clip", "dropout", "n_random", "distill")},
-            "largest": {"key": archs[0].key, "supernet_valid_loss": inherited[0],
-                        "standalone_valid_loss": standalone[0], "relative_gap": gap,
-                        "target": "within 2%", "met": bool(abs(gap) <= 0.02),
-                        "reference": "nanoGPT CPU baby GPT (same architecture and recipe): "
-                                     "about 1.88 after 2000 iterations"},
-            "ranking": {"archs": [{"key": a.key, "params": p, "inherited_valid_loss": li,
-                                   "standalone_valid_loss": ls}
-                                  for a, p, li, ls in zip(archs, params, inherited, standalone)],
-                        "kendall_tau_inherited_vs_standalone": tau,
-                        "kendall_tau_params_proxy_vs_standalone": tau_params,
-                        "target": ">= 0.8", "met": bool(tau >= 0.8)},
-            "wall_time_s": {"supernet": supernet_s, "standalone": dict(
-                zip((a.key for a in archs), times))},
+                         "beta2", "grad_clip", "dropout", "n_random", "distill", "threads")},
+            "largest_key": archs[0].key,
+            "largest_standalone_valid_loss": standalone[0],
+            "reference": "nanoGPT CPU baby GPT (same architecture and recipe): about 1.88 "
+                         "after 2000 iterations",
+            "targets": {"largest_gap": "within 2%", "kendall_tau": ">= 0.8"},
+            "archs": [{"key": a.key, "params": p, "standalone_valid_loss": ls}
+                      for a, p, ls in zip(archs, params, standalone)],
+            "kendall_tau_params_proxy_vs_standalone": tau_params,
+            "supernets": variants,
+            "wall_time_s": times,
         }
         results_path.write_text(json.dumps(results, indent=2) + "\n")
 
@@ -203,24 +210,26 @@ def write_markdown(r: dict) -> None:
              f"Machine: {r['machine']}", ""]
     q = r.get("quality")
     if q:
-        lg, rk = q["largest"], q["ranking"]
         lines += [f"## Quality ({q['dataset']}, {q['steps']} steps, {q['valid_tokens']} "
                   "validation tokens)", "",
-                  f"Largest subnet `{lg['key']}`: supernet {lg['supernet_valid_loss']:.4f}, "
-                  f"standalone {lg['standalone_valid_loss']:.4f}, gap "
-                  f"{100 * lg['relative_gap']:+.2f}% (target within 2%: "
-                  f"{'met' if lg['met'] else 'missed'}; {lg['reference']}).", "",
-                  f"Ranking over {len(rk['archs'])} architectures: Kendall tau inherited vs "
-                  f"standalone = {rk['kendall_tau_inherited_vs_standalone']:.3f} (target >= 0.8: "
-                  f"{'met' if rk['met'] else 'missed'}); parameter-count proxy tau = "
-                  f"{rk['kendall_tau_params_proxy_vs_standalone']:.3f}.", "",
-                  "| architecture | params | inherited loss | standalone loss |",
-                  "|---|---:|---:|---:|"]
-        lines += [f"| `{a['key']}` | {a['params']:,} | {a['inherited_valid_loss']:.4f} | "
-                  f"{a['standalone_valid_loss']:.4f} |" for a in rk["archs"]]
-        lines += ["", f"Wall time: supernet {q['wall_time_s']['supernet']:.0f} s, standalone "
-                  f"runs {sum(q['wall_time_s']['standalone'].values()):.0f} s in total "
-                  "(0 s = reused).", ""]
+                  f"Largest subnet `{q['largest_key']}` trained alone: "
+                  f"{q['largest_standalone_valid_loss']:.4f} ({q['reference']}). "
+                  f"Parameter-count proxy: Kendall tau {q['kendall_tau_params_proxy_vs_standalone']:.3f}.",
+                  "", "| supernet | largest (inherited) | gap vs alone (target 2%) | Kendall tau "
+                  "(target 0.8) |", "|---|---:|---:|---:|"]
+        for name, v in q["supernets"].items():
+            lines.append(f"| {name} | {v['largest_supernet_valid_loss']:.4f} | "
+                         f"{100 * v['largest_relative_gap']:+.2f}% | "
+                         f"{v['kendall_tau_inherited_vs_standalone']:.3f} |")
+        names = list(q["supernets"])
+        lines += ["", "| architecture | params | standalone | " + " | ".join(names) + " |",
+                  "|---|---:|---:|" + "---:|" * len(names)]
+        for a in q["archs"]:
+            lines.append(f"| `{a['key']}` | {a['params']:,} | {a['standalone_valid_loss']:.4f} | "
+                         + " | ".join(f"{q['supernets'][n]['inherited_valid_loss'][a['key']]:.4f}"
+                                      for n in names) + " |")
+        lines += ["", "Wall time (s; small = reused run): " + ", ".join(
+            f"{k} {v:.0f}" for k, v in q["wall_time_s"].items()), ""]
     t = r.get("throughput")
     if t:
         tps = t["tokens_per_s"]

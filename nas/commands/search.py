@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -232,7 +233,8 @@ def run_search(ckpt: str, out: Path, config, lut: str | None = None, hw_name: st
                     max_seq=ev.block_size, workers=workers, state_path=state,
                     identity={"perplexity": quality.describe()}, progress=True)
     result = search.run(resume=resume)
-    info = {"perplexity_source": quality.describe(), "workers": workers,
+    info = {"command": " ".join(["nas"] + sys.argv[1:]),
+            "perplexity_source": quality.describe(), "workers": workers,
             "space": ev.space.to_dict()}
     paths = write_outputs(result, out, table, info)
     for line in summary_lines(result):
