@@ -176,7 +176,8 @@ class SupernetPerplexity:
         return [float(p) for p in self.evaluator.perplexity(list(archs))]
 
     def describe(self) -> dict[str, Any]:
-        return {"ckpt": self.ckpt, "split": self.split, "max_tokens": self.max_tokens}
+        return {"ckpt": str(Path(self.ckpt).resolve()), "split": self.split,
+                "max_tokens": self.max_tokens}
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_ev": None}

@@ -160,7 +160,7 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
         if main:
             _truncate_logs(out, step)
     net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-              find_unused_parameters=True) if ddp else model
+              find_unused_parameters=fixed is None) if ddp else model
 
     eval_rng = random.Random(f"{cfg.seed}-eval")
     eval_archs = ([space.largest(), space.smallest()]

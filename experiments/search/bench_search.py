@@ -1,6 +1,6 @@
 """Search benchmarks on a trained `tiny` supernet (run by hand; results committed here).
 
-1. Wall time of a default search (NSGA-II, population 40, 40 generations, objective EDP) and
+1. (run second) Wall time of a default search (NSGA-II, population 40, 40 generations, objective EDP) and
    where it goes: perplexity evaluation vs cost look-up vs checkpoints vs DEAP bookkeeping.
 2. NSGA-II vs random search at the same number of evaluated architectures: hypervolume of each
    over several seeds (both normalised by the same anchors: largest and smallest subnet).
@@ -55,6 +55,23 @@ def hv_curve(history, normaliser, objective, counts):
     return out
 
 
+def plot_curves(curves, seeds) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for color, a in zip(("C0", "C1"), curves):
+        for i, (counts, curve) in enumerate(curves[a]):
+            ax.plot(counts, curve, color=color, alpha=0.8, label=a if i == 0 else None)
+    ax.set_xlabel("distinct architectures evaluated")
+    ax.set_ylabel("hypervolume (perplexity vs EDP, normalised)")
+    ax.set_title(f"NSGA-II vs random search, {len(seeds)} seeds", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(HERE / "hv_nsga2_vs_random.png", dpi=130)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", required=True, help="trained supernet run directory (tiny space)")
@@ -81,31 +98,6 @@ def main() -> None:
                       f"cores (shared with other jobs), Python {platform.python_version()}",
            "supernet": str(ev.checkpoint), "space": ev.space.to_dict(), "hardware": hw.name,
            "table": table.describe()}
-
-    # -- 1. a default search, timed ----------------------------------------------------------
-    if not args.skip_default:
-        quality = SupernetPerplexity(args.ckpt, max_tokens=args.default_max_tokens)
-        quality.evaluator                       # load outside the timed search
-        with tempfile.TemporaryDirectory() as tmp:
-            search = Search(ev.space, quality, table, SearchConfig(), **common,
-                            state_path=Path(tmp) / "state.pkl", progress=True)
-            t0 = time.perf_counter()
-            res = search.run()
-            wall = time.perf_counter() - t0
-        secs = res.seconds
-        doc["default_search"] = {
-            "settings": "NSGA-II, population 40, 40 generations, mutation 0.2, objective edp, "
-                        f"{args.default_max_tokens} validation tokens per perplexity",
-            "wall_s": wall, "evaluated_architectures": len(res.history),
-            "candidate_slots": 40 * 41, "front_size": len(res.front),
-            "hypervolume_final": res.hypervolume[-1],
-            "seconds": secs,
-            "share": {k: secs[f"{k}_s"] / secs["total_s"]
-                      for k in ("perplexity", "cost", "checkpoint", "bookkeeping")},
-            "ms_per_perplexity": 1e3 * secs["perplexity_s"] / len(res.history),
-            "us_per_cost_lookup": 1e6 * secs["cost_s"] / len(res.history),
-        }
-        print(json.dumps(doc["default_search"], indent=1))
 
     # -- 2. NSGA-II vs random at equal evaluations ----------------------------------------------
     memo = Memo(probe)
@@ -149,21 +141,34 @@ def main() -> None:
     }
     print(json.dumps(doc["nsga2_vs_random"]["per_seed"], indent=1), summary)
     Path(args.out).write_text(json.dumps(doc, indent=1))
+    plot_curves(curves, args.seeds)
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for color, a in zip(("C0", "C1"), runs):
-        for i, (counts, curve) in enumerate(curves[a]):
-            ax.plot(counts, curve, color=color, alpha=0.8, label=a if i == 0 else None)
-    ax.set_xlabel("distinct architectures evaluated")
-    ax.set_ylabel("hypervolume (perplexity vs EDP, normalised)")
-    ax.set_title(f"NSGA-II vs random search, {len(args.seeds)} seeds", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(HERE / "hv_nsga2_vs_random.png", dpi=130)
+    # -- 1. a default search, timed ----------------------------------------------------------
+    if not args.skip_default:
+        quality = SupernetPerplexity(args.ckpt, max_tokens=args.default_max_tokens)
+        quality.evaluator                       # load outside the timed search
+        with tempfile.TemporaryDirectory() as tmp:
+            search = Search(ev.space, quality, table, SearchConfig(), **common,
+                            state_path=Path(tmp) / "state.pkl", progress=True)
+            t0 = time.perf_counter()
+            res = search.run()
+            wall = time.perf_counter() - t0
+        secs = res.seconds
+        doc["default_search"] = {
+            "settings": "NSGA-II, population 40, 40 generations, mutation 0.2, objective edp, "
+                        f"{args.default_max_tokens} validation tokens per perplexity",
+            "wall_s": wall, "evaluated_architectures": len(res.history),
+            "candidate_slots": 40 * 41, "front_size": len(res.front),
+            "hypervolume_final": res.hypervolume[-1],
+            "seconds": secs,
+            "share": {k: secs[f"{k}_s"] / secs["total_s"]
+                      for k in ("perplexity", "cost", "checkpoint", "bookkeeping")},
+            "ms_per_perplexity": 1e3 * secs["perplexity_s"] / len(res.history),
+            "us_per_cost_lookup": 1e6 * secs["cost_s"] / len(res.history),
+        }
+        print(json.dumps(doc["default_search"], indent=1))
+        Path(args.out).write_text(json.dumps(doc, indent=1))
+
     print("wrote", args.out)
 
 

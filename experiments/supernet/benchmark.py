@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import random
@@ -32,9 +31,9 @@ from scipy.stats import kendalltau
 
 from nas.arch import Arch, SearchSpace
 from supernet.checkpoint import load_checkpoint, model_from_checkpoint
-from supernet.data import Tokenizer, eval_windows, get_batch, load_tokens
+from supernet.data import eval_windows, get_batch, load_tokens
 from supernet.evaluate import subnet_losses
-from supernet.model import GPT, ElasticGPT, ModelConfig
+from supernet.model import ElasticGPT, ModelConfig
 from supernet.train import TrainConfig, sandwich_step, step_archs, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,7 +213,8 @@ def write_markdown(r: dict) -> None:
                   "validation tokens)", "",
                   f"Largest subnet `{q['largest_key']}` trained alone: "
                   f"{q['largest_standalone_valid_loss']:.4f} ({q['reference']}). "
-                  f"Parameter-count proxy: Kendall tau {q['kendall_tau_params_proxy_vs_standalone']:.3f}.",
+                  "Parameter-count proxy: Kendall tau "
+                  f"{q['kendall_tau_params_proxy_vs_standalone']:.3f}.",
                   "", "| supernet | largest (inherited) | gap vs alone (target 2%) | Kendall tau "
                   "(target 0.8) |", "|---|---:|---:|---:|"]
         for name, v in q["supernets"].items():
@@ -228,6 +228,9 @@ def write_markdown(r: dict) -> None:
             lines.append(f"| `{a['key']}` | {a['params']:,} | {a['standalone_valid_loss']:.4f} | "
                          + " | ".join(f"{q['supernets'][n]['inherited_valid_loss'][a['key']]:.4f}"
                                       for n in names) + " |")
+        lines += ["", "Why the largest lags (partial runs, `distillation_diagnostic.json`): "
+                  "with the students learning from the labels instead of the largest's soft "
+                  "predictions, the largest tracks the standalone run far more closely.", ""]
         lines += ["", "Wall time (s; small = reused run): " + ", ".join(
             f"{k} {v:.0f}" for k, v in q["wall_time_s"].items()), ""]
     t = r.get("throughput")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 from dataclasses import MISSING, fields
@@ -112,14 +113,16 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 def cmd_train_supernet(args: argparse.Namespace) -> int:
     from supernet.train import train
     out = train(_config(args))
-    print(f"supernet run written to {out}")
+    if os.environ.get("RANK", "0") == "0":                 # once under torchrun
+        print(f"supernet run written to {out}")
     return 0
 
 
 def cmd_train_subnet(args: argparse.Namespace) -> int:
     from supernet.train import train
     out = train(_config(args))
-    print(f"subnet run written to {out}")
+    if os.environ.get("RANK", "0") == "0":                 # once under torchrun
+        print(f"subnet run written to {out}")
     return 0
 
 

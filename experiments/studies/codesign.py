@@ -1,0 +1,238 @@
+"""Study 1: the survey's co-design search (Kim et al. 2023, Sec. 6.4) at this machine's scale.
+
+For each corpus: train a supernet on the `tiny` space (`nas train-supernet`), search it against
+EDP on `gemmini-transformer` with the survey's defaults (population 40, 40 generations, mutation
+0.2; `nas search`, which builds the lookup table for the supernet's context and vocabulary),
+report the EDP, latency and energy reductions against the largest subnet at <= +0.1 and <= +1
+perplexity, then retrain the picked architectures and the largest one from scratch
+(`nas train-subnet`, same recipe and steps) and evaluate all of them on the same validation
+tokens, to check that the inherited-weight perplexities hold.
+
+Every stage goes through the `nas` command line in-process and is skipped when its output
+exists (re-running resumes).
+
+    python experiments/studies/codesign.py                 # both corpora, the config below
+    python experiments/studies/codesign.py --corpus tinyshakespeare --steps 300   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from common import HERE, provenance, pyplot, save_figure, write_json
+
+from nas.arch import Arch
+from nas.cli import main as nas
+from nas.pareto import edp_reduction
+
+DATA = HERE.parents[2] / "shared" / "data"
+PUBLISHED = {"edp": (2.2, 10.6), "latency": (1.4, 2.4), "energy": (1.6, 4.4)}  # survey Sec. 6.4
+DELTAS = (0.1, 1.0)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    dataset: str                # what `--dataset` gets
+    tokenizer: str
+
+
+CORPORA = {
+    "tinyshakespeare": Corpus("tinyshakespeare", str(DATA / "tinyshakespeare" / "input.txt"),
+                              "char"),
+    "wikitext-2": Corpus("wikitext-2", str(DATA / "wikitext-2"), "word"),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    corpora: tuple[str, ...] = ("tinyshakespeare", "wikitext-2")
+    space: str = "tiny"
+    hw: str = "gemmini-transformer"
+    steps: int = 1500             # supernet and retraining steps (same recipe for both)
+    block_size: int = 64
+    population: int = 40          # the survey's defaults
+    generations: int = 40
+    mutation_prob: float = 0.2
+    search_tokens: int = 8192     # validation tokens per perplexity during the search
+    check_tokens: int = 32768     # validation tokens for the retraining check
+    seed: int = 0
+    threads: int | None = None
+
+
+def run_nas(*argv: str) -> None:
+    code = nas([str(a) for a in argv])
+    if code:
+        raise SystemExit(f"nas {' '.join(map(str, argv))} exited with {code}")
+
+
+def train_supernet(cfg: Config, corpus: Corpus, run: Path) -> Path:
+    out = run / "supernet"
+    if not (out / "best.pt").exists() or not _finished(out, cfg.steps):
+        run_nas("train-supernet", "--space", cfg.space, "--dataset", corpus.dataset,
+                "--tokenizer", corpus.tokenizer, "--steps", cfg.steps, "--block-size",
+                cfg.block_size, "--seed", cfg.seed, "--out", out, "--no-progress",
+                *(["--resume"] if (out / "last.pt").exists() else []),
+                *(["--threads", cfg.threads] if cfg.threads else []))
+    return out
+
+
+def _finished(run: Path, steps: int) -> bool:
+    rows = list(csv.DictReader((run / "eval.csv").open())) if (run / "eval.csv").exists() else []
+    return bool(rows) and int(rows[-1]["step"]) >= steps
+
+
+def search(cfg: Config, ckpt: Path, run: Path) -> Path:
+    out = run / "search"
+    done = out / "search.json"
+    if not done.exists() or json.loads(done.read_text())["generations_done"] < cfg.generations:
+        run_nas("search", "--ckpt", ckpt, "--hw", cfg.hw, "--out", out,
+                "--population", cfg.population, "--generations", cfg.generations,
+                "--mutation-prob", cfg.mutation_prob, "--max-tokens", cfg.search_tokens,
+                "--seed", cfg.seed, *(["--resume"] if (out / "state.pkl").exists() else []))
+    return out
+
+
+def reductions(search_dir: Path) -> dict:
+    """EDP, latency and energy of the largest subnet over those of the lowest-EDP evaluated
+    candidate within +0.1 and +1 perplexity of it (the survey's Fig. 26 read-out)."""
+    doc = json.loads((search_dir / "search.json").read_text())
+    largest = doc["largest"]
+    rows = [{k: (float(v) if k in ("perplexity", "edp", "latency_ms", "energy_mj") else v)
+             for k, v in r.items()} for r in csv.DictReader((search_dir / "history.csv").open())]
+    feasible = [r for r in rows if r["feasible"] == "True"]
+    by_key = {r["key"]: r for r in rows}
+    out = {"largest": {k: largest[k] for k in ("key", "perplexity", "edp", "latency_ms",
+                                                  "energy_mj", "params")}, "at": []}
+    for delta in DELTAS:
+        pick = edp_reduction(feasible, largest, delta)
+        if pick is None:
+            out["at"].append({"delta": delta, "key": None})
+            continue
+        row = by_key[pick["key"]]
+        out["at"].append({"delta": delta, "key": pick["key"], "perplexity": pick["perplexity"],
+                          "edp_reduction": largest["edp"] / row["edp"],
+                          "latency_reduction": largest["latency_ms"] / row["latency_ms"],
+                          "energy_reduction": largest["energy_mj"] / row["energy_mj"]})
+    out["hypervolume_final"] = doc["hypervolume"][-1]
+    out["evaluations"], out["front_size"] = doc["evaluations"], doc["front_size"]
+    return out
+
+
+def retrain_check(cfg: Config, corpus: Corpus, run: Path, supernet: Path, keys: list[str]) -> list:
+    """Train each architecture alone, then compare its perplexity with the inherited one on the
+    same `check_tokens` validation tokens."""
+    from supernet.evaluate import SupernetEvaluator
+
+    inherited_eval = SupernetEvaluator(supernet, max_tokens=cfg.check_tokens)
+    archs = [Arch.from_key(k) for k in keys]
+    inherited = inherited_eval.perplexity(archs)
+    rows = []
+    for arch, ppl in zip(archs, inherited):
+        out = run / "retrain" / arch.key
+        if not _finished(out, cfg.steps):
+            run_nas("train-subnet", "--arch", arch.key, "--dataset", corpus.dataset,
+                    "--tokenizer", corpus.tokenizer, "--steps", cfg.steps, "--block-size",
+                    cfg.block_size, "--seed", cfg.seed, "--out", out, "--no-progress",
+                    *(["--resume"] if (out / "last.pt").exists() else []),
+                    *(["--threads", cfg.threads] if cfg.threads else []))
+        alone = SupernetEvaluator(out, max_tokens=cfg.check_tokens).perplexity([arch])[0]
+        rows.append({"key": arch.key, "params": arch.params(inherited_eval.vocab_size,
+                                                            inherited_eval.block_size),
+                     "inherited_ppl": ppl, "standalone_ppl": alone})
+    return rows
+
+
+def run(cfg: Config, out: Path) -> dict:
+    results = {"config": asdict(cfg), "published": PUBLISHED, "corpora": {}}
+    for name in cfg.corpora:
+        corpus = CORPORA[name]
+        run_dir = out / "runs" / name
+        t0 = time.time()
+        supernet = train_supernet(cfg, corpus, run_dir)
+        t1 = time.time()
+        search_dir = search(cfg, supernet, run_dir)
+        t2 = time.time()
+        red = reductions(search_dir)
+        keys = [red["largest"]["key"]] + [a["key"] for a in red["at"] if a["key"]]
+        keys = list(dict.fromkeys(keys))
+        check = retrain_check(cfg, corpus, run_dir, supernet, keys)
+        results["corpora"][name] = {**red, "retrain": check, "seconds": {
+            "supernet": round(t1 - t0, 1), "search": round(t2 - t1, 1),
+            "retrain": round(time.time() - t2, 1)}, "search_dir": str(search_dir)}
+    results["provenance"] = provenance()
+    return results
+
+
+def plot(results: dict, path: Path) -> None:
+    plt = pyplot()
+    names = list(results["corpora"])
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        rows = list(csv.DictReader(Path(results["corpora"][name]["search_dir"],
+                                        "history.csv").open()))
+        ppl = [float(r["perplexity"]) for r in rows]
+        edp = [float(r["edp"]) for r in rows]
+        ax.scatter(edp, ppl, s=8, alpha=0.4, label="evaluated")
+        L = results["corpora"][name]["largest"]
+        ax.scatter([L["edp"]], [L["perplexity"]], marker="*", s=150, c="k", label="largest")
+        for d, style in zip(DELTAS, ("--", ":")):
+            ax.axhline(L["perplexity"] + d, ls=style, c="gray", label=f"+{d:g} perplexity")
+        for r in results["corpora"][name]["retrain"]:
+            a = Arch.from_key(r["key"])
+            edp_r = next(float(x["edp"]) for x in rows if x["key"] == a.key)
+            ax.scatter([edp_r], [r["standalone_ppl"]], marker="x", c="r", s=60)
+        ax.scatter([], [], marker="x", c="r", label="retrained alone")
+        ax.set_xscale("log")
+        ax.set_xlabel("EDP (J s), gemmini-transformer")
+        ax.set_ylabel("validation perplexity")
+        ax.set_title(f"{name}: search on the tiny space")
+        ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=HERE)
+    p.add_argument("--corpus", action="append", choices=sorted(CORPORA))
+    p.add_argument("--steps", type=int)
+    p.add_argument("--population", type=int)
+    p.add_argument("--generations", type=int)
+    p.add_argument("--threads", type=int)
+    args = p.parse_args(argv)
+    cfg = Config()
+    changes = {k: v for k, v in (("steps", args.steps), ("population", args.population),
+                                 ("generations", args.generations), ("threads", args.threads))
+               if v is not None}
+    if args.corpus:
+        changes["corpora"] = tuple(args.corpus)
+    cfg = replace(cfg, **changes)
+    for name in cfg.corpora:
+        if not Path(CORPORA[name].dataset).exists():
+            print(f"codesign: {CORPORA[name].dataset} not found (see ../shared/data)",
+                  file=sys.stderr)
+            return 2
+    results = run(cfg, args.out)
+    write_json(args.out / "codesign.json", results)
+    plot(results, args.out / "codesign.png")
+    for name, r in results["corpora"].items():
+        print(f"{name}: largest {r['largest']['key']} perplexity {r['largest']['perplexity']:.3f}")
+        for a in r["at"]:
+            if a["key"]:
+                print(f"  <= +{a['delta']:g} perplexity: EDP {a['edp_reduction']:.2f}x, latency "
+                      f"{a['latency_reduction']:.2f}x, energy {a['energy_reduction']:.2f}x "
+                      f"({a['key']}, perplexity {a['perplexity']:.3f})")
+        for c in r["retrain"]:
+            print(f"  {c['key']}: inherited {c['inherited_ppl']:.3f}, alone "
+                  f"{c['standalone_ppl']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
