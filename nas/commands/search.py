@@ -54,12 +54,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "search", formatter_class=fmt, epilog=EXAMPLES_SEARCH,
         help="evolutionary search (DEAP NSGA-II) of perplexity vs EDP/latency/energy/params",
-        description=_wrap("Search the supernet's space for the Pareto front of perplexity (inherited "
-                    "weights, fixed validation subset) against a hardware objective from a "
-                    "lookup table. Constraints are feasibility (constrained domination), not "
-                    "penalties. Writes front.csv, front.json, history.csv, search.json and "
-                    "pareto.png to --out, and checkpoints state.pkl every generation "
-                    "(--resume continues it)."))
+        description=_wrap(
+            "Search the supernet's space for the Pareto front of perplexity (inherited "
+            "weights, fixed validation subset) against a hardware objective from a "
+            "lookup table. Constraints are feasibility (constrained domination), not "
+            "penalties. Writes front.csv, front.json, history.csv, search.json and "
+            "pareto.png to --out, and checkpoints state.pkl every generation "
+            "(--resume continues it)."))
     p.add_argument("--ckpt", required=True, help="supernet run directory or checkpoint file")
     p.add_argument("--lut", help="lookup table from `nas build-lut` (default: build one into "
                                  "--out for --hw and the supernet's context and vocabulary)")
@@ -73,17 +74,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="evaluation batch size")
     p.add_argument("--workers", type=int, default=1,
                    help="processes evaluating perplexity in parallel (same results as 1)")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads per evaluating process (default: torch's choice; "
+                        "1 with --workers > 1)")
     p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser(
         "export", formatter_class=fmt, epilog=EXAMPLES_EXPORT,
         help="write chosen front architectures as YAML (for nas train-subnet / nas simulate)",
-        description=_wrap("Pick architectures from a search's front and write each as an architecture "
-                    "YAML file. Picks: 'all'; 'best-ppl'; 'min-edp', 'min-latency', "
-                    "'min-energy', 'min-params'; '+X' (lowest EDP within X perplexity of the "
-                    "largest subnet); 'ppl<=X' (lowest EDP with perplexity <= X); an index into "
-                    "front.csv (0 = lowest perplexity); or an architecture key."))
+        description=_wrap(
+            "Pick architectures from a search's front and write each as an architecture "
+            "YAML file. Picks: 'all'; 'best-ppl'; 'min-edp', 'min-latency', "
+            "'min-energy', 'min-params'; '+X' (lowest EDP within X perplexity of the "
+            "largest subnet); 'ppl<=X' (lowest EDP with perplexity <= X); an index into "
+            "front.csv (0 = lowest perplexity); or an architecture key."))
     p.add_argument("--front", required=True, help="search output directory (or its front.json)")
     p.add_argument("--pick", nargs="+", default=["best-ppl", "min-edp", "+0.1", "+1"],
                    help="what to export (default: best-ppl min-edp +0.1 +1)")
@@ -196,7 +201,7 @@ def _config(args: argparse.Namespace):
 
 def run_search(ckpt: str, out: Path, config, lut: str | None = None, hw_name: str | None = None,
                split: str = "valid", max_tokens: int | None = 8192, batch_size: int = 16,
-               workers: int = 1, resume: bool = False) -> int:
+               workers: int = 1, resume: bool = False, threads: int | None = None) -> int:
     """Everything `nas search` does (also used by `nas quickstart`)."""
     from costmodel.hardware import load_hardware
     from costmodel.workload import Workload
@@ -205,12 +210,15 @@ def run_search(ckpt: str, out: Path, config, lut: str | None = None, hw_name: st
 
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
     state = out / STATE_FILE
     if state.exists() and not resume:
         raise UserError(f"{out} already holds a search ({STATE_FILE}); pass --resume to "
                         f"continue it or choose another --out")
     quality = SupernetPerplexity(ckpt, split=split, max_tokens=max_tokens,
-                                 batch_size=batch_size, threads=1 if workers > 1 else None)
+                                 batch_size=batch_size,
+                                 threads=threads or (1 if workers > 1 else None))
     ev = quality.evaluator        # loads the supernet (and fails early on a bad checkpoint)
     print(f"supernet {ev.checkpoint}: space '{ev.space.name}' ({ev.space.size():,} "
           f"architectures), context {ev.block_size}, vocabulary {ev.vocab_size}, "
@@ -246,7 +254,7 @@ def run_search(ckpt: str, out: Path, config, lut: str | None = None, hw_name: st
 def cmd_search(args: argparse.Namespace) -> int:
     return run_search(args.ckpt, Path(args.out), _config(args), lut=args.lut, hw_name=args.hw,
                       split=args.split, max_tokens=args.max_tokens, batch_size=args.batch_size,
-                      workers=args.workers, resume=args.resume)
+                      workers=args.workers, resume=args.resume, threads=args.threads)
 
 
 # -- export ----------------------------------------------------------------------------------
@@ -278,7 +286,8 @@ def pick_candidates(doc: dict, pick: str) -> list[dict]:
         if pick.startswith("ppl<="):
             return lowest_edp(float(pick[5:]), "given limit")
     except ValueError:
-        raise UserError(f"--pick {pick}: expected a number after '{pick[:1] if pick[0] == '+' else 'ppl<='}'") from None
+        prefix = "+" if pick.startswith("+") else "ppl<="
+        raise UserError(f"--pick {pick}: expected a number after '{prefix}'") from None
     if pick.isdigit():
         if int(pick) >= len(front):
             raise UserError(f"--pick {pick}: the front has {len(front)} architectures "
