@@ -12,6 +12,7 @@ Every stage goes through the `nas` command line in-process and is skipped when i
 exists (re-running resumes).
 
     python experiments/studies/codesign.py                 # both corpora, the config below
+    (writes codesign_<corpora>.json and .png here; checkpoints and searches under runs/)
     python experiments/studies/codesign.py --corpus tinyshakespeare --steps 300   # quicker
 """
 
@@ -205,10 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--population", type=int)
     p.add_argument("--generations", type=int)
     p.add_argument("--threads", type=int)
+    p.add_argument("--search-tokens", type=int, help="validation tokens per perplexity in the search")
     args = p.parse_args(argv)
     cfg = Config()
     changes = {k: v for k, v in (("steps", args.steps), ("population", args.population),
-                                 ("generations", args.generations), ("threads", args.threads))
+                                 ("generations", args.generations), ("threads", args.threads),
+                                 ("search_tokens", args.search_tokens))
                if v is not None}
     if args.corpus:
         changes["corpora"] = tuple(args.corpus)
@@ -219,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
     results = run(cfg, args.out)
-    write_json(args.out / "codesign.json", results)
-    plot(results, args.out / "codesign.png")
+    stem = "codesign_" + "_".join(cfg.corpora)
+    write_json(args.out / f"{stem}.json", results)
+    plot(results, args.out / f"{stem}.png")
     for name, r in results["corpora"].items():
         print(f"{name}: largest {r['largest']['key']} perplexity {r['largest']['perplexity']:.3f}")
         for a in r["at"]:

@@ -111,6 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=2048,
                    help="validation tokens per perplexity (default 2048)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads (default: torch's choice; 1 helps on a busy machine)")
     p.set_defaults(func=cmd_quickstart)
 
 
@@ -376,7 +378,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
               f"{f' (continuing from step {done_steps})' if done_steps else ''} -> {run_dir}")
         train(TrainConfig(out=str(run_dir), space="tiny", dataset="builtin", steps=args.steps,
                           eval_interval=max(1, args.steps // 3), eval_tokens=args.max_tokens,
-                          seed=args.seed, resume=done_steps is not None))
+                          seed=args.seed, resume=done_steps is not None,
+                          threads=args.threads))
 
     # 2. lookup table for the supernet's space, context and vocabulary
     from lut.table import CostTable
@@ -402,7 +405,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
               f"{config.generations} generations (reduced from the survey's 40 x 40 to stay "
               f"within minutes; `nas search` defaults to 40 x 40)")
         run_search(str(run_dir), search_dir, config, lut=str(lut_path), hw_name=args.hw,
-                   max_tokens=args.max_tokens,
+                   max_tokens=args.max_tokens, threads=args.threads,
                    resume=(search_dir / "state.pkl").is_file())
 
     # 4. export
