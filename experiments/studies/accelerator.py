@@ -13,12 +13,19 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common import (HERE, class_shares, fmt_table, matmuls, provenance,
-                    pyplot, save_figure, total, write_json)
+from common import (
+    class_shares,
+    fmt_table,
+    matmuls,
+    pyplot,
+    save_figure,
+    study_main,
+    total,
+)
+
 from costmodel.hardware import PRESETS, derive
 from costmodel.simulate import simulate
 from costmodel.workload import GELU, LAYERNORM, SOFTMAX, Workload
@@ -149,16 +156,7 @@ def report(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=HERE, help="folder for the JSON and PNG")
-    args = ap.parse_args(argv)
-    result = run(Config())
-    result.update(provenance())
-    write_json(args.out / "accelerator.json", result)
-    plot(result, args.out / "accelerator.png")
-    print(report(result))
-    print(f"wrote {args.out / 'accelerator.json'} and accelerator.png")
-    return 0
+    return study_main("accelerator", __doc__, lambda: run(Config()), plot, report, argv)
 
 
 if __name__ == "__main__":

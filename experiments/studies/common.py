@@ -14,7 +14,7 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from costmodel.simulate import SIMULATOR_VERSION, OpCost, Report
 from costmodel.workload import ACT_MATMUL, GEMM, NONLINEAR, PROJECTION
@@ -103,3 +103,24 @@ def fmt_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def study_main(name: str, doc: str, run: Callable[[], dict[str, Any]],
+               plot: Callable[[dict[str, Any], Path], None],
+               report: Callable[[dict[str, Any]], str], argv: list[str] | None = None) -> int:
+    """The command line every study shares: run it, write NAME.json and NAME.png (atomically,
+    with the command, machine and simulator version), print its tables."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=HERE, help="folder for the JSON and PNG")
+    args = ap.parse_args(argv)
+    result = run()
+    result.update(provenance())
+    write_json(args.out / f"{name}.json", result)
+    plot(result, args.out / f"{name}.png")
+    print(report(result))
+    for note in result.get("notes", []):
+        print("note:", note)
+    print(f"wrote {args.out / f'{name}.json'} and {name}.png")
+    return 0

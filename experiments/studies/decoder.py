@@ -12,14 +12,19 @@ each weight block into the array for a single row of activations.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common import (HERE, fmt_table, provenance, pyplot, save_figure,
-                    total, write_json)
+from common import (
+    fmt_table,
+    pyplot,
+    save_figure,
+    study_main,
+    total,
+)
+
 from costmodel.hardware import PRESETS, derive
 from costmodel.profile import profile
 from costmodel.simulate import Report, simulate
@@ -173,16 +178,7 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=HERE, help="folder for the JSON and PNG")
-    args = ap.parse_args(argv)
-    result = run(Config())
-    result.update(provenance())
-    write_json(args.out / "decoder.json", result)
-    plot(result, args.out / "decoder.png")
-    print(report(result))
-    print(f"wrote {args.out / 'decoder.json'} and decoder.png")
-    return 0
+    return study_main("decoder", __doc__, lambda: run(Config()), plot, report, argv)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,18 @@ at 1024; beyond that the shapes are extrapolated, as in the survey's analysis.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common import (CLASSES, HERE, class_shares, fmt_table, provenance, pyplot,
-                    save_figure, write_json)
+from common import (
+    CLASSES,
+    class_shares,
+    fmt_table,
+    pyplot,
+    save_figure,
+    study_main,
+)
+
 from costmodel.hardware import PRESETS
 from costmodel.profile import profile
 from costmodel.simulate import simulate
@@ -120,16 +126,7 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=HERE, help="folder for the JSON and PNG")
-    args = ap.parse_args(argv)
-    result = run(Config())
-    result.update(provenance())
-    write_json(args.out / "scaling.json", result)
-    plot(result, args.out / "scaling.png")
-    print(report(result))
-    print(f"wrote {args.out / 'scaling.json'} and scaling.png")
-    return 0
+    return study_main("scaling", __doc__, lambda: run(Config()), plot, report, argv)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,19 @@ the whole model.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common import (HERE, VITCOD_MASK, class_shares, fmt_table, provenance, pyplot,
-                    save_figure, total, write_json)
+from common import (
+    VITCOD_MASK,
+    class_shares,
+    fmt_table,
+    pyplot,
+    save_figure,
+    study_main,
+    total,
+)
+
 from costmodel.hardware import PRESETS
 from costmodel.simulate import simulate
 from costmodel.sparsity import AttentionSparsity
@@ -136,18 +143,7 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=HERE, help="folder for the JSON and PNG")
-    args = ap.parse_args(argv)
-    result = run(Config())
-    result.update(provenance())
-    write_json(args.out / "sparse_attention.json", result)
-    plot(result, args.out / "sparse_attention.png")
-    print(report(result))
-    for note in result["notes"]:
-        print("note:", note)
-    print(f"wrote {args.out / 'sparse_attention.json'} and sparse_attention.png")
-    return 0
+    return study_main("sparse_attention", __doc__, lambda: run(Config()), plot, report, argv)
 
 
 if __name__ == "__main__":
