@@ -4,8 +4,8 @@
 `group` key naming the only widths it depends on, so lookup tables can simulate each distinct
 group once: ("attn", d, heads, head_dim) for LayerNorm 1 + attention + residual,
 ("ffn", d, ffn) for LayerNorm 2 + feed-forward + residual, ("head", d) for the final LayerNorm
-and LM head. `model_ops` is exactly the concatenation of `attention_ops`, `ffn_ops` per layer and
-`head_ops`, which is what makes a table's sum equal to the full simulation.
+and LM head. `model_ops` is exactly the concatenation of `group_ops` over `arch_groups(arch)`,
+which is what makes a table's sum equal to the full simulation.
 
 GEMM convention (as SCALE-Sim): OUT[m, n] = A[m, k] @ B[k, n], repeated `batch` times
 (independent heads/sequences) and `repeat` times (identical decode steps). For element-wise and
@@ -181,15 +181,34 @@ def head_ops(d: int, workload: Workload) -> list[Op]:
     return ops
 
 
+def arch_groups(arch: Arch) -> list[tuple[tuple, int | None]]:
+    """(group key, layer) of every block of `arch`, in execution order: per layer one attention
+    and one FFN group, then the head group (layer None)."""
+    blocks: list[tuple[tuple, int | None]] = []
+    for i, (h, f) in enumerate(zip(arch.heads, arch.ffn)):
+        blocks += [(("attn", arch.d, h, arch.head_dim), i), (("ffn", arch.d, f), i)]
+    return blocks + [(("head", arch.d), None)]
+
+
+def group_ops(key: tuple, workload: Workload, layer: int | None = None) -> list[Op]:
+    """The operators of one group (see the module docstring for the keys)."""
+    kind = key[0]
+    if kind == "attn":
+        return attention_ops(key[1], key[2], key[3], workload, layer=layer)
+    if kind == "ffn":
+        return ffn_ops(key[1], key[2], workload, layer=layer)
+    if kind == "head":
+        return head_ops(key[1], workload)
+    raise ValueError(f"unknown operator group {key!r}")
+
+
 def model_ops(arch: Arch, workload: Workload) -> list[Op]:
-    """All operators of one forward pass (encoder) or prefill + generation (decoder).
+    """All operators of one forward pass (encoder) or prefill + generation (decoder): the
+    operators of every group of `arch_groups(arch)`, which is what makes a lookup table's sum
+    over groups equal to the full simulation.
 
     Operators are listed by layer and block (the order of a layer-by-layer schedule, not the
     exact order of execution inside an attention block). Costs are additive, so the order does
     not change any total.
     """
-    ops: list[Op] = []
-    for i, (h, f) in enumerate(zip(arch.heads, arch.ffn)):
-        ops += attention_ops(arch.d, h, arch.head_dim, workload, layer=i)
-        ops += ffn_ops(arch.d, f, workload, layer=i)
-    return ops + head_ops(arch.d, workload)
+    return [op for key, layer in arch_groups(arch) for op in group_ops(key, workload, layer)]

@@ -1,5 +1,5 @@
 """Per-operator-group lookup tables of accelerator cost, filled by `costmodel` (see lut.table)."""
 
-from lut.table import Cost, CostTable, arch_groups, space_groups
+from lut.table import Cost, CostTable, space_groups
 
-__all__ = ["Cost", "CostTable", "arch_groups", "space_groups"]
+__all__ = ["Cost", "CostTable", "space_groups"]

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from nas.arch import Arch, SearchSpace
 from nas.errors import UserError
-from costmodel.workload import Workload, attention_ops, ffn_ops, head_ops
+from costmodel.workload import Workload, arch_groups, group_ops
 
 META_KEY = b"transformer-hw-nas.lut"
 FORMAT_VERSION = 1
@@ -52,16 +52,6 @@ class Cost:
         return self.energy_j * 1e3
 
 
-def arch_groups(arch: Arch) -> list[tuple]:
-    """The group key of every block of `arch`, in `model_ops` order (with repeats)."""
-    keys: list[tuple] = []
-    for h, f in zip(arch.heads, arch.ffn):
-        keys.append(("attn", arch.d, h, arch.head_dim))
-        keys.append(("ffn", arch.d, f))
-    keys.append(("head", arch.d))
-    return keys
-
-
 def space_groups(space: SearchSpace) -> list[tuple]:
     """Every distinct group key that architectures of `space` can produce."""
     keys: list[tuple] = []
@@ -70,15 +60,6 @@ def space_groups(space: SearchSpace) -> list[tuple]:
         keys += [("ffn", d, f) for f in space.ffn]
         keys.append(("head", d))
     return keys
-
-
-def _group_ops(key: tuple, workload: Workload) -> list:
-    kind = key[0]
-    if kind == "attn":
-        return attention_ops(key[1], key[2], key[3], workload)
-    if kind == "ffn":
-        return ffn_ops(key[1], key[2], workload)
-    return head_ops(key[1], workload)
 
 
 def _row(key: tuple, cycles: float, energy_pj: float) -> dict[str, Any]:
@@ -162,7 +143,7 @@ class CostTable:
         keys = space_groups(space)
         for key in tqdm(keys, desc=f"lut {space.name} on {hw.name}", unit="group",
                         disable=not progress):
-            costs = simulate_ops(_group_ops(key, workload), hw, sparsity)
+            costs = simulate_ops(group_ops(key, workload), hw, sparsity)
             rows.append(_row(key, sum(c.cycles for c in costs), sum(c.energy_pj for c in costs)))
         meta = {
             "format_version": FORMAT_VERSION,
@@ -183,7 +164,7 @@ class CostTable:
         cycles = energy_pj = 0.0
         entries = self._entries
         try:
-            for key in arch_groups(arch):
+            for key, _layer in arch_groups(arch):
                 c, e = entries[key]
                 cycles += c
                 energy_pj += e
