@@ -42,6 +42,10 @@ class TrainConfig:
     distill_after: int = _f(0, "students learn from the labels for the first N steps, then "
                                "from the largest (a weak early teacher can stall training)",
                             True)
+    student_weight: float | None = _f(None, "weight of each smaller subnet's loss in the "
+                                            "summed gradient (default: 1 / their number, so "
+                                            "together they weigh as much as the largest; 1: "
+                                            "plain sum)", True)
     eval_interval: int = _f(250, "steps between validations and checkpoints")
     eval_tokens: int = _f(32768, "validation tokens used by periodic evaluation")
     eval_random: int = _f(3, "fixed random subnets validated besides largest and smallest",
@@ -66,6 +70,8 @@ class TrainConfig:
                             f"min_lr={self.min_lr})")
         if self.tokenizer not in ("char", "word"):
             raise UserError(f"tokenizer must be char or word, got '{self.tokenizer}'")
+        if self.student_weight is not None and self.student_weight < 0:
+            raise UserError(f"student_weight must be >= 0, got {self.student_weight}")
         if not 0 <= self.dropout < 1:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.threads is not None and self.threads <= 0:

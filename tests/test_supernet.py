@@ -163,6 +163,20 @@ def test_distillation_students_learn_the_teacher():
     assert label_losses[1] == pytest.approx(teacher_ce, rel=1e-5)
 
 
+def test_student_weight_scales_only_the_students_gradients():
+    x, y = batch()
+    archs = [SPACE.largest(), SPACE.smallest()]
+    grads = {}
+    for name, run_archs, weight in (("teacher", archs[:1], 1.0), ("both", archs, 1.0),
+                                    ("half", archs, 0.5)):
+        model = make_model()
+        sandwich_step(model, x, y, run_archs, student_weight=weight)
+        grads[name] = model.blocks[0].w1.grad.clone()
+    student = grads["both"] - grads["teacher"]
+    assert student.abs().sum() > 0
+    torch.testing.assert_close(grads["half"], grads["teacher"] + 0.5 * student)
+
+
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
     cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr=1e-4)
     f = [lr_factor(s, cfg) for s in range(101)]
