@@ -228,9 +228,9 @@ def write_markdown(r: dict) -> None:
             lines.append(f"| `{a['key']}` | {a['params']:,} | {a['standalone_valid_loss']:.4f} | "
                          + " | ".join(f"{q['supernets'][n]['inherited_valid_loss'][a['key']]:.4f}"
                                       for n in names) + " |")
-        lines += ["", "Why the largest lags (partial runs, `distillation_diagnostic.json`): "
-                  "with the students learning from the labels instead of the largest's soft "
-                  "predictions, the largest tracks the standalone run far more closely.", ""]
+        lines += ["", "The students' losses are averaged (`student_weight`, the default); "
+                  "summed as in BigNAS they held the largest back: see "
+                  "`student_weight_1000.json` and `distillation_diagnostic.json`.", ""]
         lines += ["", "Wall time (s; small = reused run): " + ", ".join(
             f"{k} {v:.0f}" for k, v in q["wall_time_s"].items()), ""]
     t = r.get("throughput")
