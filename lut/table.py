@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from nas.atomic import atomic_path
 from nas.arch import Arch, SearchSpace
 from nas.errors import UserError
 from costmodel.workload import Workload, arch_groups, group_ops
@@ -183,17 +182,10 @@ class CostTable:
         import pyarrow.parquet as pq
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist(self.rows, schema=_schema())
         table = table.replace_schema_metadata({META_KEY: json.dumps(self.meta).encode()})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             pq.write_table(table, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return path
 
     @classmethod

@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import pickle
 import random
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -40,6 +38,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from deap import base, creator, tools
 
+from nas.atomic import atomic_path, atomic_write_text
 from nas.arch import Arch, SearchSpace
 from nas.errors import UserError
 from nas.pareto import Normaliser, pareto_indices
@@ -425,15 +424,8 @@ class Search:
                  "rng": self.rng.getstate(), "cache": self.evaluator.cache, "hv": self.hv,
                  "seconds": {**self.seconds, **{f"eval_{k}": v for k, v in
                                                 self.evaluator.seconds.items()}}}
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.state_path.parent, prefix=".state.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.state_path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(self.state_path) as tmp, tmp.open("wb") as f:
+            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
         self.seconds["checkpoint"] += time.perf_counter() - t0
 
     def _load_state(self) -> None:
@@ -589,13 +581,6 @@ def edp_reductions(result: SearchResult) -> list[dict[str, Any]]:
             for d in EDP_DELTAS]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _csv(rows: list[dict[str, Any]]) -> str:
     import csv
     import io
@@ -619,14 +604,14 @@ def write_outputs(result: SearchResult, out: str | Path, table, info: dict[str, 
     reductions = edp_reductions(result)
     paths = {name: out / name for name in ("front.csv", "front.json", "history.csv",
                                            "search.json", "pareto.png")}
-    _atomic_write(paths["front.csv"], _csv(front_rows))
-    _atomic_write(paths["history.csv"], _csv([_row(c) for c in result.history]))
+    atomic_write_text(paths["front.csv"], _csv(front_rows))
+    atomic_write_text(paths["history.csv"], _csv([_row(c) for c in result.history]))
     front_doc = {
         "objective": result.config.objective, **ids, "workload": table.meta["workload"],
         "largest": {**_row(result.largest), "arch": Arch.from_key(result.largest["key"]).to_dict()},
         "front": [{**r, "arch": Arch.from_key(r["key"]).to_dict()} for r in front_rows],
     }
-    _atomic_write(paths["front.json"], json.dumps(front_doc, indent=1))
+    atomic_write_text(paths["front.json"], json.dumps(front_doc, indent=1))
     search_doc = {
         "settings": asdict(result.config), **info, **ids, "table": table.describe(),
         "generations_done": result.generations_done, "evaluations": len(result.history),
@@ -635,7 +620,7 @@ def write_outputs(result: SearchResult, out: str | Path, table, info: dict[str, 
         "largest": _row(result.largest), "smallest": _row(result.smallest),
         "edp_reduction_vs_largest": reductions, "seconds": result.seconds,
     }
-    _atomic_write(paths["search.json"], json.dumps(search_doc, indent=1))
+    atomic_write_text(paths["search.json"], json.dumps(search_doc, indent=1))
     if plot:
         from nas.pareto import plot_pareto
         plot_pareto(result.history, result.front, result.largest, paths["pareto.png"],

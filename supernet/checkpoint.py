@@ -11,13 +11,12 @@ A run directory holds `last.pt` (latest, for --resume) and `best.pt` (lowest mea
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from nas.atomic import atomic_path
 from nas.arch import Arch, SearchSpace
 from nas.errors import UserError
 from supernet.model import GPT, ElasticGPT, ModelConfig, num_params
@@ -30,16 +29,8 @@ REQUIRED = ("model", "model_config", "space", "tokenizer", "config", "step")
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any], fmt: str = FORMAT) -> None:
     """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": fmt, "version": VERSION, **payload}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def resolve_checkpoint(ckpt: str | Path, which: str = "best") -> Path:

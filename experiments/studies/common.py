@@ -12,10 +12,10 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from nas.atomic import atomic_path, atomic_write_text
 from costmodel.simulate import SIMULATOR_VERSION, OpCost, Report
 from costmodel.workload import ACT_MATMUL, GEMM, NONLINEAR, PROJECTION
 
@@ -60,30 +60,18 @@ def command() -> str:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomic: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def save_figure(fig, path: Path) -> None:
     """Atomic PNG write of a matplotlib figure, then close it."""
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
 
 
 def pyplot():

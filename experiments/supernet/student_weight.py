@@ -19,6 +19,7 @@ import platform
 import sys
 from pathlib import Path
 
+from nas.atomic import atomic_write_text
 from nas.cli import main as nas
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                        "note": "2 CPU cores shared with other jobs"}}
     path = Path(__file__).with_name(f"student_weight_{args.steps}.json")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(out, indent=1) + "\n")
     for name, r in results.items():
         print(f"{name:28s} largest's validation loss {r['loss']:.4f} "
               f"({r['gap_vs_alone_pct']:+.1f}% vs alone)")

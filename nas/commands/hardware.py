@@ -9,13 +9,11 @@ import argparse
 import csv
 import io
 import json
-import os
 import re
 import sys
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 
+from nas.atomic import atomic_path, atomic_write_text
 from nas.errors import UserError
 
 EXAMPLES_HW = """examples:
@@ -122,21 +120,6 @@ def _workload(args):
     seq = args.seq if args.seq is not None else (named.seq if named else 128)
     vocab = args.vocab if args.vocab is not None else (named.vocab if named else 0)
     return arch, Workload(seq=seq, batch=args.batch, mode=mode, gen=args.gen, vocab=vocab)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    """Write via a temporary file + rename, so a crash never leaves half a file."""
-    target = Path(path)
-    if target.parent and not target.parent.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _csv_text(rows: list[dict]) -> str:
@@ -336,20 +319,17 @@ def _plot(rep, title: str, path: str) -> None:
     ax2.set_xlabel("energy (mJ)")
     fig.suptitle(f"{title}: {rep.latency_ms:.4g} ms, {rep.energy_mj:.4g} mJ", fontsize=10)
     fig.tight_layout()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.tmp{target.suffix}")   # atomic: write, then rename
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    os.replace(tmp, target)
 
 
 def _write_outputs(args, data: dict, rows: list[dict]) -> None:
     if args.json:
-        _write_atomic(args.json, json.dumps(data, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(data, indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.csv:
         flat = [{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()}
                 for r in rows]
-        _write_atomic(args.csv, _csv_text(flat))
+        atomic_write_text(args.csv, _csv_text(flat))
         print(f"wrote {args.csv}")
