@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from nas.arch import Arch, SearchSpace, resolve_model
+from nas.atomic import atomic_path, atomic_write_text
 from nas.errors import UserError
 from supernet.checkpoint import load_checkpoint, save_checkpoint
 from supernet.config import STRUCTURAL, TrainConfig
@@ -315,9 +316,7 @@ def read_log(out: str | Path) -> list[dict[str, Any]]:
 def _truncate_logs(out: Path, step: int) -> None:
     """On resume, drop records written after the checkpoint by the interrupted run."""
     kept = [r for r in read_log(out) if r["step"] <= step]
-    tmp = out / "log.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    os.replace(tmp, out / "log.jsonl")
+    atomic_write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _write_csv_and_plot(out: Path) -> None:
@@ -325,12 +324,10 @@ def _write_csv_and_plot(out: Path) -> None:
     evals = [r for r in records if r["kind"] == "eval"]
     if evals:
         keys = [k for k in evals[-1] if k != "kind"]
-        tmp = out / "eval.csv.tmp"
-        with tmp.open("w", newline="") as f:
+        with atomic_path(out / "eval.csv") as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(evals)
-        os.replace(tmp, out / "eval.csv")
     plot_losses(records, out / "loss.png")
 
 
@@ -357,7 +354,6 @@ def plot_losses(records: list[dict[str, Any]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
