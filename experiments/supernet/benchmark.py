@@ -1,22 +1,27 @@
 """Supernet benchmarks (run by hand, not in CI): quality of the largest subnet, ranking, speed.
 
-    python experiments/supernet/benchmark.py [--steps 2000] [--runs runs/bench-supernet]
+    python experiments/supernet/benchmark.py [--steps 2000] [--seeds 1337 1 2]
+                                             [--variants default n_random=4 ...]
 
 On Tiny Shakespeare (../shared/data, character level, 90/10 split), the `tiny` space, nanoGPT's
 CPU baby-GPT recipe (batch 12, context 64, lr 1e-3 -> 1e-4, warmup 100, no dropout):
  1. the largest subnet's validation loss vs the same architecture trained alone for the same
     number of steps (target: within 2%; nanoGPT's baby GPT reaches about 1.88 in 2000 steps);
  2. Kendall tau between inherited-weight and standalone validation loss over architectures
-    spread over the space (target >= 0.8), beside the tau of the parameter-count proxy;
+    spread over the space (target >= 0.8), beside the tau of the parameter-count proxy. Each
+    architecture is trained alone once per --seeds; the standalone loss is the mean over seeds,
+    and the tau between two seeds' standalone losses is the ranking's noise ceiling;
  3. throughput of the supernet at its largest subnet vs an equal static model (target ratio
     <= 1.1) and the time of one sandwich step.
+Supernet variants (--variants) are TrainConfig overrides such as `n_random=4` or `seed=1`.
 Training runs are kept in --runs and reused when complete, so an interrupted benchmark can be
-restarted. Writes experiments/supernet/results.json and results.md.
+restarted. Writes experiments/supernet/results.json, results.md and ranking.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -24,12 +29,14 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 from scipy.stats import kendalltau
 
 from nas.arch import Arch, SearchSpace
+from nas.atomic import atomic_path, atomic_write_text
 from supernet.checkpoint import load_checkpoint, model_from_checkpoint
 from supernet.data import eval_windows, get_batch, load_tokens
 from supernet.evaluate import subnet_losses
@@ -49,6 +56,51 @@ def spread_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Arch]:
     return [space.largest()] + picks + [space.smallest()]
 
 
+def parse_variant(text: str) -> dict:
+    """'default' -> {}; 'n_random=4,seed=1' -> TrainConfig overrides with the fields' types."""
+    if text == "default":
+        return {}
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    out = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if key not in defaults or not value:
+            sys.exit(f"bad variant item '{item}': want FIELD=VALUE with a TrainConfig field")
+        default = defaults[key]
+        if isinstance(default, bool):
+            out[key] = value.lower() in ("1", "true", "yes")
+        elif default is None:                     # optional numbers (student_weight, threads)
+            out[key] = float(value) if "." in value else int(value)
+        else:
+            out[key] = type(default)(value)
+    return out
+
+
+def variant_name(text: str) -> str:
+    """Run-directory name: 'supernet', or e.g. 'supernet-n_random4-seed1'."""
+    if text == "default":
+        return "supernet"
+    return "supernet-" + text.replace("=", "").replace(",", "-")
+
+
+def seed_summary(variants: dict) -> dict:
+    """Tau and gap of the supernets trained with the default recipe (overrides: at most the
+    seed), and their means: one supernet's tau moves by a discordant pair (0.044 for 10
+    architectures) from seed to seed."""
+    runs = {n: v for n, v in variants.items() if set(v["overrides"]) <= {"seed"}}
+    if not runs:
+        return {}
+    taus = [v["kendall_tau_inherited_vs_standalone"] for v in runs.values()]
+    gaps = [v["largest_relative_gap"] for v in runs.values()]
+    return {"supernets": list(runs), "kendall_tau": taus,
+            "mean_kendall_tau": statistics.fmean(taus),
+            "largest_relative_gap": gaps, "mean_largest_relative_gap": statistics.fmean(gaps)}
+
+
+def tau(a: list[float], b: list[float]) -> float:
+    return float(kendalltau(a, b)[0])
+
+
 def run(cfg: TrainConfig) -> Path:
     """Train unless --runs already holds this finished run."""
     out = Path(cfg.out)
@@ -57,6 +109,12 @@ def run(cfg: TrainConfig) -> Path:
         return out
     cfg.resume = (out / "last.pt").is_file()
     return train(cfg)
+
+
+def train_time(run_dir: Path) -> float:
+    """Seconds of training recorded in the run's log (its last record's `time`)."""
+    with open(Path(run_dir) / "log.jsonl") as f:
+        return float(json.loads(f.readlines()[-1])["time"])
 
 
 def valid_loss(run_dir: Path, archs: list[Arch], x, y) -> list[float]:
@@ -122,9 +180,14 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--archs", type=int, default=10, help="architectures in the ranking (>= 8)")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-supernet"))
+    ap.add_argument("--name", default="results",
+                    help="output stem in experiments/supernet: NAME.json, NAME.md, NAME.png")
     ap.add_argument("--only", choices=["quality", "throughput"], default=None)
-    ap.add_argument("--distill-after", type=int, nargs="+", default=[0],
-                    help="supernet variants: students learn from labels for N steps first")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1337, 1, 2],
+                    help="seeds of the standalone runs (the ground truth is their mean)")
+    ap.add_argument("--variants", nargs="+", default=["default"],
+                    help="supernets to compare: 'default' or TrainConfig overrides "
+                         "FIELD=VALUE[,FIELD=VALUE] (e.g. n_random=4 seed=1)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: avoids oversubscription on a shared 2-core machine)")
     args = ap.parse_args()
@@ -132,7 +195,7 @@ def main() -> int:
     if not DATA.is_file():
         sys.exit(f"missing {DATA}")
     runs = Path(args.runs)
-    results_path = HERE / "results.json"
+    results_path = HERE / f"{args.name}.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     results["command"] = "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:])
     results["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
@@ -148,31 +211,41 @@ def main() -> int:
         archs = spread_archs(space, args.archs)
         tokenizer, tokens = load_tokens(str(DATA), "char")
         x, y = eval_windows(tokens["valid"], 64)
-        standalone, times = [], {}
-        for i, arch in enumerate(archs):
-            t = time.time()
-            d = run(TrainConfig(out=str(runs / f"standalone-{arch.key}"), arch=arch.key, **base))
-            times[arch.key] = time.time() - t
-            standalone.append(valid_loss(d, [arch], x, y)[0])
-            print(f"[{i + 1}/{len(archs)}] {arch.key}: standalone {standalone[i]:.4f}", flush=True)
+        by_seed: dict[int, list[float]] = {}
+        times = {}
+        for seed in args.seeds:
+            suffix = "" if seed == TrainConfig().seed else f"-seed{seed}"
+            by_seed[seed] = []
+            for i, arch in enumerate(archs):
+                d = run(TrainConfig(out=str(runs / f"standalone-{arch.key}{suffix}"),
+                                    arch=arch.key, seed=seed, **base))
+                times[f"{arch.key}{suffix}"] = train_time(d)
+                by_seed[seed].append(valid_loss(d, [arch], x, y)[0])
+                print(f"[seed {seed} {i + 1}/{len(archs)}] {arch.key}: standalone "
+                      f"{by_seed[seed][i]:.4f}", flush=True)
+        standalone = [statistics.fmean(v) for v in zip(*by_seed.values())]
+        spread = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in zip(*by_seed.values())]
+        seed_pairs = list(itertools.combinations(args.seeds, 2))
+        tau_seeds = [tau(by_seed[a], by_seed[b]) for a, b in seed_pairs]
         params = [a.params(len(tokenizer.vocab), 64) for a in archs]
-        tau_params = float(kendalltau([-p for p in params], standalone)[0])
+        tau_params = tau([-p for p in params], standalone)
         variants = {}
-        for after in args.distill_after:
-            name = "supernet" if after == 0 else f"supernet-distill-after-{after}"
-            t = time.time()
-            sn_dir = run(TrainConfig(out=str(runs / name), distill_after=after, **base))
-            times[name] = time.time() - t
+        for text in args.variants:
+            name, overrides = variant_name(text), parse_variant(text)
+            sn_dir = run(TrainConfig(out=str(runs / name), **{**base, **overrides}))
+            times[name] = train_time(sn_dir)
             inherited = valid_loss(sn_dir, archs, x, y)
-            tau = float(kendalltau(inherited, standalone)[0])
             gap = inherited[0] / standalone[0] - 1
             variants[name] = {
-                "distill_after": after, "largest_supernet_valid_loss": inherited[0],
+                "overrides": overrides, "largest_supernet_valid_loss": inherited[0],
                 "largest_relative_gap": gap, "largest_gap_met": bool(abs(gap) <= 0.02),
-                "kendall_tau_inherited_vs_standalone": tau, "tau_met": bool(tau >= 0.8),
+                "kendall_tau_inherited_vs_standalone": tau(inherited, standalone),
+                "tau_met": bool(tau(inherited, standalone) >= 0.8),
+                "kendall_tau_vs_each_seed": {str(s): tau(inherited, v)
+                                             for s, v in by_seed.items()},
                 "inherited_valid_loss": dict(zip((a.key for a in archs), inherited))}
             print(f"{name}: largest {inherited[0]:.4f} vs standalone {standalone[0]:.4f} "
-                  f"({100 * gap:+.2f}%), tau {tau:.3f}", flush=True)
+                  f"({100 * gap:+.2f}%), tau {tau(inherited, standalone):.3f}", flush=True)
         results["quality"] = {
             "dataset": "Tiny Shakespeare, char-level, first 90% train / last 10% valid",
             "valid_tokens": y.numel(), "steps": args.steps, "recipe": {
@@ -184,13 +257,20 @@ def main() -> int:
             "reference": "nanoGPT CPU baby GPT (same architecture and recipe): about 1.88 "
                          "after 2000 iterations",
             "targets": {"largest_gap": "within 2%", "kendall_tau": ">= 0.8"},
-            "archs": [{"key": a.key, "params": p, "standalone_valid_loss": ls}
-                      for a, p, ls in zip(archs, params, standalone)],
+            "standalone_seeds": args.seeds,
+            "archs": [{"key": a.key, "params": p, "standalone_valid_loss": m,
+                       "standalone_std_over_seeds": sd,
+                       "standalone_by_seed": {str(s): v[i] for s, v in by_seed.items()}}
+                      for i, (a, p, m, sd) in enumerate(zip(archs, params, standalone, spread))],
             "kendall_tau_params_proxy_vs_standalone": tau_params,
+            "kendall_tau_between_standalone_seeds": dict(
+                zip((f"{a}-{b}" for a, b in seed_pairs), tau_seeds)),
             "supernets": variants,
+            "default_recipe_over_supernet_seeds": seed_summary(variants),
             "wall_time_s": times,
         }
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_text(results_path, json.dumps(results, indent=2) + "\n")
+        plot_ranking(results["quality"], HERE / f"{args.name}.png")
 
     if args.only in (None, "throughput"):
         tokenizer, tokens = load_tokens(str(DATA), "char")
@@ -198,40 +278,60 @@ def main() -> int:
         results["throughput"]["target"] = "elastic/static time ratio <= 1.1"
         results["throughput"]["met"] = bool(results["throughput"][
             "ratio_train_time_elastic_over_static"] <= 1.1)
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results)
+        atomic_write_text(results_path, json.dumps(results, indent=2) + "\n")
+    write_markdown(results, args.name)
     print(json.dumps({k: v for k, v in results.items() if k != "quality"}, indent=2))
     return 0
 
 
-def write_markdown(r: dict) -> None:
+def write_markdown(r: dict, name: str) -> None:
     lines = ["# Supernet benchmarks", "", f"Command: `{r['command']}`  ",
              f"Machine: {r['machine']}", ""]
     q = r.get("quality")
     if q:
+        seeds = q["standalone_seeds"]
+        sns = list(q["supernets"])
         lines += [f"## Quality ({q['dataset']}, {q['steps']} steps, {q['valid_tokens']} "
                   "validation tokens)", "",
                   f"Largest subnet `{q['largest_key']}` trained alone: "
-                  f"{q['largest_standalone_valid_loss']:.4f} ({q['reference']}). "
-                  "Parameter-count proxy: Kendall tau "
-                  f"{q['kendall_tau_params_proxy_vs_standalone']:.3f}.",
-                  "", "| supernet | largest (inherited) | gap vs alone (target 2%) | Kendall tau "
-                  "(target 0.8) |", "|---|---:|---:|---:|"]
-        for name, v in q["supernets"].items():
-            lines.append(f"| {name} | {v['largest_supernet_valid_loss']:.4f} | "
+                  f"{q['largest_standalone_valid_loss']:.4f} (mean of seeds "
+                  f"{', '.join(map(str, seeds))}; {q['reference']}).", "",
+                  "Standalone ground truth = mean over seeds. Ranking noise ceiling (Kendall tau "
+                  "between two seeds' standalone losses): " + ", ".join(
+                      f"{k}: {v:.3f}" for k, v in q["kendall_tau_between_standalone_seeds"].items())
+                  + f". Parameter-count proxy: {q['kendall_tau_params_proxy_vs_standalone']:.3f}.",
+                  "", "| supernet | overrides | largest (inherited) | gap vs alone (target 2%) | "
+                  "Kendall tau vs mean (target 0.8) | tau vs each seed |",
+                  "|---|---|---:|---:|---:|---|"]
+        for sn, v in q["supernets"].items():
+            lines.append(f"| {sn} | {v['overrides'] or '-'} | "
+                         f"{v['largest_supernet_valid_loss']:.4f} | "
                          f"{100 * v['largest_relative_gap']:+.2f}% | "
-                         f"{v['kendall_tau_inherited_vs_standalone']:.3f} |")
-        names = list(q["supernets"])
-        lines += ["", "| architecture | params | standalone | " + " | ".join(names) + " |",
-                  "|---|---:|---:|" + "---:|" * len(names)]
+                         f"{v['kendall_tau_inherited_vs_standalone']:.3f} | " + ", ".join(
+                             f"{t:.3f}" for t in v["kendall_tau_vs_each_seed"].values()) + " |")
+        d = q.get("default_recipe_over_supernet_seeds")
+        if d and len(d["supernets"]) > 1:
+            lines += ["", f"Default recipe over {len(d['supernets'])} supernet seeds "
+                      f"({', '.join(d['supernets'])}): mean Kendall tau "
+                      f"**{d['mean_kendall_tau']:.3f}** (" + ", ".join(
+                          f"{t:.3f}" for t in d["kendall_tau"]) + "), mean largest gap "
+                      f"**{100 * d['mean_largest_relative_gap']:+.2f}%**."]
+        lines += ["", "| architecture | params | standalone mean | std over seeds | "
+                  + " | ".join(f"seed {s}" for s in seeds) + " | " + " | ".join(sns) + " |",
+                  "|---|---:|---:|---:|" + "---:|" * (len(seeds) + len(sns))]
         for a in q["archs"]:
-            lines.append(f"| `{a['key']}` | {a['params']:,} | {a['standalone_valid_loss']:.4f} | "
-                         + " | ".join(f"{q['supernets'][n]['inherited_valid_loss'][a['key']]:.4f}"
-                                      for n in names) + " |")
-        lines += ["", "The students' losses are averaged (`student_weight`, the default); "
+            lines.append(
+                f"| `{a['key']}` | {a['params']:,} | {a['standalone_valid_loss']:.4f} | "
+                f"{a['standalone_std_over_seeds']:.4f} | "
+                + " | ".join(f"{a['standalone_by_seed'][str(s)]:.4f}" for s in seeds) + " | "
+                + " | ".join(f"{q['supernets'][n]['inherited_valid_loss'][a['key']]:.4f}"
+                             for n in sns) + " |")
+        lines += ["", f"![ranking]({name}.png)", "",
+                  "The students' losses are averaged (`student_weight`, the default); "
                   "summed as in BigNAS they held the largest back: see "
                   "`student_weight_1000.json` and `distillation_diagnostic.json`.", ""]
-        lines += ["", "Wall time (s; small = reused run): " + ", ".join(
+        lines += ["Training wall time (s, from each run's log; the machine was shared, so "
+                  "these vary with load): " + ", ".join(
             f"{k} {v:.0f}" for k, v in q["wall_time_s"].items()), ""]
     t = r.get("throughput")
     if t:
@@ -246,7 +346,39 @@ def write_markdown(r: dict) -> None:
                   "", f"Sandwich step (largest + smallest + 2 random, distillation): "
                   f"{1000 * t['sandwich_step_s']:.1f} ms = {t['sandwich_over_largest_step']:.2f}x "
                   f"a plain step of the largest ({1000 * t['largest_train_step_s']:.1f} ms).", ""]
-    (HERE / "results.md").write_text("\n".join(lines))
+    atomic_write_text(HERE / f"{name}.md", "\n".join(lines))
+
+
+def plot_ranking(q: dict, path: Path) -> None:
+    """Inherited (supernet) vs standalone validation loss per architecture, one panel per
+    supernet; error bars = std of the standalone loss over seeds."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(q["supernets"])
+    cols = min(4, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    xs = [a["standalone_valid_loss"] for a in q["archs"]]
+    err = [a["standalone_std_over_seeds"] for a in q["archs"]]
+    for ax, name in zip(axes.flat, names):
+        v = q["supernets"][name]
+        ys = [v["inherited_valid_loss"][a["key"]] for a in q["archs"]]
+        ax.errorbar(xs, ys, xerr=err, fmt="o", capsize=3)
+        lo, hi = min(xs + ys) - 0.01, max(xs + ys) + 0.01
+        ax.plot([lo, hi], [lo, hi], "k:", lw=0.8, label="y = x")
+        ax.set(title=f"{name}: tau {v['kendall_tau_inherited_vs_standalone']:.3f}",
+               xlabel=f"standalone loss (mean of {len(q['standalone_seeds'])} seeds)",
+               ylabel="inherited loss (supernet)")
+        ax.title.set_fontsize(9)
+        ax.legend(loc="upper left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
