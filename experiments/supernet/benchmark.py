@@ -350,8 +350,9 @@ def write_markdown(r: dict, name: str) -> None:
 
 
 def plot_ranking(q: dict, path: Path) -> None:
-    """Inherited (supernet) vs standalone validation loss per architecture, one panel per
-    supernet; error bars = std of the standalone loss over seeds."""
+    """Inherited (supernet) vs standalone validation loss per architecture (labelled by its
+    parameter count), one panel per supernet; error bars = std of the standalone loss over
+    seeds."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -368,6 +369,9 @@ def plot_ranking(q: dict, path: Path) -> None:
         v = q["supernets"][name]
         ys = [v["inherited_valid_loss"][a["key"]] for a in q["archs"]]
         ax.errorbar(xs, ys, xerr=err, fmt="o", capsize=3)
+        for a, xv, yv in zip(q["archs"], xs, ys):      # label points by parameter count
+            ax.annotate(f"{a['params'] / 1e3:.0f}k", (xv, yv), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points")
         lo, hi = min(xs + ys) - 0.01, max(xs + ys) + 0.01
         ax.plot([lo, hi], [lo, hi], "k:", lw=0.8, label="y = x")
         ax.set(title=f"{name}: tau {v['kendall_tau_inherited_vs_standalone']:.3f}",
