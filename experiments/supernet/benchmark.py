@@ -15,7 +15,8 @@ CPU baby-GPT recipe (batch 12, context 64, lr 1e-3 -> 1e-4, warmup 100, no dropo
     <= 1.1) and the time of one sandwich step.
 Supernet variants (--variants) are TrainConfig overrides such as `n_random=4` or `seed=1`.
 Training runs are kept in --runs and reused when complete, so an interrupted benchmark can be
-restarted. Writes experiments/supernet/results.json, results.md and ranking.png.
+restarted. Writes experiments/supernet/NAME.json, NAME.md and NAME.png (the ranking plot);
+NAME is --name, by default `results`.
 """
 
 from __future__ import annotations
