@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from nas.plotting import pyplot, save_figure
+
 Point = tuple[float, float]
 
 
@@ -84,9 +86,7 @@ def plot_pareto(history: Sequence[dict], front: Sequence[dict], largest: dict, p
                 title: str = "", deltas: Sequence[float] = (0.1, 1.0)) -> None:
     """Perplexity vs EDP like the survey's Fig. 26: every evaluated candidate, the front, the
     largest subnet, and vertical lines at +0.1 and +1 perplexity from it."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.scatter([c["perplexity"] for c in history], [c["edp"] for c in history], s=8,
@@ -107,5 +107,4 @@ def plot_pareto(history: Sequence[dict], front: Sequence[dict], largest: dict, p
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, dpi=130)

@@ -36,6 +36,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from nas.arch import Arch, SearchSpace, resolve_model
 from nas.atomic import atomic_path, atomic_write_text
 from nas.errors import UserError
+from nas.plotting import pyplot, save_figure
 from supernet.checkpoint import load_checkpoint, save_checkpoint
 from supernet.config import STRUCTURAL, TrainConfig
 from supernet.data import Tokenizer, eval_windows, get_batch, load_tokens
@@ -333,9 +334,7 @@ def _write_csv_and_plot(out: Path) -> None:
 
 def plot_losses(records: list[dict[str, Any]], path: Path) -> None:
     """Training loss of the largest subnet and validation loss of every evaluated subnet."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     trains = [r for r in records if r["kind"] == "train"]
     evals = [r for r in records if r["kind"] == "eval"]
@@ -354,6 +353,4 @@ def plot_losses(records: list[dict[str, Any]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)

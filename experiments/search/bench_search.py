@@ -27,6 +27,7 @@ from costmodel.hardware import load_hardware
 from costmodel.workload import Workload
 from lut.table import CostTable
 from nas.pareto import Normaliser, pareto_indices
+from nas.plotting import pyplot, save_figure
 from nas.search import Search, SearchConfig, SupernetPerplexity
 
 HERE = Path(__file__).resolve().parent
@@ -56,9 +57,7 @@ def hv_curve(history, normaliser, objective, counts):
 
 
 def plot_curves(curves, seeds) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for color, a in zip(("C0", "C1"), curves):
         for i, (counts, curve) in enumerate(curves[a]):
@@ -69,7 +68,7 @@ def plot_curves(curves, seeds) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(HERE / "hv_nsga2_vs_random.png", dpi=130)
+    save_figure(fig, HERE / "hv_nsga2_vs_random.png", dpi=130)
 
 
 def main() -> None:

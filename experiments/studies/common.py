@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from nas.atomic import atomic_path, atomic_write_text
+from nas.atomic import atomic_write_text
+from nas.plotting import pyplot, save_figure  # noqa: F401 - the studies' figure helpers
 from costmodel.simulate import SIMULATOR_VERSION, OpCost, Report
 from costmodel.workload import ACT_MATMUL, GEMM, NONLINEAR, PROJECTION
 
@@ -61,25 +62,6 @@ def command() -> str:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomic: a temporary file in the same folder, then a rename."""
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
-
-
-def save_figure(fig, path: Path) -> None:
-    """Atomic PNG write of a matplotlib figure, then close it."""
-    import matplotlib.pyplot as plt
-
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def fmt_table(header: list[str], rows: list[list[Any]]) -> str:

@@ -37,7 +37,8 @@ import torch
 from scipy.stats import kendalltau
 
 from nas.arch import Arch, SearchSpace
-from nas.atomic import atomic_path, atomic_write_text
+from nas.atomic import atomic_write_text
+from nas.plotting import pyplot, save_figure
 from supernet.checkpoint import load_checkpoint, model_from_checkpoint
 from supernet.data import eval_windows, get_batch, load_tokens
 from supernet.evaluate import subnet_losses
@@ -58,7 +59,8 @@ def spread_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Arch]:
 
 
 def parse_variant(text: str) -> dict:
-    """'default' -> {}; 'n_random=4,seed=1' -> TrainConfig overrides with the fields' types."""
+    """'default' -> {}; 'n_random=4,seed=1' -> TrainConfig overrides with the fields' types.
+    Raises argparse.ArgumentTypeError (argparse prints it and exits with 2) on a bad item."""
     if text == "default":
         return {}
     defaults = {f.name: f.default for f in fields(TrainConfig)}
@@ -66,14 +68,19 @@ def parse_variant(text: str) -> dict:
     for item in text.split(","):
         key, _, value = item.partition("=")
         if key not in defaults or not value:
-            sys.exit(f"bad variant item '{item}': want FIELD=VALUE with a TrainConfig field")
+            raise argparse.ArgumentTypeError(
+                f"bad variant item '{item}': want FIELD=VALUE with a TrainConfig field")
         default = defaults[key]
-        if isinstance(default, bool):
-            out[key] = value.lower() in ("1", "true", "yes")
-        elif default is None:                     # optional numbers (student_weight, threads)
-            out[key] = float(value) if "." in value else int(value)
-        else:
-            out[key] = type(default)(value)
+        try:
+            if isinstance(default, bool):
+                out[key] = value.lower() in ("1", "true", "yes")
+            elif default is None:                 # optional numbers (student_weight, threads)
+                out[key] = float(value) if "." in value else int(value)
+            else:
+                out[key] = type(default)(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"bad value in '{item}': {key} takes a {type(default).__name__}") from None
     return out
 
 
@@ -82,6 +89,11 @@ def variant_name(text: str) -> str:
     if text == "default":
         return "supernet"
     return "supernet-" + text.replace("=", "").replace(",", "-")
+
+
+def variant(text: str) -> tuple[str, dict]:
+    """A --variants item: (run-directory name, TrainConfig overrides)."""
+    return variant_name(text), parse_variant(text)
 
 
 def seed_groups(variants: dict) -> dict:
@@ -190,12 +202,14 @@ def main() -> int:
     ap.add_argument("--only", choices=["quality", "throughput"], default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1337, 1, 2],
                     help="seeds of the standalone runs (the ground truth is their mean)")
-    ap.add_argument("--variants", nargs="+", default=["default"],
+    ap.add_argument("--variants", nargs="+", default=["default"], type=variant,
                     help="supernets to compare: 'default' or TrainConfig overrides "
                          "FIELD=VALUE[,FIELD=VALUE] (e.g. n_random=4 seed=1)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: avoids oversubscription on a shared 2-core machine)")
     args = ap.parse_args()
+    if len(set(args.seeds)) != len(args.seeds):
+        ap.error(f"--seeds repeats a seed: {args.seeds}")
     torch.set_num_threads(args.threads)
     if not DATA.is_file():
         sys.exit(f"missing {DATA}")
@@ -235,22 +249,21 @@ def main() -> int:
         params = [a.params(len(tokenizer.vocab), 64) for a in archs]
         tau_params = tau([-p for p in params], standalone)
         variants = {}
-        for text in args.variants:
-            name, overrides = variant_name(text), parse_variant(text)
+        for name, overrides in args.variants:
             sn_dir = run(TrainConfig(out=str(runs / name), **{**base, **overrides}))
             times[name] = train_time(sn_dir)
             inherited = valid_loss(sn_dir, archs, x, y)
             gap = inherited[0] / standalone[0] - 1
+            t = tau(inherited, standalone)
             variants[name] = {
                 "overrides": overrides, "largest_supernet_valid_loss": inherited[0],
                 "largest_relative_gap": gap, "largest_gap_met": bool(abs(gap) <= 0.02),
-                "kendall_tau_inherited_vs_standalone": tau(inherited, standalone),
-                "tau_met": bool(tau(inherited, standalone) >= 0.8),
+                "kendall_tau_inherited_vs_standalone": t, "tau_met": bool(t >= 0.8),
                 "kendall_tau_vs_each_seed": {str(s): tau(inherited, v)
                                              for s, v in by_seed.items()},
                 "inherited_valid_loss": dict(zip((a.key for a in archs), inherited))}
             print(f"{name}: largest {inherited[0]:.4f} vs standalone {standalone[0]:.4f} "
-                  f"({100 * gap:+.2f}%), tau {tau(inherited, standalone):.3f}", flush=True)
+                  f"({100 * gap:+.2f}%), tau {t:.3f}", flush=True)
         results["quality"] = {
             "dataset": "Tiny Shakespeare, char-level, first 90% train / last 10% valid",
             "valid_tokens": y.numel(), "steps": args.steps, "recipe": {
@@ -358,10 +371,7 @@ def plot_ranking(q: dict, path: Path) -> None:
     """Inherited (supernet) vs standalone validation loss per architecture (labelled by its
     parameter count), one panel per supernet; error bars = std of the standalone loss over
     seeds."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(q["supernets"])
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
@@ -385,9 +395,7 @@ def plot_ranking(q: dict, path: Path) -> None:
         ax.title.set_fontsize(9)
         ax.legend(loc="upper left")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

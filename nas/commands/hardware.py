@@ -13,8 +13,9 @@ import re
 import sys
 from collections import defaultdict
 
-from nas.atomic import atomic_path, atomic_write_text
+from nas.atomic import atomic_write_text
 from nas.errors import UserError
+from nas.plotting import pyplot, save_figure
 
 EXAMPLES_HW = """examples:
   nas hw list
@@ -297,9 +298,7 @@ def cmd_simulate(args) -> int:
 def _plot(rep, title: str, path: str) -> None:
     """Two bar charts: cycles per operator type (summed over layers and decode steps, split by
     bound) and energy per hardware component."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     by_type: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for c in rep.ops:
@@ -319,9 +318,7 @@ def _plot(rep, title: str, path: str) -> None:
     ax2.set_xlabel("energy (mJ)")
     fig.suptitle(f"{title}: {rep.latency_ms:.4g} ms, {rep.energy_mj:.4g} mJ", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _write_outputs(args, data: dict, rows: list[dict]) -> None:
