@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from nas.arch import load_mapping
-from nas.errors import UserError
+from nas.core.arch import load_mapping
+from nas.core.errors import UserError
 
 DATAFLOWS = ("ws", "os")          # weight-stationary (Gemmini default), output-stationary
 SFU_PLACES = ("onchip", "host")   # where softmax, LayerNorm, GELU and residual adds run

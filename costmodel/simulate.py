@@ -21,7 +21,6 @@ Attention products can run on a ViTCoD-like dense + sparse engine pair (see cost
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,7 +30,7 @@ from costmodel.hardware import HardwareConfig
 from costmodel.sparsity import AttentionSparsity
 from costmodel.workload import (ACT_MATMUL, ADD, GELU, GEMM, LAYERNORM, SOFTMAX, Op, Workload,
                                 model_ops)
-from nas.arch import Arch
+from nas.core.arch import Arch
 
 SIMULATOR_VERSION = "1.0"   # bump whenever a cost formula changes (lookup tables check it)
 
@@ -347,11 +346,6 @@ def simulate_ops(ops: list[Op], hw: HardwareConfig,
 
 # -- reports --------------------------------------------------------------------------------
 
-def base_name(name: str) -> str:
-    """Operator name without its decode-step suffix: 'L0.qk@t3' -> 'L0.qk@decode'."""
-    return re.sub(r"@t\d+$", "@decode", name)
-
-
 @dataclass
 class Report:
     ops: list[OpCost]
@@ -422,10 +416,13 @@ class Report:
 
 
 def simulate(arch: Arch, hw: HardwareConfig, workload: Workload,
-             sparsity: AttentionSparsity | None = None) -> Report:
-    """Simulate every operator of `arch` running `workload` on `hw`."""
+             sparsity: AttentionSparsity | None = None, rescale_mask: bool = False) -> Report:
+    """Simulate every operator of `arch` running `workload` on `hw`. A mask file made for
+    another sequence length is a UserError unless `rescale_mask` (see `check_seq`)."""
+    if sparsity is not None:
+        sparsity.check_seq(workload.seq, rescale_mask)
     return Report(simulate_ops(model_ops(arch, workload), hw, sparsity), hw, workload, sparsity)
 
 
 __all__ = ["SIMULATOR_VERSION", "OpCost", "Report", "GemmCost", "gemm_cost", "op_cost",
-           "simulate_ops", "simulate", "ws_compute_cycles", "os_compute_cycles", "base_name"]
+           "simulate_ops", "simulate", "ws_compute_cycles", "os_compute_cycles"]

@@ -8,9 +8,10 @@ left outside them. `AttentionSparsity.split(q, ctx, layer)` answers that, from
 
 - a generated pattern: "global-local" (a few fully kept global columns + a local window around the
   diagonal, the pattern of sparse-attention ViTs) or "random" (every score kept with 1 - s), or
-- a real mask file (numpy bool array [layers, heads, q, k] or [heads, q, k], True = pruned, as in
+- a real mask file (numpy bool array [layers, heads, n, n] or [heads, n, n], True = pruned, as in
   ViTCoD's released DeiT masks); its column statistics (mean over layers and heads, or per layer
-  with `per_layer=True`) are rescaled to the op's shape.
+  with `per_layer=True`) are shares of the map, applied to the op's shape. A mask describes one
+  sequence length n: `check_seq` refuses a workload of another length unless asked to rescale.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from nas.errors import UserError
+from nas.core.errors import UserError
 
 PATTERNS = ("global-local", "random", "mask")
 
@@ -33,7 +35,6 @@ class AttentionSparsity:
     global_share: float = 0.5       # global-local: share of each row's kept scores in global columns
     dense_threshold: float = 0.5    # a column is "dense" when at least this share of its rows is kept
     mask_path: str = ""             # pattern "mask": the .npy file
-    seed: int = 0                   # pattern "random": generate_mask's seed (stats are analytic)
     # pattern "mask": use each layer's own statistics (ops need their layer index) instead of the
     # mean over layers. Off by default: lookup tables simulate operator groups without a layer
     # index, and their sums must equal the full simulation.
@@ -54,11 +55,28 @@ class AttentionSparsity:
                   per_layer: bool = False) -> AttentionSparsity:
         """A real mask file; its sparsity is measured from the file."""
         stats = _mask_file_stats(str(path), dense_threshold)
-        return cls(sparsity=float(stats[2]), pattern="mask", mask_path=str(path),
+        return cls(sparsity=stats.sparsity, pattern="mask", mask_path=str(path),
                    dense_threshold=dense_threshold, per_layer=per_layer)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def mask_seq(self) -> int | None:
+        """Sequence length n of the mask file's n x n attention maps; None when generated."""
+        if self.pattern != "mask":
+            return None
+        return _mask_file_stats(self.mask_path, self.dense_threshold).seq
+
+    def check_seq(self, seq: int, rescale: bool = False) -> None:
+        """Raise UserError when a mask file was made for another sequence length than `seq`,
+        unless `rescale`: then its column statistics are rescaled to the op's shape (what
+        `split` does anyway). Generated patterns fit every length."""
+        n = self.mask_seq
+        if n is not None and n != seq and not rescale:
+            raise UserError(f"mask file {self.mask_path} holds {n}x{n} attention maps but the "
+                            f"sequence length is {seq}; give masks for {seq} tokens, or "
+                            f"--rescale-mask to rescale the mask's column statistics to {seq}")
 
     def _layer(self, layer: int | None) -> int | None:
         return layer if self.per_layer else None
@@ -66,14 +84,14 @@ class AttentionSparsity:
     def kept_fraction(self, layer: int | None = None) -> float:
         """Share of attention scores kept (what a sparse softmax has to process)."""
         if self.pattern == "mask":
-            per_layer = _mask_file_stats(self.mask_path, self.dense_threshold)[1]
+            per_layer = _mask_file_stats(self.mask_path, self.dense_threshold).per_layer
             return float(_pick_layer(per_layer, self._layer(layer))[2])
         return 1.0 - self.sparsity
 
     def split(self, q: int, ctx: int, layer: int | None = None) -> tuple[int, float]:
         """(dense columns, non-zeros outside them) of one head's q x ctx attention map."""
         if self.pattern == "mask":
-            per_layer = _mask_file_stats(self.mask_path, self.dense_threshold)[1]
+            per_layer = _mask_file_stats(self.mask_path, self.dense_threshold).per_layer
             col_frac, sparse_frac, _ = _pick_layer(per_layer, self._layer(layer))
             return int(round(col_frac * ctx)), float(sparse_frac * q * ctx)
         keep = max(1, int(round((1.0 - self.sparsity) * ctx)))      # scores kept per query row
@@ -104,25 +122,39 @@ def mask_stats(pruned: np.ndarray, dense_threshold: float = 0.5) -> tuple[float,
     return float(dense.mean()), float(kept[:, ~dense].sum() / kept.size), float(kept.mean())
 
 
+class _MaskStats(NamedTuple):
+    per_layer: np.ndarray   # [layers, 3]: dense column share, sparse share, kept share (head mean)
+    sparsity: float         # share of all scores pruned
+    seq: int                # n of the n x n attention maps
+
+
 @lru_cache(maxsize=8)
-def _mask_file_stats(path: str, dense_threshold: float) -> tuple[int, np.ndarray, float]:
-    """(layers, per-layer [dense column share, sparse share, kept share] averaged over heads,
-    overall sparsity) of a mask file."""
+def _mask_file_stats(path: str, dense_threshold: float) -> _MaskStats:
+    """Statistics of a mask file, with one-line errors for anything but a numpy bool array."""
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"mask file {p} is a folder, not a file")
     if not p.is_file():
         raise UserError(f"mask file not found: {p}")
+    not_masks = (f"mask file {p} is not a numpy boolean array file (one saved with numpy.save, "
+                 "True = pruned)")
     try:
         masks = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"mask file {p}: not a numpy .npy array ({exc})") from None
+    except (ValueError, OSError, EOFError):
+        raise UserError(not_masks) from None
+    if not isinstance(masks, np.ndarray):               # an .npz archive
+        masks.close()
+        raise UserError(not_masks)
+    if masks.dtype != bool and not (masks.dtype.kind in "iu" and np.isin(masks, (0, 1)).all()):
+        raise UserError(f"{not_masks}; it holds {masks.dtype} values")
     if masks.ndim == 3:
         masks = masks[None]
-    if masks.ndim != 4 or masks.shape[-1] != masks.shape[-2] and masks.shape[-2] != 1:
-        raise UserError(f"mask file {p}: expected [layers, heads, q, k] or [heads, q, k], "
+    if masks.ndim != 4 or masks.shape[-1] != masks.shape[-2] or not masks.size:
+        raise UserError(f"mask file {p}: expected [layers, heads, n, n] or [heads, n, n], "
                         f"got shape {masks.shape}")
     masks = masks.astype(bool)
     per_layer = np.array([[mask_stats(h, dense_threshold) for h in layer] for layer in masks])
-    return len(masks), per_layer.mean(axis=1), float(masks.mean())
+    return _MaskStats(per_layer.mean(axis=1), float(masks.mean()), masks.shape[-1])
 
 
 def generate_mask(n: int, sparsity: float, pattern: str = "global-local",

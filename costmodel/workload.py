@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas.arch import Arch
-from nas.errors import UserError
+from nas.core.arch import Arch
+from nas.core.errors import UserError
 
 GEMM, SOFTMAX, LAYERNORM, GELU, ADD = "gemm", "softmax", "layernorm", "gelu", "add"
 NONLINEAR_KINDS = (SOFTMAX, LAYERNORM, GELU, ADD)
@@ -77,10 +77,6 @@ class Op:
     def elements(self) -> int:
         """Output elements over all batches and repeats."""
         return self.m * self.n * self.batch * self.repeat
-
-    @property
-    def is_attention_product(self) -> bool:
-        return self.cls == ACT_MATMUL
 
     @property
     def shape(self) -> str:

@@ -8,7 +8,9 @@ cost is a sum of table entries (exact, because the simulator's cost is additive 
 
 Tables are Parquet files: one row per group (kind, d, heads, head_dim, ffn, cycles, energy_pj)
 and, in the schema metadata, what they were built for (hardware config and its hash, workload,
-search space, simulator version). `CostTable.load` refuses a table built for anything else.
+search space, attention sparsity or mask, simulator and format version). `CostTable.load`
+refuses another format or simulator version; `CostTable.check` refuses a table built for
+another space, workload, sparsity or hardware, naming each difference.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from nas.atomic import atomic_path
-from nas.arch import Arch, SearchSpace
-from nas.errors import UserError
+from nas.core.atomic import atomic_path
+from nas.core.arch import Arch, SearchSpace
+from nas.core.errors import UserError
+from nas.core.progress import progress as progress_bar
 from costmodel.workload import Workload, arch_groups, group_ops
 
 META_KEY = b"transformer-hw-nas.lut"
@@ -88,13 +91,15 @@ class CostTable:
     """Cycles and energy of each operator group, for one (space, hardware, workload, simulator).
 
     Build with `CostTable.build(space, hw, workload)`, save with `.save(path)`, load with
-    `CostTable.load(path, expect_hw=..., expect_space=..., expect_workload=...)`, and look costs
-    up with `.cost(arch)` (or `.costs(archs)`).
+    `CostTable.load(path)`, check it against its use with `.check(space, workload, sparsity,
+    hw)`, and look costs up with `.cost(arch)` (or `.costs(archs)`).
     """
 
-    def __init__(self, rows: list[dict[str, Any]], meta: dict[str, Any]):
+    def __init__(self, rows: list[dict[str, Any]], meta: dict[str, Any],
+                 where: str = "lookup table"):
         self.rows = rows
         self.meta = meta
+        self.where = where              # the file it came from, for error messages
         self.clock_hz = float(meta["clock_hz"])
         # Look-up structure: group key -> (cycles, energy in pJ).
         self._entries: dict[tuple, tuple[float, float]] = {
@@ -134,16 +139,17 @@ class CostTable:
     def build(cls, space: SearchSpace, hw, workload: Workload, sparsity=None,
               progress: bool = False) -> CostTable:
         """Simulate every group of `space` once on `hw` for `workload`."""
-        from tqdm import tqdm
-
         from costmodel.simulate import SIMULATOR_VERSION, simulate_ops
 
         rows = []
         keys = space_groups(space)
-        for key in tqdm(keys, desc=f"lut {space.name} on {hw.name}", unit="group",
-                        disable=not progress):
+        bar = progress_bar(len(keys), f"lut {space.name} on {hw.name}", unit="group",
+                           enabled=progress)
+        for key in keys:
             costs = simulate_ops(group_ops(key, workload), hw, sparsity)
             rows.append(_row(key, sum(c.cycles for c in costs), sum(c.energy_pj for c in costs)))
+            bar.update(1)
+        bar.close()
         meta = {
             "format_version": FORMAT_VERSION,
             "hw_name": hw.name,
@@ -189,14 +195,15 @@ class CostTable:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, expect_hw=None, expect_space: SearchSpace | None = None,
-             expect_workload: Workload | None = None, check_simulator: bool = True) -> CostTable:
-        """Read a table; refuse it (UserError naming what differs) if it was built for another
-        hardware, space, workload or simulator version than expected."""
+    def load(cls, path: str | Path) -> CostTable:
+        """Read a table written by `save`; refuse a file of another format or simulator
+        version. Check it against what it will be used for with `check`."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         path = Path(path)
+        if path.is_dir():
+            raise UserError(f"lookup table {path} is a folder, not a file")
         if not path.is_file():
             raise UserError(f"lookup table not found: {path} (build one with `nas build-lut`)")
         try:
@@ -208,48 +215,50 @@ class CostTable:
             raise UserError(f"lookup table {path}: no lookup-table metadata (not written by "
                             f"`nas build-lut`)")
         meta = json.loads(raw)
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise UserError(f"lookup table {path}: format version {meta.get('format_version')}, "
+                            f"this program reads version {FORMAT_VERSION}; rebuild it with "
+                            f"`nas build-lut`")
+        from costmodel.simulate import SIMULATOR_VERSION
+        if meta.get("simulator_version") != SIMULATOR_VERSION:
+            raise UserError(f"lookup table {path}: built with simulator version "
+                            f"{meta.get('simulator_version')}, but this is version "
+                            f"{SIMULATOR_VERSION}; rebuild it with `nas build-lut`")
         missing = set(COLUMNS) - set(table.column_names)
         if missing:
             raise UserError(f"lookup table {path}: missing column(s) {sorted(missing)}")
-        lut = cls(table.to_pylist(), meta)
-        lut.check(expect_hw=expect_hw, expect_space=expect_space, expect_workload=expect_workload,
-                  check_simulator=check_simulator, where=str(path))
-        return lut
+        return cls(table.to_pylist(), meta, where=f"lookup table {path}")
 
-    def check(self, expect_hw=None, expect_space: SearchSpace | None = None,
-              expect_workload: Workload | None = None, check_simulator: bool = True,
-              where: str = "lookup table") -> None:
-        """Raise UserError if the table does not match what the caller is about to use."""
-        meta = self.meta
-        if check_simulator:
-            from costmodel.simulate import SIMULATOR_VERSION
-            if meta["simulator_version"] != SIMULATOR_VERSION:
-                raise UserError(f"{where}: built with simulator version "
-                                f"{meta['simulator_version']}, but this is version "
-                                f"{SIMULATOR_VERSION}; rebuild it with `nas build-lut`")
-        if expect_hw is not None and meta["hw_hash"] != expect_hw.hash():
-            raise UserError(f"{where}: built for hardware '{meta['hw_name']}' (hash "
-                            f"{meta['hw_hash']}), not for '{expect_hw.name}' (hash "
-                            f"{expect_hw.hash()})")
-        if expect_space is not None:
-            ours, theirs = _space_choices(meta["space"]), _space_choices(expect_space.to_dict())
-            if ours != theirs:
-                diff = [k for k in theirs if ours.get(k) != theirs[k]]
-                raise UserError(f"{where}: built for search space '{meta['space'].get('name')}', "
-                                f"not '{expect_space.name}' (they differ in {', '.join(diff)})")
-        if expect_workload is not None:
-            ours, theirs = meta["workload"], asdict(expect_workload)
-            if ours != theirs:
-                diff = [f"{k}={ours.get(k)} (expected {v})" for k, v in theirs.items()
-                        if ours.get(k) != v]
-                raise UserError(f"{where}: built for workload {Workload(**ours).key}, not "
-                                f"{expect_workload.key}: {', '.join(diff)}")
+    def check(self, space: SearchSpace, workload: Workload, sparsity=None, hw=None) -> None:
+        """Raise UserError naming every difference between what the table was built for and
+        what the caller is about to use: search space, workload (mode, seq, batch, gen, vocab),
+        attention sparsity or mask (None = dense), and hardware (unless `hw` is None: then the
+        table's hardware is what the caller uses)."""
+        meta, problems = self.meta, []
+        if hw is not None and meta["hw_hash"] != hw.hash():
+            problems.append(f"hardware '{meta['hw_name']}' (hash {meta['hw_hash']}), not "
+                            f"'{hw.name}' (hash {hw.hash()})")
+        ours, theirs = _space_choices(meta["space"]), _space_choices(space.to_dict())
+        if ours != theirs:
+            diff = [k for k in theirs if ours.get(k) != theirs[k]]
+            problems.append(f"search space '{meta['space'].get('name')}', not '{space.name}' "
+                            f"(they differ in {', '.join(diff)})")
+        ours, theirs = meta["workload"], asdict(workload)
+        if ours != theirs:
+            diff = [f"{k}={ours.get(k)} (expected {v})" for k, v in theirs.items()
+                    if ours.get(k) != v]
+            problems.append(f"workload {Workload(**ours).key}, not {workload.key}: "
+                            f"{', '.join(diff)}")
+        if meta.get("sparsity") != _sparsity_meta(sparsity):
+            problems.append(f"attention {_describe_sparsity(meta.get('sparsity'))}, not "
+                            f"{_describe_sparsity(_sparsity_meta(sparsity))}")
+        if problems:
+            raise UserError(f"{self.where}: built for "
+                            + "; ".join(problems))
 
     def describe(self) -> str:
         m = self.meta
-        sparse = m.get("sparsity")
-        sparse = (f", attention sparsity {sparse['sparsity']:.3g} ({sparse['pattern']})"
-                  if isinstance(sparse, dict) and "sparsity" in sparse else "")
+        sparse = f", {_describe_sparsity(m.get('sparsity'))}" if m.get("sparsity") else ""
         return (f"lookup table {self.id}: {len(self)} groups, space '{m['space'].get('name')}', "
                 f"hardware '{m['hw_name']}' ({m['hw_hash']}), workload {self.workload.key}, "
                 f"simulator {m['simulator_version']}{sparse}")
@@ -262,13 +271,13 @@ def _schema():
                       ("energy_pj", pa.float64())])
 
 
-def _sparsity_meta(sparsity) -> Any:
+def _sparsity_meta(sparsity) -> dict[str, Any] | None:
     """JSON-able description of the attention sparsity the table was simulated with."""
-    if sparsity is None:
-        return None
-    if hasattr(sparsity, "to_dict"):
-        return sparsity.to_dict()
-    try:
-        return asdict(sparsity)
-    except TypeError:
-        return repr(sparsity)
+    return None if sparsity is None else sparsity.to_dict()
+
+
+def _describe_sparsity(meta: dict[str, Any] | None) -> str:
+    if not meta:
+        return "dense attention"
+    source = f"mask {meta['mask_path']}" if meta.get("mask_path") else meta.get("pattern", "?")
+    return f"attention sparsity {meta.get('sparsity', 0):.3g} ({source})"

@@ -1,7 +1,7 @@
 """Hardware-aware NAS for transformers.
 
 Layers (imports point downwards only):
-    nas.arch, nas.errors      plain data: architectures, search spaces, named models (no torch)
+    nas.core.arch, nas.core.errors      plain data: architectures, search spaces, named models (no torch)
     costmodel, supernet       the accelerator simulator (no torch) / the elastic supernet (torch)
     lut                       per-operator lookup tables filled by costmodel
     nas.search, nas.cli       evolutionary search and the `nas` command line

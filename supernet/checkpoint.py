@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from nas.atomic import atomic_path
-from nas.arch import Arch, SearchSpace
-from nas.errors import UserError
+from nas.core.atomic import atomic_path
+from nas.core.arch import Arch, SearchSpace
+from nas.core.errors import UserError
 from supernet.model import GPT, ElasticGPT, ModelConfig, num_params
 
 FORMAT = "transformer-hw-nas supernet checkpoint"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nas.errors import UserError
+from nas.core.errors import UserError
 
 # Fields that must match when resuming: they define the model and the data.
 STRUCTURAL = ("space", "arch", "dataset", "tokenizer", "block_size")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from nas.errors import UserError
+from nas.core.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 TOKENIZERS = ("char", "word")

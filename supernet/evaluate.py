@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nas.arch import Arch, SearchSpace
-from nas.errors import UserError
+from nas.core.arch import Arch, SearchSpace
+from nas.core.errors import UserError
 from supernet.checkpoint import fixed_arch_of, load_checkpoint, model_from_checkpoint, space_of
 from supernet.data import Tokenizer, eval_windows, load_tokens
 from supernet.model import ElasticGPT

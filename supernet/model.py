@@ -3,7 +3,7 @@
 Both are pre-LayerNorm decoders with learned positions, tied input/output embeddings and causal
 attention through `F.scaled_dot_product_attention`. Layer i has `heads[i]` heads of width
 `head_dim` (attention width heads[i] * head_dim, decoupled from the embedding width d) and an FFN
-of width `ffn[i]`, as in `nas.arch.Arch`.
+of width `ffn[i]`, as in `nas.core.arch.Arch`.
 
 `ElasticGPT` holds the weights of the largest architecture of a `SearchSpace`. A subnet uses the
 first k rows and columns of every weight (HAT, AttentiveNAS, BigNAS): the first d embedding
@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nas.arch import Arch, SearchSpace
+from nas.core.arch import Arch, SearchSpace
 
 
 @dataclass

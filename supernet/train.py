@@ -33,10 +33,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nas.arch import Arch, SearchSpace, resolve_model
-from nas.atomic import atomic_path, atomic_write_text
-from nas.errors import UserError
-from nas.plotting import pyplot, save_figure
+from nas.core.arch import Arch, SearchSpace, resolve_model
+from nas.core.atomic import atomic_path, atomic_write_text
+from nas.core.errors import UserError
+from nas.core.plotting import pyplot, save_figure
 from supernet.checkpoint import load_checkpoint, save_checkpoint
 from supernet.config import STRUCTURAL, TrainConfig
 from supernet.data import Tokenizer, eval_windows, get_batch, load_tokens

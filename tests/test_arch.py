@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from nas.arch import NAMED_MODELS, Arch, SearchSpace, resolve_model
-from nas.errors import UserError
+from nas.core.arch import NAMED_MODELS, Arch, SearchSpace, resolve_model
+from nas.core.errors import UserError
 
 
 def test_key_round_trip():

@@ -1,24 +1,56 @@
+"""The `nas` command line as a whole: its commands, their help, and the one-line error rule."""
+
+import argparse
+import re
 import subprocess
 import sys
 
+import pytest
 
-def test_help_lists_every_command_without_importing_torch():
+from nas.cli import build_parser, main
+
+COMMANDS = {"hw", "profile", "simulate", "train-supernet", "train-subnet", "eval",
+            "export-subnet", "sample", "build-lut", "search", "export", "quickstart"}
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_every_command_is_registered_with_a_help_line():
+    parser = build_parser()
+    assert set(subcommands(parser)) == COMMANDS
+    listed = parser.format_help()
+    for name in COMMANDS:           # each command's own line in `nas --help`: name, then help
+        assert re.search(rf"^\s+{re.escape(name)}\s+\S", listed, re.M), name
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_shows_each_default_once(name):
+    text = subcommands(build_parser())[name].format_help()
+    for line in re.split(r"\n\s*\n|\n  -", text):
+        assert len(re.findall(r"\(default", line)) <= 1, line
+
+
+def test_help_does_not_import_torch():
     code = ("import sys, contextlib, io\n"
             "from nas.cli import main\n"
-            "out = io.StringIO()\n"
-            "with contextlib.redirect_stdout(out):\n"
-            "    try: main(['--help'])\n"
-            "    except SystemExit: pass\n"
-            "print(out.getvalue())\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n")
+            "for argv in (['--help'], ['search', '--help'], ['train-supernet', '--help']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        try: main(argv)\n"
+            "        except SystemExit: pass\n"
+            "print('torch' in sys.modules, 'deap' in sys.modules)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    for command in ("simulate", "profile", "hw", "train-supernet", "eval", "train-subnet",
-                    "export-subnet", "build-lut", "search", "export", "quickstart"):
-        assert command in proc.stdout
-    assert proc.stdout.strip().endswith("NO-TORCH")
+    assert proc.stdout.split() == ["False", "False"]
+
+
+def test_bare_nas_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "usage: nas" in capsys.readouterr().out
 
 
 def test_version():
     proc = subprocess.run([sys.executable, "-m", "nas.cli", "--version"], capture_output=True,
                           text=True)
-    assert proc.returncode == 0 and proc.stdout.startswith("nas ")
+    assert proc.returncode == 0 and re.fullmatch(r"nas \d+\.\d+\.\d+\n", proc.stdout)

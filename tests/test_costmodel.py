@@ -14,8 +14,8 @@ from costmodel.simulate import SIMULATOR_VERSION, gemm_cost, op_cost, simulate, 
 from costmodel.sparsity import AttentionSparsity, generate_mask, mask_stats
 from costmodel.workload import (ACT_MATMUL, GEMM, NONLINEAR, PROJECTION, SOFTMAX, Op, Workload,
                                 attention_ops, ffn_ops, head_ops, model_ops)
-from nas.arch import NAMED_MODELS, SearchSpace
-from nas.errors import UserError
+from nas.core.arch import NAMED_MODELS, SearchSpace
+from nas.core.errors import UserError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

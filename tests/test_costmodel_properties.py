@@ -7,7 +7,7 @@ from costmodel.hardware import PRESETS, HardwareConfig
 from costmodel.simulate import op_cost, simulate
 from costmodel.sparsity import AttentionSparsity
 from costmodel.workload import ACT_MATMUL, GEMM, NONLINEAR, NONLINEAR_KINDS, PROJECTION, Op, Workload
-from nas.arch import Arch
+from nas.core.arch import Arch
 
 dims = st.integers(min_value=1, max_value=1500)
 presets = st.sampled_from(sorted(PRESETS))

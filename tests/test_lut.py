@@ -12,9 +12,9 @@ from costmodel.hardware import load_hardware
 from costmodel.simulate import simulate
 from costmodel.workload import Workload, arch_groups, model_ops
 from lut.table import CostTable, space_groups
-from nas.arch import SearchSpace
+from nas.core.arch import SearchSpace
 from nas.cli import main
-from nas.errors import UserError
+from nas.core.errors import UserError
 
 HW = load_hardware("gemmini-transformer")
 SURVEY, TINY = SearchSpace.load("survey"), SearchSpace.load("tiny")
@@ -51,20 +51,47 @@ def test_save_load_round_trip_and_refusals(tmp_path):
     wl = Workload(seq=32, mode="decoder", vocab=65)
     table = CostTable.build(TINY, HW, wl)
     path = table.save(tmp_path / "t.parquet")
-    back = CostTable.load(path, expect_hw=HW, expect_space=TINY, expect_workload=wl)
+    back = CostTable.load(path)
+    back.check(TINY, wl, hw=HW)
     assert back.id == table.id and back.meta == table.meta
     arch = TINY.sample(random.Random(0))
     assert back.cost(arch) == table.cost(arch)
     assert not list(tmp_path.glob(".*tmp"))                    # no temporary file left behind
 
-    with pytest.raises(UserError, match="hardware 'gemmini-transformer'.*not for 'gemmini'"):
-        CostTable.load(path, expect_hw=load_hardware("gemmini"))
+    with pytest.raises(UserError, match="hardware 'gemmini-transformer'.*not 'gemmini'"):
+        back.check(TINY, wl, hw=load_hardware("gemmini"))
     with pytest.raises(UserError, match="search space 'tiny', not 'survey'"):
-        CostTable.load(path, expect_space=SURVEY)
+        back.check(SURVEY, wl)
     with pytest.raises(UserError, match=r"workload .*seq=32 \(expected 64\)"):
-        CostTable.load(path, expect_workload=Workload(seq=64, mode="decoder", vocab=65))
+        back.check(TINY, Workload(seq=64, mode="decoder", vocab=65))
     with pytest.raises(UserError, match="outside the table's search space"):
         back.cost(SURVEY.largest())
+
+
+def test_check_names_every_difference_of_the_workload_and_sparsity(tmp_path):
+    """The finding: an encoder table (seq 999, vocabulary 7, sparsity 0.5) was accepted for a
+    decoder supernet with context 16. Every encoded field is compared, all differences named."""
+    from costmodel.sparsity import AttentionSparsity
+    odd = CostTable.build(TINY, HW, Workload(seq=999, mode="encoder", vocab=7),
+                          sparsity=AttentionSparsity(0.5))
+    back = CostTable.load(odd.save(tmp_path / "odd.parquet"))
+    with pytest.raises(UserError) as err:
+        back.check(TINY, Workload(seq=16, mode="decoder", vocab=96))
+    message = str(err.value)
+    for part in ("odd.parquet", "mode=encoder (expected decoder)", "seq=999 (expected 16)",
+                 "vocab=7 (expected 96)", "attention sparsity 0.5", "not dense attention"):
+        assert part in message, part
+    assert "\n" not in message
+    back.check(TINY, Workload(seq=999, mode="encoder", vocab=7),
+               sparsity=AttentionSparsity(0.5))                # what it was built for: accepted
+
+
+def test_table_of_another_format_version_is_refused(tmp_path, monkeypatch):
+    import lut.table as table_mod
+    path = CostTable.build(TINY, HW, Workload(seq=16)).save(tmp_path / "t.parquet")
+    monkeypatch.setattr(table_mod, "FORMAT_VERSION", 99)
+    with pytest.raises(UserError, match="format version 1, this program reads version 99"):
+        CostTable.load(path)
 
 
 def test_table_from_another_simulator_version_is_refused(tmp_path, monkeypatch):
@@ -77,6 +104,8 @@ def test_table_from_another_simulator_version_is_refused(tmp_path, monkeypatch):
 def test_bad_files_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="not found"):
         CostTable.load(tmp_path / "none.parquet")
+    with pytest.raises(UserError, match="is a folder"):
+        CostTable.load(tmp_path)
     junk = tmp_path / "junk.parquet"
     junk.write_bytes(b"not parquet at all")
     with pytest.raises(UserError, match="not a readable Parquet"):
@@ -106,8 +135,8 @@ def test_cli_build_lut(tmp_path, capsys):
     out = tmp_path / "lut.parquet"
     assert main(["build-lut", "--space", "tiny", "--hw", "gemmini", "--seq", "32",
                  "--vocab", "65", "--out", str(out)]) == 0
-    table = CostTable.load(out, expect_hw=load_hardware("gemmini"), expect_space=TINY,
-                           expect_workload=Workload(seq=32, mode="decoder", vocab=65))
+    table = CostTable.load(out)
+    table.check(TINY, Workload(seq=32, mode="decoder", vocab=65), hw=load_hardware("gemmini"))
     assert len(table) == len(space_groups(TINY))
     assert table.id in capsys.readouterr().out
     assert main(["build-lut", "--hw", "no-such-hw", "--out", str(out)]) == 2

@@ -10,12 +10,16 @@ import random
 import pytest
 
 from lut.table import CostTable, space_groups
-from nas.arch import Arch, SearchSpace
+from nas.core.arch import Arch, SearchSpace
 from nas.cli import main
-from nas.errors import UserError
-from nas.pareto import Normaliser, hypervolume_2d, pareto_indices
-from nas.search import (GenomeCodec, Search, SearchConfig, constrained_fronts, summary_lines,
-                        write_outputs)
+from nas.core.errors import UserError
+from nas.search.config import SearchConfig
+from nas.search.engine import Search
+from nas.search.genome import GenomeCodec
+from nas.search.candidate import lowest_within
+from nas.search.outputs import FILES, pick, read_front, summary_lines, write_outputs
+from nas.search.pareto import Normaliser, hypervolume_2d, pareto_indices
+from nas.search.selection import constrained_fronts
 
 SPACE = SearchSpace.load("tiny")
 
@@ -63,7 +67,7 @@ def run(config: SearchConfig, state=None, quality=None, resume=False, workers=1)
 
 
 def fingerprint(result):
-    return ([c["key"] for c in result.history], [c["key"] for c in result.front],
+    return ([c.key for c in result.history], [c.key for c in result.front],
             result.hypervolume)
 
 
@@ -131,15 +135,15 @@ def test_constrained_fronts_put_feasible_first_and_order_infeasible_by_violation
 
 def test_constraints_are_feasibility_not_penalties():
     base = run(SearchConfig(population=10, generations=4, seed=3))
-    limit = sorted(c["latency_ms"] for c in base.history)[len(base.history) // 3]
+    limit = sorted(c.latency_ms for c in base.history)[len(base.history) // 3]
     res = run(SearchConfig(population=10, generations=4, seed=3, max_latency_ms=limit,
-                           max_ppl=base.largest["perplexity"] * 2))
-    assert res.front and all(c["feasible"] for c in res.front)
-    assert all(c["latency_ms"] <= limit for c in res.front)
+                           max_ppl=base.largest.perplexity * 2))
+    assert res.front and all(c.feasible for c in res.front)
+    assert all(c.latency_ms <= limit for c in res.front)
     # some infeasible candidate beats every front member in perplexity, yet stays out
-    infeasible = [c for c in res.history if not c["feasible"]]
-    assert infeasible and min(c["perplexity"] for c in infeasible) < \
-        min(c["perplexity"] for c in res.front)
+    infeasible = [c for c in res.history if not c.feasible]
+    assert infeasible and min(c.perplexity for c in infeasible) < \
+        min(c.perplexity for c in res.front)
 
 
 # -- the search ------------------------------------------------------------------------------
@@ -149,14 +153,14 @@ def test_same_seed_same_front_and_no_duplicate_evaluations():
     q1 = SyntheticPerplexity()
     r1, r2 = run(cfg, quality=q1), run(cfg)
     assert fingerprint(r1) == fingerprint(r2)
-    keys = [c["key"] for c in r1.history]
+    keys = [c.key for c in r1.history]
     assert len(keys) == len(set(keys)) == q1.calls          # each architecture evaluated once
     other = run(SearchConfig(population=10, generations=5, seed=8))
     assert fingerprint(other) != fingerprint(r1)
     # the archive's hypervolume never decreases; the anchors are in the history
     assert all(b >= a for a, b in zip(r1.hypervolume, r1.hypervolume[1:]))
     assert len(r1.hypervolume) == 6
-    assert r1.largest["key"] == SPACE.largest().key and SPACE.smallest().key in keys
+    assert r1.largest.key == SPACE.largest().key and SPACE.smallest().key in keys
 
 
 def test_nsga2_improves_on_its_initial_population():
@@ -187,9 +191,9 @@ def test_other_algorithms_respect_constraints(algorithm):
     cfg = SearchConfig(algorithm=algorithm, population=8, generations=3, seed=1,
                        max_params=150_000)
     res = run(cfg)
-    assert len(res.history) > 8 and all(c["params"] <= 150_000 for c in res.front)
+    assert len(res.history) > 8 and all(c.params <= 150_000 for c in res.front)
     if algorithm == "evolution":        # minimises perplexity under the constraint
-        best = min((c for c in res.history if c["feasible"]), key=lambda c: c["perplexity"])
+        best = min((c for c in res.history if c.feasible), key=lambda c: c.perplexity)
         assert best in res.front
 
 
@@ -202,27 +206,82 @@ def test_bad_settings_are_user_errors():
 
 # -- outputs and export ----------------------------------------------------------------------
 
-def test_outputs_and_export(tmp_path, capsys):
+def test_outputs_read_back_as_the_same_candidates(tmp_path):
     res = run(SearchConfig(population=10, generations=3, seed=0))
     paths = write_outputs(res, tmp_path, synthetic_table(), {"perplexity_source": "synthetic"})
-    for p in paths.values():
-        assert p.stat().st_size > 0
-    front = json.loads((tmp_path / "front.json").read_text())
-    assert [r["key"] for r in front["front"]] == [c["key"] for c in res.front]
-    assert front["table_id"] == synthetic_table().id and front["hw"] == "synthetic"
+    assert sorted(p.name for p in paths.values()) == sorted(FILES)
+    doc = read_front(tmp_path)
+    assert doc.front == res.front and doc.largest == res.largest      # typed, exact round trip
+    assert doc.history() == res.history                                 # through the CSV too
+    assert doc.table_id == synthetic_table().id and doc.hw == "synthetic"
     search = json.loads((tmp_path / "search.json").read_text())
     assert search["hypervolume"] == res.hypervolume and search["settings"]["seed"] == 0
-    history = (tmp_path / "history.csv").read_text().splitlines()
-    assert len(history) == len(res.history) + 1
-    assert any("EDP reduction at <= +1" in line for line in summary_lines(res))
+    edp = [r for r in search["reductions_vs_largest"] if r["delta"] == 1.0][0]
+    best = lowest_within([c for c in res.history if c.feasible], res.largest.perplexity + 1.0)
+    assert edp["key"] == best.key and edp["reduction"] == res.largest.edp / best.edp
+    assert any(f"EDP reduction at <= +1 perplexity: {edp['reduction']:.2f}x" in line
+               for line in summary_lines(res))
 
+
+def test_picks_follow_their_rules():
+    res = run(SearchConfig(population=10, generations=3, seed=0))
+    front, largest = res.front, res.largest
+    by_ppl = sorted(front, key=lambda c: c.perplexity)
+    assert pick(front, largest, "best-ppl") == [by_ppl[0]]
+    assert pick(front, largest, "min-edp") == [min(front, key=lambda c: c.edp)]
+    assert pick(front, largest, "all") == by_ppl and pick(front, largest, "1") == [by_ppl[1]]
+    within = [c for c in front if c.perplexity <= largest.perplexity + 0.1]
+    if within:
+        assert pick(front, largest, "+0.1") == [min(within, key=lambda c: c.edp)]
+    # with another objective, +X takes the lowest value of that objective
+    lat = pick(front, largest, f"ppl<={by_ppl[-1].perplexity}", objective="latency")
+    assert lat == [min(front, key=lambda c: c.latency_ms)]
+    for bad, message in (("+x", "expected a number after '\\+'"), ("99", "indices 0.."),
+                         ("ppl<=0.5", "no front architecture"), ("nonsense", "not 'all'")):
+        with pytest.raises(UserError, match=message):
+            pick(front, largest, bad)
+
+
+def test_export_writes_picks_and_leaves_nothing_when_a_pick_fails(tmp_path, capsys):
+    res = run(SearchConfig(population=10, generations=3, seed=0))
+    write_outputs(res, tmp_path, synthetic_table(), {})
     assert main(["export", "--front", str(tmp_path), "--pick", "best-ppl", "min-edp", "0",
                  "--out", str(tmp_path / "x")]) == 0
     files = sorted((tmp_path / "x").glob("*.yaml"))
-    assert files and Arch.load(files[0]) in SPACE
-    best = min(res.front, key=lambda c: c["perplexity"])
-    assert Arch.load(tmp_path / "x" / f"{best['key']}.yaml").key == best["key"]
+    best = min(res.front, key=lambda c: c.perplexity)
+    assert len(files) == 2 and all(Arch.load(f) in SPACE for f in files)
+    assert Arch.load(tmp_path / "x" / f"{best.key}.yaml") == best.arch
+    assert (tmp_path / "x" / "pareto.png").is_file()
     capsys.readouterr()
-    assert main(["export", "--front", str(tmp_path), "--pick", "nonsense"]) == 2
+    assert main(["export", "--front", str(tmp_path), "--pick", "best-ppl", "nonsense",
+                 "--out", str(tmp_path / "y")]) == 2
     assert "--pick nonsense" in capsys.readouterr().err
+    assert not (tmp_path / "y").exists()                   # no empty or partial folder
     assert main(["export", "--front", str(tmp_path / "missing")]) == 2
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "front.json").write_text("{}")
+    assert main(["export", "--front", str(tmp_path / "bad")]) == 2
+    assert "not a front.json" in capsys.readouterr().err
+
+
+def test_an_empty_front_says_which_constraint_emptied_it():
+    res = run(SearchConfig(population=6, generations=1, seed=0, max_ppl=1.0))
+    assert res.front == []
+    lines = "\n".join(summary_lines(res))
+    assert "the front is empty" in lines and "--max-ppl 1 (perplexity" in lines
+
+
+def test_pareto_plot_labels_the_objective_and_marks_picks_and_infeasible(tmp_path, monkeypatch):
+    import nas.search.pareto as pareto_mod
+    drawn = {}
+    monkeypatch.setattr(pareto_mod, "save_figure", lambda fig, path, dpi: drawn.update(fig=fig))
+    base = run(SearchConfig(population=10, generations=2, seed=0))
+    res = run(SearchConfig(population=10, generations=2, seed=0, objective="latency",
+                           max_ppl=sorted(c.perplexity for c in base.history)[10]))
+    write_outputs(res, tmp_path, synthetic_table(), {})
+    ax = drawn["fig"].axes[0]
+    assert ax.get_ylabel() == "latency (ms)"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(lab.startswith("infeasible") for lab in labels)
+    assert "exported picks" in labels and any(lab.startswith("feasible") for lab in labels)
+    assert {t.get_text() for t in ax.texts} >= {"best-ppl", "min-latency"}

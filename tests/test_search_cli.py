@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import nas.arch
+import nas.core.arch
 
 from lut.table import CostTable
 from nas.cli import main
@@ -20,7 +20,7 @@ def supernet(tmp_path_factory):
     from supernet.train import train
     root = tmp_path_factory.mktemp("supernet")
     corpus = root / "corpus.txt"               # small local text: loads in milliseconds
-    corpus.write_text(Path(nas.arch.__file__).read_text() * 2)
+    corpus.write_text(Path(nas.core.arch.__file__).read_text() * 2)
     out = root / "run"
     train(TrainConfig(out=str(out), space="tiny", dataset=str(corpus), steps=2, batch_size=2,
                       block_size=16, eval_interval=2, eval_tokens=256, eval_random=0,
@@ -69,7 +69,29 @@ def test_search_resume_and_refusals(supernet, tmp_path, capsys):
     assert "search space 'survey', not 'tiny'" in capsys.readouterr().err
     assert main(["search", "--ckpt", str(supernet), "--out", str(tmp_path / "x"),
                  "--lut", str(out / "lut.parquet"), "--hw", "gemmini"]) == 2
-    assert "not for 'gemmini'" in capsys.readouterr().err
+    assert "not 'gemmini'" in capsys.readouterr().err
+    # an encoder table with another context, vocabulary and sparsity: refused, all named
+    odd = tmp_path / "odd.parquet"
+    assert main(["build-lut", "--mode", "encoder", "--seq", "999", "--vocab", "7",
+                 "--sparsity", "0.5", "--out", str(odd)]) == 0
+    capsys.readouterr()
+    assert main(["search", "--ckpt", str(supernet), "--out", str(tmp_path / "x"),
+                 "--lut", str(odd)]) == 2
+    err = capsys.readouterr().err
+    for part in ("mode=encoder (expected decoder)", "seq=999 (expected 16)", "vocab=7",
+                 "attention sparsity 0.5"):
+        assert part in err, part
+    assert not (tmp_path / "x").exists()
+    # without --hw the table's hardware is used, and the output says so
+    assert main(["search", "--ckpt", str(supernet), "--out", str(tmp_path / "own-hw"),
+                 "--population", "4", "--generations", "0", "--max-tokens", "256",
+                 "--lut", str(out / "lut.parquet")]) == 0
+    assert "hardware: 'gemmini-transformer', the table's" in capsys.readouterr().out
+    # --resume with nothing to resume: an error, and no table or folder left behind
+    assert main(["search", "--ckpt", str(supernet), "--out", str(tmp_path / "fresh"),
+                 "--resume"]) == 2
+    assert "no search state" in capsys.readouterr().err
+    assert not (tmp_path / "fresh").exists()
     table = CostTable.load(out / "lut.parquet")
     assert table.workload.seq == 16 and table.workload.mode == "decoder"
 

@@ -13,9 +13,9 @@ import torch
 import yaml
 
 import supernet.train as train_mod
-from nas.arch import Arch, SearchSpace
+from nas.core.arch import Arch, SearchSpace
 from nas.cli import main as cli_main
-from nas.errors import UserError
+from nas.core.errors import UserError
 from supernet.checkpoint import load_checkpoint, load_subnet, save_checkpoint
 from supernet.data import Tokenizer, eval_windows, load_corpus, split_text
 from supernet.evaluate import SupernetEvaluator

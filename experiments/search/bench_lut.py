@@ -23,7 +23,7 @@ from costmodel.hardware import load_hardware
 from costmodel.simulate import SIMULATOR_VERSION, simulate
 from costmodel.workload import Workload
 from lut.table import CostTable
-from nas.arch import NAMED_MODELS, SearchSpace
+from nas.core.arch import NAMED_MODELS, SearchSpace
 
 HERE = Path(__file__).resolve().parent
 

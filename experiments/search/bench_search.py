@@ -24,11 +24,12 @@ import time
 from pathlib import Path
 
 from costmodel.hardware import load_hardware
-from costmodel.workload import Workload
-from lut.table import CostTable
-from nas.pareto import Normaliser, pareto_indices
-from nas.plotting import pyplot, save_figure
-from nas.search import Search, SearchConfig, SupernetPerplexity
+from nas.core.plotting import pyplot, save_figure
+from nas.pipeline import build_table, supernet_workload
+from nas.search.config import SearchConfig
+from nas.search.engine import Search
+from nas.search.pareto import Normaliser, pareto_indices
+from supernet.perplexity import SupernetPerplexity
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,7 +52,7 @@ def hv_curve(history, normaliser, objective, counts):
     """Hypervolume of the feasible front of the first n evaluated candidates, for each n."""
     out = []
     for n in counts:
-        pts = [(c["perplexity"], c[objective]) for c in history[:n] if c["feasible"]]
+        pts = [(c.perplexity, c.value(objective)) for c in history[:n] if c.feasible]
         out.append(normaliser.hypervolume([pts[i] for i in pareto_indices(pts)]))
     return out
 
@@ -89,8 +90,7 @@ def main() -> None:
     hw = load_hardware(args.hw)
     probe = SupernetPerplexity(args.ckpt, max_tokens=args.max_tokens)
     ev = probe.evaluator
-    workload = Workload(seq=ev.block_size, mode="decoder", vocab=ev.vocab_size)
-    table = CostTable.build(ev.space, hw, workload)
+    table = build_table(ev.space, hw, supernet_workload(ev))
     common = {"vocab": ev.vocab_size, "max_seq": ev.block_size}
     doc = {"command": "python " + " ".join(sys.argv),
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU "
@@ -108,9 +108,8 @@ def main() -> None:
                                generations=args.generations, seed=seed)
             t0 = time.perf_counter()
             res = Search(ev.space, memo, table, cfg, **common).run()
-            normaliser = normaliser or Normaliser([
-                (res.largest["perplexity"], res.largest["edp"]),
-                (res.smallest["perplexity"], res.smallest["edp"])])
+            normaliser = normaliser or Normaliser([(res.largest.perplexity, res.largest.edp),
+                                                   (res.smallest.perplexity, res.smallest.edp)])
             runs[algorithm][seed] = {"history": res.history, "wall_s": time.perf_counter() - t0}
             print(f"seed {seed} {algorithm}: {len(res.history)} evaluated, "
                   f"hv {res.hypervolume[-1]:.4f}")

@@ -29,7 +29,7 @@ from common import (
 from costmodel.hardware import PRESETS, derive
 from costmodel.simulate import simulate
 from costmodel.workload import GELU, LAYERNORM, SOFTMAX, Workload
-from nas.arch import NAMED_MODELS
+from nas.core.arch import NAMED_MODELS
 
 
 @dataclass

@@ -8,8 +8,8 @@ perplexity, then retrain the picked architectures and the largest one from scrat
 (`nas train-subnet`, same recipe and steps) and evaluate all of them on the same validation
 tokens, to check that the inherited-weight perplexities hold.
 
-Every stage goes through the `nas` command line in-process and is skipped when its output
-exists (re-running resumes).
+Training goes through the `nas` command line in-process, the search through `nas.pipeline`
+(what `nas search` runs); every stage is skipped when its output exists (re-running resumes).
 
     python experiments/studies/codesign.py                 # both corpora, the config below
     (writes codesign_<corpora>.json and .png here; checkpoints and searches under runs/)
@@ -28,13 +28,15 @@ from pathlib import Path
 
 from common import HERE, provenance, pyplot, save_figure, write_json
 
-from nas.arch import Arch
 from nas.cli import main as nas
-from nas.pareto import edp_reduction
+from nas.core.arch import Arch
+from nas.pipeline import SearchJob, run_search
+from nas.search.candidate import PPL_DELTAS, reductions
+from nas.search.config import SearchConfig
+from nas.search.outputs import read_front
 
 DATA = HERE.parents[2] / "shared" / "data"
 PUBLISHED = {"edp": (2.2, 10.6), "latency": (1.4, 2.4), "energy": (1.6, 4.4)}  # survey Sec. 6.4
-DELTAS = (0.1, 1.0)
 
 
 @dataclass(frozen=True)
@@ -93,34 +95,31 @@ def search(cfg: Config, ckpt: Path, run: Path) -> Path:
     out = run / "search"
     done = out / "search.json"
     if not done.exists() or json.loads(done.read_text())["generations_done"] < cfg.generations:
-        run_nas("search", "--ckpt", ckpt, "--hw", cfg.hw, "--out", out,
-                "--population", cfg.population, "--generations", cfg.generations,
-                "--mutation-prob", cfg.mutation_prob, "--max-tokens", cfg.search_tokens,
-                "--seed", cfg.seed, *(["--resume"] if (out / "state.pkl").exists() else []))
+        config = SearchConfig(population=cfg.population, generations=cfg.generations,
+                              mutation_prob=cfg.mutation_prob, seed=cfg.seed)
+        run_search(SearchJob(ckpt=str(ckpt), out=out, config=config, hw=cfg.hw,
+                             max_tokens=cfg.search_tokens, threads=cfg.threads, progress=False,
+                             resume=(out / "state.pkl").exists()))
     return out
 
 
-def reductions(search_dir: Path) -> dict:
+def read_out(search_dir: Path) -> dict:
     """EDP, latency and energy of the largest subnet over those of the lowest-EDP evaluated
     candidate within +0.1 and +1 perplexity of it (the survey's Fig. 26 read-out)."""
     doc = json.loads((search_dir / "search.json").read_text())
-    largest = doc["largest"]
-    rows = [{k: (float(v) if k in ("perplexity", "edp", "latency_ms", "energy_mj") else v)
-             for k, v in r.items()} for r in csv.DictReader((search_dir / "history.csv").open())]
-    feasible = [r for r in rows if r["feasible"] == "True"]
-    by_key = {r["key"]: r for r in rows}
-    out = {"largest": {k: largest[k] for k in ("key", "perplexity", "edp", "latency_ms",
-                                                  "energy_mj", "params")}, "at": []}
-    for delta in DELTAS:
-        pick = edp_reduction(feasible, largest, delta)
-        if pick is None:
-            out["at"].append({"delta": delta, "key": None})
+    front = read_front(search_dir)
+    L = front.largest
+    out = {"largest": {"key": L.key, "perplexity": L.perplexity, "edp": L.edp,
+                       "latency_ms": L.latency_ms, "energy_mj": L.energy_mj,
+                       "params": L.params}, "at": []}
+    for r in reductions(front.history(), L, "edp", PPL_DELTAS):
+        if r.pick is None:
+            out["at"].append({"delta": r.delta, "key": None})
             continue
-        row = by_key[pick["key"]]
-        out["at"].append({"delta": delta, "key": pick["key"], "perplexity": pick["perplexity"],
-                          "edp_reduction": largest["edp"] / row["edp"],
-                          "latency_reduction": largest["latency_ms"] / row["latency_ms"],
-                          "energy_reduction": largest["energy_mj"] / row["energy_mj"]})
+        out["at"].append({"delta": r.delta, "key": r.pick.key, "perplexity": r.pick.perplexity,
+                          "edp_reduction": r.factor,
+                          "latency_reduction": L.latency_ms / r.pick.latency_ms,
+                          "energy_reduction": L.energy_mj / r.pick.energy_mj})
     out["hypervolume_final"] = doc["hypervolume"][-1]
     out["evaluations"], out["front_size"] = doc["evaluations"], doc["front_size"]
     return out
@@ -160,7 +159,7 @@ def run(cfg: Config, out: Path) -> dict:
         t1 = time.time()
         search_dir = search(cfg, supernet, run_dir)
         t2 = time.time()
-        red = reductions(search_dir)
+        red = read_out(search_dir)
         keys = [red["largest"]["key"]] + [a["key"] for a in red["at"] if a["key"]]
         keys = list(dict.fromkeys(keys))
         check = retrain_check(cfg, corpus, run_dir, supernet, keys)
@@ -176,19 +175,16 @@ def plot(results: dict, path: Path) -> None:
     names = list(results["corpora"])
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
     for ax, name in zip(axes[0], names):
-        rows = list(csv.DictReader(Path(results["corpora"][name]["search_dir"],
-                                        "history.csv").open()))
-        ppl = [float(r["perplexity"]) for r in rows]
-        edp = [float(r["edp"]) for r in rows]
-        ax.scatter(edp, ppl, s=8, alpha=0.4, label="evaluated")
+        history = read_front(results["corpora"][name]["search_dir"]).history()
+        edp_of = {c.key: c.edp for c in history}
+        ax.scatter([c.edp for c in history], [c.perplexity for c in history], s=8, alpha=0.4,
+                   label="evaluated")
         L = results["corpora"][name]["largest"]
         ax.scatter([L["edp"]], [L["perplexity"]], marker="*", s=150, c="k", label="largest")
-        for d, style in zip(DELTAS, ("--", ":")):
+        for d, style in zip(PPL_DELTAS, ("--", ":")):
             ax.axhline(L["perplexity"] + d, ls=style, c="gray", label=f"+{d:g} perplexity")
         for r in results["corpora"][name]["retrain"]:
-            a = Arch.from_key(r["key"])
-            edp_r = next(float(x["edp"]) for x in rows if x["key"] == a.key)
-            ax.scatter([edp_r], [r["standalone_ppl"]], marker="x", c="r", s=60)
+            ax.scatter([edp_of[r["key"]]], [r["standalone_ppl"]], marker="x", c="r", s=60)
         ax.scatter([], [], marker="x", c="r", label="retrained alone")
         ax.set_xscale("log")
         ax.set_xlabel("EDP (J s), gemmini-transformer")

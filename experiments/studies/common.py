@@ -2,7 +2,7 @@
 
 Each study script (accelerator.py, sparse_attention.py, scaling.py, decoder.py) keeps its
 configuration in a dataclass at its top, computes everything through the public APIs
-(`costmodel.simulate`, `costmodel.profile`, the hardware presets, `nas.arch.NAMED_MODELS`) and
+(`costmodel.simulate`, `costmodel.profile`, the hardware presets, `nas.core.arch.NAMED_MODELS`) and
 writes `<study>.json` (figures + command + machine) and `<study>.png` next to itself.
 """
 
@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from nas.atomic import atomic_write_text
-from nas.plotting import pyplot, save_figure  # noqa: F401 - the studies' figure helpers
+from nas.core.atomic import atomic_write_text
+from nas.core.plotting import pyplot, save_figure  # noqa: F401 - the studies' figure helpers
 from costmodel.simulate import SIMULATOR_VERSION, OpCost, Report
 from costmodel.workload import ACT_MATMUL, GEMM, NONLINEAR, PROJECTION
 

@@ -29,7 +29,7 @@ from costmodel.hardware import PRESETS, derive
 from costmodel.profile import profile
 from costmodel.simulate import Report, simulate
 from costmodel.workload import Workload
-from nas.arch import NAMED_MODELS
+from nas.core.arch import NAMED_MODELS
 
 STEP = re.compile(r"@t(\d+)$")   # decode operators whose shape changes per step end in @t<step>
 

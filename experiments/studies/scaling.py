@@ -31,7 +31,7 @@ from costmodel.hardware import PRESETS
 from costmodel.profile import profile
 from costmodel.simulate import simulate
 from costmodel.workload import SOFTMAX, Workload, model_ops
-from nas.arch import NAMED_MODELS
+from nas.core.arch import NAMED_MODELS
 
 
 @dataclass

@@ -30,7 +30,7 @@ from costmodel.hardware import PRESETS
 from costmodel.simulate import simulate
 from costmodel.sparsity import AttentionSparsity
 from costmodel.workload import ACT_MATMUL, PROJECTION, SOFTMAX, Workload
-from nas.arch import NAMED_MODELS
+from nas.core.arch import NAMED_MODELS
 
 
 @dataclass

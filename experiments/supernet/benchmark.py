@@ -36,9 +36,9 @@ from pathlib import Path
 import torch
 from scipy.stats import kendalltau
 
-from nas.arch import Arch, SearchSpace
-from nas.atomic import atomic_write_text
-from nas.plotting import pyplot, save_figure
+from nas.core.arch import Arch, SearchSpace
+from nas.core.atomic import atomic_write_text
+from nas.core.plotting import pyplot, save_figure
 from supernet.checkpoint import load_checkpoint, model_from_checkpoint
 from supernet.data import eval_windows, get_batch, load_tokens
 from supernet.evaluate import subnet_losses

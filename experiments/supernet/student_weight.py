@@ -19,7 +19,7 @@ import platform
 import sys
 from pathlib import Path
 
-from nas.atomic import atomic_write_text
+from nas.core.atomic import atomic_write_text
 from nas.cli import main as nas
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ from pathlib import Path
 from costmodel import simulate as sim
 from costmodel.hardware import PRESETS, scalesim_equivalent
 from costmodel.workload import Workload, model_ops
-from nas.arch import NAMED_MODELS
+from nas.core.arch import NAMED_MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 ORACLE = ROOT.parent / "shared" / "oracles" / "scalesim-3.0.0-ws.jsonl"

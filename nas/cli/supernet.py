@@ -13,7 +13,7 @@ import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from nas.errors import UserError
+from nas.core.errors import UserError
 from supernet.config import TrainConfig
 
 EXAMPLES_TRAIN = """examples:
@@ -138,7 +138,7 @@ def _add_ckpt_and_arch(p: argparse.ArgumentParser, many: bool) -> None:
 
 
 def _selected_archs(args: argparse.Namespace, space, many: bool) -> list:
-    from nas.arch import resolve_model
+    from nas.core.arch import resolve_model
     archs = [resolve_model(a)[0] for a in (args.arch if many else [args.arch] if args.arch
                                            else [])]
     if args.largest:

@@ -1,14 +1,16 @@
-"""Pareto fronts, 2-D hypervolume and the survey's "EDP reduction at +x perplexity" summary.
+"""Pareto fronts, 2-D hypervolume, the normalisation that makes hypervolumes comparable, and
+the Pareto plot.
 
-Everything here minimises both objectives. Functions take plain (x, y) pairs so they serve the
-search, the exporter and the benchmarks alike.
+Everything here minimises both objectives. The front and hypervolume functions take plain
+(x, y) pairs so they serve the search, the exporter and the benchmarks alike.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from nas.plotting import pyplot, save_figure
+from nas.core.plotting import pyplot, save_figure
+from nas.search.candidate import OBJECTIVES, PPL_DELTAS, Candidate
 
 Point = tuple[float, float]
 
@@ -67,44 +69,42 @@ class Normaliser:
         return {"lo": list(self.lo), "span": list(self.span), "ref": list(self.REF)}
 
 
-def edp_reduction(candidates: Sequence[dict], baseline: dict, delta: float) -> dict | None:
-    """The lowest-EDP candidate within `delta` perplexity of the baseline, and the reduction.
-
-    Returns {"delta", "reduction" (baseline EDP / its EDP), "key", "perplexity", "edp"}, or None
-    when no candidate is within `delta`.
-    """
-    limit = baseline["perplexity"] + delta
-    within = [c for c in candidates if c["perplexity"] <= limit]
-    if not within:
-        return None
-    best = min(within, key=lambda c: (c["edp"], c["perplexity"]))
-    return {"delta": delta, "reduction": baseline["edp"] / best["edp"], "key": best["key"],
-            "perplexity": best["perplexity"], "edp": best["edp"]}
-
-
-def plot_pareto(history: Sequence[dict], front: Sequence[dict], largest: dict, path,
-                title: str = "", deltas: Sequence[float] = (0.1, 1.0)) -> None:
-    """Perplexity vs EDP like the survey's Fig. 26: every evaluated candidate, the front, the
-    largest subnet, and vertical lines at +0.1 and +1 perplexity from it."""
+def plot_pareto(history: Sequence[Candidate], front: Sequence[Candidate], largest: Candidate,
+                path, objective: str = "edp", picks: dict[str, Candidate] | None = None,
+                title: str = "") -> None:
+    """Perplexity vs the hardware objective, like the survey's Fig. 26: feasible and infeasible
+    candidates, the front, the largest subnet, the exported picks, and vertical lines at +0.1
+    and +1 perplexity from the largest subnet."""
     plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ax.scatter([c["perplexity"] for c in history], [c["edp"] for c in history], s=8,
-               color="0.75", label=f"evaluated ({len(history)})")
-    fr = sorted(front, key=lambda c: c["perplexity"])
-    ax.plot([c["perplexity"] for c in fr], [c["edp"] for c in fr], "o-", ms=4, color="C0",
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    y = lambda cs: [c.value(objective) for c in cs]  # noqa: E731
+    feasible = [c for c in history if c.feasible]
+    infeasible = [c for c in history if not c.feasible]
+    ax.scatter([c.perplexity for c in feasible], y(feasible), s=8, color="0.65",
+               label=f"feasible ({len(feasible)})")
+    if infeasible:
+        ax.scatter([c.perplexity for c in infeasible], y(infeasible), s=12, marker="x",
+                   color="C1", alpha=0.6, lw=0.8,
+                   label=f"infeasible: breaks a constraint ({len(infeasible)})")
+    fr = sorted(front, key=lambda c: c.perplexity)
+    ax.plot([c.perplexity for c in fr], y(fr), "o-", ms=4, color="C0",
             label=f"Pareto front ({len(fr)})")
-    ax.scatter([largest["perplexity"]], [largest["edp"]], marker="*", s=160, color="C3",
-               zorder=5, label="largest subnet")
-    for delta, style in zip(deltas, ("--", ":")):
-        ax.axvline(largest["perplexity"] + delta, color="C3", ls=style, lw=1,
+    ax.scatter([largest.perplexity], [largest.value(objective)], marker="*", s=170,
+               color="C3", zorder=5, label="largest subnet")
+    for delta, style in zip(PPL_DELTAS, ("--", ":")):
+        ax.axvline(largest.perplexity + delta, color="C3", ls=style, lw=1,
                    label=f"largest +{delta:g} perplexity")
+    for i, (name, cand) in enumerate((picks or {}).items()):
+        ax.scatter([cand.perplexity], [cand.value(objective)], s=90, facecolors="none",
+                   edgecolors="k", lw=1.2, zorder=6, label="exported picks" if i == 0 else None)
+        ax.annotate(name, (cand.perplexity, cand.value(objective)), textcoords="offset points",
+                    xytext=(6, 4 + 9 * (i % 2)), fontsize=7)
     ax.set_yscale("log")
     ax.set_xlabel("perplexity (inherited weights, validation subset)")
-    ax.set_ylabel("EDP (J s)")
+    ax.set_ylabel(OBJECTIVES[objective].label)
     if title:
         ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, dpi=130)

@@ -12,12 +12,12 @@ import importlib
 import sys
 
 from nas import __version__
-from nas.errors import UserError
+from nas.core.errors import UserError
 
 COMMAND_MODULES = [
-    "nas.commands.hardware",
-    "nas.commands.supernet",
-    "nas.commands.search",
+    "nas.cli.hardware",
+    "nas.cli.supernet",
+    "nas.cli.search",
 ]
 
 
@@ -53,6 +53,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nas {args.command}: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

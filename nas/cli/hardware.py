@@ -11,11 +11,13 @@ import io
 import json
 import re
 import sys
+import tempfile
 from collections import defaultdict
+from pathlib import Path
 
-from nas.atomic import atomic_write_text
-from nas.errors import UserError
-from nas.plotting import pyplot, save_figure
+from nas.core.atomic import atomic_write_text, writable_target
+from nas.core.errors import UserError
+from nas.core.plotting import check_figure_path, pyplot, save_figure
 
 EXAMPLES_HW = """examples:
   nas hw list
@@ -33,6 +35,8 @@ EXAMPLES_SIMULATE = """examples:
   nas simulate --model gpt2 --hw gemmini-transformer --mode decoder --seq 128 --gen 32
   nas simulate --model deit-tiny --hw vitcod --sparsity 0.9
   nas simulate --model deit-tiny --hw vitcod \\
+      --mask ../shared/data/vitcod/deit_tiny_attention_masks_0.95.npy --plot deit.png
+  nas simulate --model bert-base --hw vitcod --seq 512 --rescale-mask \\
       --mask ../shared/data/vitcod/deit_tiny_attention_masks_0.95.npy
   nas simulate --model arch.yaml --hw my_hw.yaml --seq 256 --csv ops.csv"""
 
@@ -79,10 +83,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="attention sparsity s in [0, 1): generated masks (see --pattern)")
     p.add_argument("--pattern", default="global-local", choices=("global-local", "random"),
                    help="generated mask pattern for --sparsity (default: global-local)")
-    p.add_argument("--mask", help="attention masks .npy (bool [layers, heads, q, k], True = pruned)")
+    p.add_argument("--mask", help="attention masks .npy saved with numpy.save (bool "
+                                  "[layers, heads, n, n], True = pruned), made for --seq tokens")
     p.add_argument("--per-layer-mask", action="store_true",
                    help="with --mask: layer i uses the mask's layer i (default: the mean over "
                         "layers, which is what lookup tables use)")
+    p.add_argument("--rescale-mask", action="store_true",
+                   help="with --mask: accept masks made for another sequence length; the "
+                        "mask's column statistics (dense-column share, non-zeros outside them) "
+                        "are rescaled to --seq (default: an error)")
     _output_args(p, simulate=True)
     p.set_defaults(func=cmd_simulate)
 
@@ -99,7 +108,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "default: the named model's, else encoder")
     p.add_argument("--gen", type=int, default=0, help="decoder: tokens generated (default: 0)")
     p.add_argument("--vocab", type=int,
-                   help="LM-head width, 0 for none (default: the named model's, else 0)")
+                   help="LM-head width (vocabulary), 0 for none (default: the named model's, "
+                        "e.g. 30522 for bert-base, else 0); the output says when one is included")
 
 
 def _output_args(p: argparse.ArgumentParser, simulate: bool = False) -> None:
@@ -107,20 +117,56 @@ def _output_args(p: argparse.ArgumentParser, simulate: bool = False) -> None:
                    help="aggregate the table over layers (one row per operator type)")
     p.add_argument("--json", metavar="PATH", help="also write everything as JSON")
     if simulate:
-        p.add_argument("--plot", metavar="PNG", help="also plot cycles per operator type and "
-                                                     "energy per component")
+        p.add_argument("--plot", metavar="PNG",
+                       help="also plot latency per operator type (coloured by its bound), energy "
+                            "per component and, with a sparse engine, the attention products' "
+                            "dense- and sparse-engine time")
     p.add_argument("--csv", metavar="PATH", help="also write the per-operator rows as CSV")
 
 
 def _workload(args):
     from costmodel.workload import Workload
-    from nas.arch import resolve_model
+    from nas.core.arch import resolve_model
 
     arch, named = resolve_model(args.model)
     mode = args.mode or (named.mode if named else "encoder")
     seq = args.seq if args.seq is not None else (named.seq if named else 128)
     vocab = args.vocab if args.vocab is not None else (named.vocab if named else 0)
     return arch, Workload(seq=seq, batch=args.batch, mode=mode, gen=args.gen, vocab=vocab)
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """UserError unless a file can be created in `path`'s folder (probed with a temporary file,
+    which is removed at once)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+
+
+def _check_outputs(args) -> None:
+    """Check every output path before any work, so a bad one costs nothing and writes nothing."""
+    for flag, what in (("json", "--json file"), ("csv", "--csv file")):
+        if getattr(args, flag):
+            _check_writable(writable_target(getattr(args, flag), what), what)
+    if getattr(args, "plot", None):
+        _check_writable(check_figure_path(args.plot), "figure")
+
+
+def _lm_head(wl, part: float, whole: float, unit: str) -> dict | None:
+    """The LM head's part of the total (`unit`: 'FLOPs' or 'cycles') and a line saying it is
+    included; None without one."""
+    if not wl.vocab:
+        return None
+    share = part / whole if whole else 0.0
+    note = (f"includes an LM head of {wl.vocab:,} words: {100 * share:.1f}% of the {unit} "
+            "(--vocab 0 leaves it out)")
+    return {"vocab": wl.vocab, unit.lower(): part, "share": share, "note": note}
+
+
+def _is_lm_head(op) -> bool:
+    return op.name.split("@")[0] == "lm_head"
 
 
 def _csv_text(rows: list[dict]) -> str:
@@ -191,7 +237,9 @@ def cmd_profile(args) -> int:
     if args.bits <= 0 or args.bits % 8:
         raise UserError(f"--bits must be a positive multiple of 8, got {args.bits}")
     arch, wl = _workload(args)
+    _check_outputs(args)
     prof = profile(model_ops(arch, wl), args.bits / 8)
+    head = _lm_head(wl, sum(p.flops for p in prof.ops if _is_lm_head(p.op)), prof.flops, "FLOPs")
     agg: dict[str, dict] = {}
     for p in prof.ops:
         row = agg.setdefault(_row_key(p.op.name, args.summary),
@@ -199,6 +247,8 @@ def cmd_profile(args) -> int:
         row["flops"] += p.flops
         row["mops"] += p.mops
     print(f"{args.model} ({arch.key}), {wl.key}, {args.bits}-bit memory operations")
+    if head:
+        print(head["note"])
     total = prof.flops or 1
     _print_table(["operator", "shape", "class", "FLOPs", "share", "MOPs (B)", "FLOP/B"],
                  [[n, r["shape"], r["class"], _fmt(r["flops"]), f"{100 * r['flops'] / total:.1f}%",
@@ -209,7 +259,7 @@ def cmd_profile(args) -> int:
                    f"{r['intensity']:.3g}"] for c, r in prof.by_class().items()]
                  + [["total", _fmt(prof.flops), "100%", _fmt(prof.mops), f"{prof.intensity:.3g}"]])
     data = {"model": args.model, "arch": arch.to_dict(), "workload": vars(wl).copy(),
-            "bits": args.bits, **prof.to_dict()}
+            "bits": args.bits, "lm_head": head, **prof.to_dict()}
     _write_outputs(args, data, data["ops"])
     return 0
 
@@ -247,20 +297,32 @@ def cmd_simulate(args) -> int:
     arch, wl = _workload(args)
     if args.sparsity is not None and args.mask:
         raise UserError("give either --sparsity or --mask, not both")
+    for flag, given in (("--per-layer-mask", args.per_layer_mask),
+                        ("--rescale-mask", args.rescale_mask)):
+        if given and not args.mask:
+            raise UserError(f"{flag} needs --mask")
     sparsity = None
     if args.mask:
         sparsity = AttentionSparsity.from_mask(args.mask, per_layer=args.per_layer_mask)
+        sparsity.check_seq(wl.seq, args.rescale_mask)
     elif args.sparsity is not None:
         sparsity = AttentionSparsity(args.sparsity, pattern=args.pattern)
+    _check_outputs(args)
     if sparsity is not None and not hw.sparse_engine:
         print(f"nas simulate: note: hardware '{hw.name}' has no sparse attention engine; "
               "attention runs dense", file=sys.stderr)
-    rep = simulate(arch, hw, wl, sparsity)
+    rep = simulate(arch, hw, wl, sparsity, rescale_mask=args.rescale_mask)
+    head = _lm_head(wl, sum(c.cycles for c in rep.ops if _is_lm_head(c.op)), rep.cycles,
+                    "cycles")
 
     agg = _aggregate(rep.ops, args.summary)
     total = rep.cycles or 1.0
     extra = f", sparsity {sparsity.sparsity:.3g} ({sparsity.pattern})" if sparsity else ""
+    if sparsity is not None and sparsity.mask_seq not in (None, wl.seq):
+        extra += f", {sparsity.mask_seq}-token mask rescaled to {wl.seq}"
     print(f"{args.model} ({arch.key}) on {hw.name} [{hw.hash()}], {wl.key}{extra}")
+    if head:
+        print(head["note"])
     engines = sparsity is not None and hw.sparse_engine   # show both engines' busy cycles
     _print_table(["operator", "shape", "cycles", "share", "energy", "bound", "util"]
                  + (["dense eng", "sparse eng"] if engines else []),
@@ -287,7 +349,7 @@ def cmd_simulate(args) -> int:
                   f"ms and {dec['energy_pj'] * 1e-9 / wl.gen:.4g} mJ per generated token")
     print(f"\ntotal: {rep.cycles:,.0f} cycles = {rep.latency_ms:.4g} ms at "
           f"{hw.clock_hz / 1e6:g} MHz, energy {rep.energy_mj:.4g} mJ, EDP {rep.edp:.4g} J*s")
-    data = {"model": args.model, "arch": arch.to_dict(), **rep.to_dict()}
+    data = {"model": args.model, "arch": arch.to_dict(), "lm_head": head, **rep.to_dict()}
     _write_outputs(args, data, data["ops"])
     if args.plot:
         _plot(rep, f"{args.model} on {hw.name}, {wl.key}", args.plot)
@@ -295,29 +357,96 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-def _plot(rep, title: str, path: str) -> None:
-    """Two bar charts: cycles per operator type (summed over layers and decode steps, split by
-    bound) and energy per hardware component."""
-    plt = pyplot()
+# One colour per hardware unit, the same in every panel: in the latency panel it is the unit
+# that bounds an operator's time, in the energy panel the unit that spends the energy.
+UNIT_COLOURS = {"PE array": "tab:blue", "sparse engine": "tab:cyan", "DRAM": "tab:orange",
+                "SFUs": "tab:green", "host CPU": "tab:purple", "SRAM buffers": "tab:brown",
+                "leakage": "tab:gray"}
+BOUND_UNITS = {"compute": "PE array", "sparse": "sparse engine", "memory": "DRAM",
+               "sfu": "SFUs", "host": "host CPU"}
+# energy component (OpCost.energy key) -> (bar label, unit)
+ENERGY_PARTS = {"mac": ("MACs", "PE array"), "rf": ("PE registers", "PE array"),
+                "scratchpad": ("scratchpad", "SRAM buffers"),
+                "accumulator": ("accumulator", "SRAM buffers"), "dram": ("DRAM", "DRAM"),
+                "sfu": ("SFUs", "SFUs"), "host": ("host CPU", "host CPU"),
+                "static": ("static (leakage)", "leakage")}
 
+
+def _label_bars(ax, ends: list[float], ys: list[float]) -> None:
+    """Write each bar's value at its end (small bars stay readable next to large ones)."""
+    for x, y in zip(ends, ys):
+        ax.text(x, y, f" {x:.3g}" if x < 1000 else f" {x:,.0f}", va="center", fontsize=7)
+    ax.set_xlim(0, 1.18 * max(ends, default=0) or 1)   # room for the labels
+
+
+def _plot(rep, title: str, path: str) -> None:
+    """Latency per operator type (summed over layers and decode steps, split by the unit that
+    bounds it), energy per component and, when attention products ran on a sparse engine, their
+    dense-engine, sparse-engine and DRAM busy time against their latency."""
+    plt = pyplot()
+    ms = 1e3 / rep.hw.clock_hz
     by_type: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    busy: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
     for c in rep.ops:
-        by_type[_row_key(c.op.name, summary=True)][c.bound] += c.cycles / rep.hw.clock_hz * 1e3
+        name = _row_key(c.op.name, summary=True)
+        by_type[name][BOUND_UNITS[c.bound]] += c.cycles * ms
+        if c.sparse_engine_cycles:
+            for i, v in enumerate((c.dense_engine_cycles, c.sparse_engine_cycles,
+                                   c.memory_cycles, c.cycles)):
+                busy[name][i] += v * ms
     names = sorted(by_type, key=lambda n: sum(by_type[n].values()))
-    bounds = sorted({b for v in by_type.values() for b in v})
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, max(3.0, 0.28 * len(names) + 1.2)))
+    panels = 3 if busy else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.4 * panels, max(3.6, 0.3 * len(names) + 1.8)),
+                             gridspec_kw={"width_ratios": [1.3, 1, 1][:panels]})
+    used: set[str] = set()
+
+    ax = axes[0]
     left = [0.0] * len(names)
-    for b in bounds:
-        vals = [by_type[n].get(b, 0.0) for n in names]
-        ax1.barh(names, vals, left=left, label=b)
-        left = [x + v for x, v in zip(left, vals)]
-    ax1.set_xlabel("latency (ms)")
-    ax1.legend(title="bound", fontsize=8)
-    energy = {k: v * 1e-9 for k, v in rep.energy_breakdown().items() if v > 0}
-    ax2.barh(list(energy), list(energy.values()), color="tab:gray")
-    ax2.set_xlabel("energy (mJ)")
-    fig.suptitle(f"{title}: {rep.latency_ms:.4g} ms, {rep.energy_mj:.4g} mJ", fontsize=10)
-    fig.tight_layout()
+    for unit, colour in UNIT_COLOURS.items():
+        vals = [by_type[n].get(unit, 0.0) for n in names]
+        if any(vals):
+            ax.barh(names, vals, left=left, color=colour)
+            left = [x + v for x, v in zip(left, vals)]
+            used.add(unit)
+    _label_bars(ax, left, list(range(len(names))))
+    ax.set_title("latency per operator type, coloured by its bound", fontsize=10)
+    ax.set_xlabel("latency (ms)")
+
+    ax = axes[1]
+    breakdown = rep.energy_breakdown()
+    energy = [(label, unit, breakdown[key] * 1e-9) for key, (label, unit) in ENERGY_PARTS.items()
+              if breakdown.get(key, 0.0) > 0]
+    ax.barh([e[0] for e in energy], [e[2] for e in energy],
+            color=[UNIT_COLOURS[e[1]] for e in energy])
+    _label_bars(ax, [e[2] for e in energy], list(range(len(energy))))
+    ax.invert_yaxis()                                   # the legend's order, top down
+    used.update(e[1] for e in energy)
+    ax.set_title("energy per component", fontsize=10)
+    ax.set_xlabel("energy (mJ)")
+
+    if busy:
+        ax = axes[2]
+        ops = sorted(busy)
+        h = 0.27
+        for j, unit in enumerate(("PE array", "sparse engine", "DRAM")):
+            ys = [i + (j - 1) * h for i in range(len(ops))]   # legend order, top down
+            vals = [busy[n][j] for n in ops]
+            ax.barh(ys, vals, height=h, color=UNIT_COLOURS[unit])
+            _label_bars(ax, vals, ys)
+            used.add(unit)
+        ax.scatter([busy[n][3] for n in ops], range(len(ops)), marker="|", s=1500,
+                   color="black", linewidths=2, zorder=3)
+        ax.set_yticks(range(len(ops)), ops)
+        ax.invert_yaxis()
+        ax.set_title("attention products: busy time per unit\n"
+                     "(dense engine = PE array; black tick = latency)", fontsize=10)
+        ax.set_xlabel("busy time (ms)")
+
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for u, c in UNIT_COLOURS.items() if u in used]
+    fig.legend(handles, [u for u in UNIT_COLOURS if u in used], loc="lower center",
+               ncol=len(handles), fontsize=9, frameon=False)
+    fig.suptitle(f"{title}: {rep.latency_ms:.4g} ms, {rep.energy_mj:.4g} mJ", fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     save_figure(fig, path)
 
 

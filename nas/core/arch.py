@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from nas.errors import UserError
+from nas.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,8 @@ class Arch:
 def load_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """Read a YAML/JSON file into a dict, with one-line errors for missing or malformed files."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} file {path} is a folder, not a file")
     if not path.is_file():
         raise UserError(f"{what} file not found: {path}")
     try:
@@ -234,9 +236,9 @@ class SearchSpace:
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> SearchSpace:
-        """A preset name (`nas.arch.SPACE_PRESETS`) or a YAML file."""
+        """A preset name (`nas.core.arch.SPACE_PRESETS`) or a YAML file."""
         if str(name_or_path) in SPACE_PRESETS:
-            text = resources.files("nas.spaces").joinpath(f"{name_or_path}.yaml").read_text()
+            text = resources.files("nas.core.spaces").joinpath(f"{name_or_path}.yaml").read_text()
             return cls.from_dict(yaml.safe_load(text), name=str(name_or_path))
         path = Path(name_or_path)
         if not path.suffix and not path.exists():
@@ -296,6 +298,9 @@ def resolve_model(name_or_path: str) -> tuple[Arch, NamedModel | None]:
         return model.arch, model
     if re.fullmatch(r"L\d+-d\d+-h[\d.]+-f[\d.]+-hd\d+", name_or_path):
         return Arch.from_key(name_or_path), None
+    if re.fullmatch(r"L\d+-d\d+-h[\d.]+-f[\d.]+", name_or_path):
+        raise UserError(f"unknown model '{name_or_path}': an architecture key needs its -hdN "
+                        f"suffix (the head width), e.g. {name_or_path}-hd64")
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         raise UserError(f"unknown model '{name_or_path}'; named models: "

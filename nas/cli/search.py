@@ -1,0 +1,215 @@
+"""`nas build-lut`, `nas search`, `nas export`, `nas quickstart`: argument parsing only; the
+work is done by `nas.pipeline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+
+from nas.core.errors import UserError
+from nas.core.options import add_options, from_args
+
+EXAMPLES_LUT = """examples:
+  nas build-lut --space tiny --hw gemmini-transformer --seq 64 --mode decoder --vocab 96 \\
+      --out runs/lut-tiny.parquet
+  nas build-lut --space survey --hw gemmini-transformer --seq 1024 --mode decoder \\
+      --vocab 33278 --out runs/lut-survey.parquet"""
+
+EXAMPLES_SEARCH = """examples:
+  nas search --ckpt runs/supernet --out runs/search          # builds OUT/lut.parquet
+  nas search --ckpt runs/supernet --lut runs/lut-tiny.parquet --out runs/search
+  nas search --ckpt runs/supernet --hw gemmini --objective latency --max-ppl 12 \\
+      --out runs/search-lat
+  nas search --ckpt runs/supernet --out runs/search --generations 60 --resume
+writes: OUT/front.csv, front.json, history.csv, search.json, pareto.png, state.pkl
+(and lut.parquet when no --lut is given)"""
+
+EXAMPLES_EXPORT = """examples:
+  nas export --front runs/search                 # best-ppl min-edp +0.1 +1
+  nas export --front runs/search --pick 'ppl<=12' 0 L3-d128-h4.4.2-f512.256.512-hd32
+  nas export --front runs/search --pick all --out runs/archs
+writes one architecture YAML per pick (for `nas train-subnet --arch` and `nas simulate
+--model`) and pareto.png with the picks circled, into --out."""
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=90)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser(
+        "build-lut", formatter_class=fmt, epilog=EXAMPLES_LUT,
+        help="simulate every operator group of a search space once; write a lookup table",
+        description=_wrap(
+            "Enumerate the distinct operator groups a search space can produce (one attention "
+            "group per (d, heads), one FFN group per (d, ffn), one head group per d), simulate "
+            "each once on the hardware for the workload, and write a Parquet table with what "
+            "it was built for (hardware and its hash, workload, space, attention sparsity, "
+            "simulator and format version). A candidate's cost is the sum of its groups' "
+            "entries. `nas search --lut` refuses a table built for anything else."))
+    p.add_argument("--space", default="tiny", help="search-space preset or YAML (default: tiny)")
+    p.add_argument("--hw", default="gemmini-transformer",
+                   help="hardware preset or YAML (default: gemmini-transformer)")
+    p.add_argument("--seq", type=int, default=128,
+                   help="tokens per sequence (decoder: prompt length) (default: 128)")
+    p.add_argument("--batch", type=int, default=1, help="sequences per batch (default: 1)")
+    p.add_argument("--mode", choices=("encoder", "decoder"), default="decoder",
+                   help="encoder pass, or decoder prefill + --gen generated tokens "
+                        "(default: decoder)")
+    p.add_argument("--gen", type=int, default=0, help="decoder: generated tokens (default: 0)")
+    p.add_argument("--vocab", type=int, default=0,
+                   help="LM-head width; 0 = no LM head (default: 0)")
+    _sparsity_args(p)
+    p.add_argument("--out", required=True, help="output Parquet file")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar (default: on)")
+    p.set_defaults(func=cmd_build_lut)
+
+    p = sub.add_parser(
+        "search", formatter_class=fmt, epilog=EXAMPLES_SEARCH,
+        help="evolutionary search (DEAP NSGA-II) of perplexity vs EDP/latency/energy/params",
+        description=_wrap(
+            "Search the supernet's space for the Pareto front of perplexity (inherited "
+            "weights, fixed validation subset) against a hardware objective from a lookup "
+            "table. Constraints are feasibility (constrained domination), not penalties. "
+            "The table is --lut (checked against the supernet's space and workload, the "
+            "sparsity and --hw), else OUT/lut.parquet, built on first use for --hw and the "
+            "supernet's context and vocabulary. The state is saved every generation; "
+            "--resume continues it (also with more --generations)."))
+    p.add_argument("--ckpt", required=True, help="supernet run directory or checkpoint file")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--lut", help="lookup table from `nas build-lut` (default: OUT/lut.parquet, "
+                                 "built when missing)")
+    p.add_argument("--hw", help="hardware preset or YAML. With --lut: the table must be built "
+                                "for it; without --hw the table's hardware is used. Without "
+                                "--lut: the hardware to build the table for (default: "
+                                "gemmini-transformer)")
+    _sparsity_args(p)
+    add_options(p, _search_config())
+    p.add_argument("--split", default="valid", choices=("train", "valid", "test"),
+                   help="dataset split perplexity is measured on (default: valid)")
+    p.add_argument("--max-tokens", type=int, default=8192,
+                   help="tokens of that split per perplexity: the first N (default: 8192)")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="evaluation windows per batch (memory vs speed; default: 16)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes evaluating perplexity in parallel (same results as 1; "
+                        "default: 1)")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads per evaluating process (default: chosen from the "
+                        "model size; 1 with --workers > 1)")
+    p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar (default: on)")
+    p.set_defaults(func=cmd_search)
+
+    from nas.search.outputs import PICK_HELP, default_picks
+    p = sub.add_parser(
+        "export", formatter_class=fmt, epilog=EXAMPLES_EXPORT,
+        help="write chosen front architectures as YAML (for nas train-subnet / nas simulate)",
+        description=_wrap(f"Pick architectures from a search's front and write each as an "
+                          f"architecture YAML file. Picks: {PICK_HELP}."))
+    p.add_argument("--front", required=True, help="search output directory (or its front.json)")
+    p.add_argument("--pick", nargs="+", default=None,
+                   help=f"what to export (default: {' '.join(default_picks())}; with another "
+                        f"--objective, min- and +X use it)")
+    p.add_argument("--out", help="output directory (default: FRONT/export)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "quickstart", formatter_class=fmt,
+        help="the whole job on built-in defaults: train, build the table, search, export",
+        description=_wrap("Train a small supernet on the `tiny` space with the built-in offline "
+                          "corpus, build the lookup table, run a reduced search and export the "
+                          "front, all into --out. Each stage is skipped if its output exists, "
+                          "so re-running resumes."),
+        epilog="example:\n  nas quickstart --out runs/quickstart")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--steps", type=int, default=250, help="supernet training steps (default: 250)")
+    p.add_argument("--hw", default="gemmini-transformer",
+                   help="hardware preset or YAML (default: gemmini-transformer)")
+    p.add_argument("--population", type=int, default=16, help="population (default: 16)")
+    p.add_argument("--generations", type=int, default=8, help="generations (default: 8)")
+    p.add_argument("--max-tokens", type=int, default=2048,
+                   help="validation tokens per perplexity (default: 2048)")
+    p.add_argument("--seed", type=int, default=0, help="seed of training and search (default: 0)")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads (default: chosen from the model size)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show progress bars (default: on)")
+    p.set_defaults(func=cmd_quickstart)
+
+
+def _search_config():
+    from nas.search.config import SearchConfig
+    return SearchConfig
+
+
+def _sparsity_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sparsity", type=float,
+                   help="attention sparsity in [0, 1) for hardware with a sparse engine "
+                        "(default: dense attention)")
+    p.add_argument("--mask", help="attention mask .npy (True = pruned) for the sparse engine")
+    p.add_argument("--rescale-mask", action="store_true",
+                   help="with --mask: allow a mask of another size than the sequence (its "
+                        "column statistics are rescaled)")
+
+
+def _sparsity(args: argparse.Namespace, seq: int | None = None):
+    """The AttentionSparsity of --sparsity/--mask (None: dense), checked against `seq`."""
+    if args.sparsity is not None and args.mask:
+        raise UserError("give either --sparsity or --mask, not both")
+    if args.sparsity is None and not args.mask:
+        return None
+    from costmodel.sparsity import AttentionSparsity
+    sparsity = (AttentionSparsity.from_mask(args.mask) if args.mask
+                else AttentionSparsity(sparsity=args.sparsity))
+    if seq is not None and args.mask:
+        sparsity.check_seq(seq, rescale=args.rescale_mask)
+    return sparsity
+
+
+def cmd_build_lut(args: argparse.Namespace) -> int:
+    from costmodel.hardware import load_hardware
+    from costmodel.workload import Workload
+    from nas.core.arch import SearchSpace
+    from nas.core.atomic import writable_target
+    from nas.pipeline import build_table
+
+    writable_target(args.out, "lookup table")
+    workload = Workload(seq=args.seq, batch=args.batch, mode=args.mode, gen=args.gen,
+                        vocab=args.vocab)
+    build_table(SearchSpace.load(args.space), load_hardware(args.hw), workload, Path(args.out),
+                _sparsity(args, workload.seq), progress=args.progress)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nas.pipeline import SearchJob, run_search
+
+    run_search(SearchJob(
+        ckpt=args.ckpt, out=Path(args.out), config=from_args(_search_config(), args),
+        lut=args.lut, hw=args.hw, sparsity=_sparsity(args), rescale_mask=args.rescale_mask,
+        split=args.split,
+        max_tokens=args.max_tokens, batch_size=args.batch_size, workers=args.workers,
+        threads=args.threads, resume=args.resume, progress=args.progress))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nas.pipeline import export_front
+    export_front(args.front, args.pick, args.out)
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from nas.pipeline import Quickstart, quickstart
+    quickstart(Quickstart(out=Path(args.out), steps=args.steps, hw=args.hw,
+                          population=args.population, generations=args.generations,
+                          max_tokens=args.max_tokens, seed=args.seed, threads=args.threads,
+                          progress=args.progress))
+    return 0

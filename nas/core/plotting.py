@@ -1,0 +1,40 @@
+"""Figures: matplotlib on the Agg backend (no display needed) and atomic figure writes.
+
+matplotlib is imported only when a figure is drawn, so `nas --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nas.core.atomic import atomic_path, writable_target
+from nas.core.errors import UserError
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def check_figure_path(path: str | Path) -> Path:
+    """`path` if matplotlib can write a figure there (a known suffix, not a folder)."""
+    path = writable_target(path, "figure")
+    from matplotlib.backend_bases import FigureCanvasBase
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix.lstrip(".").lower() not in formats:
+        raise UserError(f"figure {path}: give a file name ending in one of "
+                        f"{', '.join('.' + f for f in sorted(formats))} (e.g. plot.png)")
+    return path
+
+
+def save_figure(fig, path: str | Path, dpi: int = 120) -> None:
+    """Write `fig` atomically (temporary file, then rename) and close it, even on error."""
+    try:
+        path = check_figure_path(path)
+        with atomic_path(path, "figure") as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        pyplot().close(fig)

@@ -1,0 +1,307 @@
+"""The whole job, one stage after the other: supernet -> workload -> table -> search -> front
+-> export. The `nas` commands, `nas quickstart`, the studies and the benchmarks all run these
+functions, so a stage works the same from every entry point.
+
+    build_table     simulate a space's operator groups once on a hardware (`nas build-lut`)
+    load_table      read a table and check it against the space, workload, sparsity, hardware
+    run_search      supernet + table -> search -> front files (`nas search`)
+    export_front    front -> architecture YAML files (`nas export`)
+    quickstart      all of it on built-in defaults (`nas quickstart`)
+
+torch is imported only by the stages that need the supernet.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.core.arch import SearchSpace
+from nas.core.atomic import atomic_write_text
+from nas.core.errors import UserError
+from nas.search.candidate import Candidate
+from nas.search.config import SearchConfig
+from nas.search.outputs import default_picks, picks_of, read_front
+
+LUT_FILE = "lut.parquet"
+
+
+# -- lookup tables -------------------------------------------------------------------------------
+
+def build_table(space: SearchSpace, hw, workload, out: str | Path | None = None,
+                sparsity=None, progress: bool = True):
+    """Build a table, save it to `out` (atomically) when given, print one summary line."""
+    from lut.table import CostTable
+    t0 = time.perf_counter()
+    table = CostTable.build(space, hw, workload, sparsity=sparsity, progress=progress)
+    if out is not None:
+        table.save(out)
+    print(f"{table.describe()}\nbuilt in {time.perf_counter() - t0:.2f} s"
+          + (f" -> {out}" if out is not None else ""))
+    return table
+
+
+def load_table(path: str | Path, space: SearchSpace, workload, sparsity=None, hw=None):
+    """A saved table, refused (one line naming every difference) unless it was built for this
+    space, workload and sparsity, and for `hw` when given (else the table's hardware is used)."""
+    from lut.table import CostTable
+    table = CostTable.load(path)
+    table.check(space, workload, sparsity=sparsity, hw=hw)
+    return table
+
+
+def supernet_workload(evaluator):
+    """What a supernet's candidates are costed on: its context as a decoder prefill, with its
+    vocabulary as the LM head."""
+    from costmodel.workload import Workload
+    return Workload(seq=evaluator.block_size, batch=1, mode="decoder",
+                    vocab=evaluator.vocab_size)
+
+
+# -- search --------------------------------------------------------------------------------------
+
+@dataclass
+class SearchJob:
+    """Everything `nas search` takes (see `nas search --help` for each)."""
+
+    ckpt: str
+    out: Path
+    config: SearchConfig = field(default_factory=SearchConfig)
+    lut: str | None = None          # a table from `nas build-lut`; None: build one into out
+    hw: str | None = None           # preset or YAML; None: the table's, else gemmini-transformer
+    sparsity: Any = None            # costmodel.sparsity.AttentionSparsity, None = dense
+    rescale_mask: bool = False      # allow a mask of another size than the context
+    split: str = "valid"
+    max_tokens: int | None = 8192
+    batch_size: int = 16
+    workers: int = 1
+    threads: int | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def check(self) -> None:
+        from nas.search.engine import STATE_FILE
+        if self.workers < 1:
+            raise UserError(f"--workers must be >= 1, got {self.workers}")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {self.threads}")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size must be >= 1, got {self.batch_size}")
+        state = Path(self.out) / STATE_FILE
+        if self.out.exists() and not self.out.is_dir():
+            raise UserError(f"--out {self.out} is a file; give a folder")
+        if state.exists() and not self.resume:
+            raise UserError(f"{self.out} already holds a search ({STATE_FILE}); pass --resume "
+                            f"to continue it or choose another --out")
+        if self.resume and not state.is_file():
+            raise UserError(f"--resume: no search state at {state} (nothing to continue; "
+                            f"run without --resume)")
+
+
+@dataclass
+class SearchOutcome:
+    result: Any                     # nas.search.engine.SearchResult
+    table: Any                      # lut.table.CostTable
+    paths: dict[str, Path]
+
+
+def run_search(job: SearchJob) -> SearchOutcome:
+    """Load the supernet, get the table (load and check --lut, reuse OUT/lut.parquet, or build
+    it), run the search (resuming it when asked), write the front files and print a summary."""
+    from costmodel.hardware import load_hardware
+    from nas.search.engine import STATE_FILE, Search
+    from nas.search.outputs import summary_lines, write_outputs
+    from supernet.perplexity import SupernetPerplexity
+
+    job.check()
+    out = Path(job.out)
+    hw = load_hardware(job.hw) if job.hw else None
+    quality = SupernetPerplexity(job.ckpt, split=job.split, max_tokens=job.max_tokens,
+                                 batch_size=job.batch_size,
+                                 threads=job.threads or (1 if job.workers > 1 else None))
+    ev = quality.evaluator        # loads the supernet (and fails early on a bad checkpoint)
+    print(f"supernet {ev.checkpoint}: space '{ev.space.name}' ({ev.space.size():,} "
+          f"architectures), context {ev.block_size}, vocabulary {ev.vocab_size}, "
+          f"{ev.tokens} {job.split} tokens per perplexity")
+    workload = supernet_workload(ev)
+    if job.sparsity is not None:
+        job.sparsity.check_seq(workload.seq, rescale=job.rescale_mask)
+    own_table = out / LUT_FILE
+    if job.lut:
+        table = load_table(job.lut, ev.space, workload, job.sparsity, hw)
+        if hw is None:
+            print(f"hardware: '{table.hw_name}', the table's (no --hw given)")
+        print(table.describe())
+    elif own_table.is_file():
+        table = load_table(own_table, ev.space, workload, job.sparsity,
+                           hw or load_hardware("gemmini-transformer"))
+        print(table.describe())
+    else:
+        table = build_table(ev.space, hw or load_hardware("gemmini-transformer"), workload,
+                            own_table, job.sparsity, progress=job.progress)
+    search = Search(ev.space, quality, table, job.config, vocab=ev.vocab_size,
+                    max_seq=ev.block_size, workers=job.workers, state_path=out / STATE_FILE,
+                    identity={"perplexity": quality.describe()}, progress=job.progress)
+    result = search.run(resume=job.resume)
+    info = {"command": " ".join(["nas"] + sys.argv[1:]),
+            "perplexity_source": quality.describe(), "workers": job.workers,
+            "space": ev.space.to_dict()}
+    paths = write_outputs(result, out, table, info)
+    for line in summary_lines(result):
+        print(line)
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return SearchOutcome(result, table, paths)
+
+
+# -- export --------------------------------------------------------------------------------------
+
+def export_front(front: str | Path, picks: list[str] | None = None, out: str | Path | None = None,
+                 skip_unmatched: bool = False, plot: bool = True) -> dict[Path, list[str]]:
+    """Write the picked front architectures as YAML files (and pareto.png with the picks
+    circled); returns {file: [pick expressions]}. Nothing is written when a pick fails."""
+    doc = read_front(front)
+    chosen = picks_of(doc.front, doc.largest, picks or default_picks(doc.objective),
+                      doc.objective, skip_unmatched=skip_unmatched)
+    if not any(chosen.values()):
+        raise UserError(f"nothing to export: no pick matched the front of {doc.path}")
+    out = Path(out) if out else doc.folder / "export"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    written: dict[Path, list[str]] = {}
+    for expr, cands in chosen.items():
+        for cand in cands:
+            target = out / f"{cand.key}.yaml"
+            if target not in written:
+                atomic_write_text(target, _export_header(cand, expr, doc) + yaml.safe_dump(
+                    cand.arch.to_dict(), sort_keys=False, default_flow_style=None))
+            written.setdefault(target, []).append(expr)
+    for target, names in written.items():
+        print(f"{', '.join(names)}: {target}")
+    history = doc.history() if plot else None
+    if history:
+        from nas.search.pareto import plot_pareto
+        labelled = {expr: cands[0] for expr, cands in chosen.items() if len(cands) == 1}
+        front_path = out / "pareto.png"
+        plot_pareto(history, doc.front, doc.largest, front_path, objective=doc.objective,
+                    picks=labelled, title=f"{doc.folder}: exported picks on {doc.hw}")
+        print(f"plot with the picks circled: {front_path}")
+    return written
+
+
+def _export_header(cand: Candidate, expr: str, doc) -> str:
+    return (f"# exported by `nas export --pick {expr}` from {doc.path}\n"
+            f"# perplexity {cand.perplexity:.4f}, EDP {cand.edp:.4e} J s, latency "
+            f"{cand.latency_ms:.4f} ms, energy {cand.energy_mj:.5f} mJ, {cand.params:,} "
+            f"parameters on {doc.hw} (table {doc.table_id})\n")
+
+
+# -- quickstart ----------------------------------------------------------------------------------
+
+@dataclass
+class Quickstart:
+    """`nas quickstart`: a small supernet on the `tiny` space and the built-in corpus, its
+    table, a reduced search (population x generations instead of the survey's 40 x 40) and
+    the default export."""
+
+    out: Path
+    steps: int = 250
+    hw: str = "gemmini-transformer"
+    population: int = 16
+    generations: int = 8
+    max_tokens: int = 2048
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = True
+
+    def check(self) -> None:
+        for name in ("steps", "population", "generations", "max_tokens"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"--{name.replace('_', '-')} must be positive")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {self.threads}")
+
+
+def quickstart(q: Quickstart) -> None:
+    """train -> lookup table -> search -> export, each stage skipped when already done, so an
+    interrupted quickstart continues where it stopped."""
+    from costmodel.hardware import load_hardware
+    from nas.search.engine import STATE_FILE
+
+    q.check()
+    out = Path(q.out)
+    hw = load_hardware(q.hw)
+    t0 = time.perf_counter()
+    run_dir, lut_path, search_dir = out / "supernet", out / LUT_FILE, out / "search"
+
+    # 1. supernet (continues an interrupted run)
+    train_supernet_stage(run_dir, q)
+
+    # 2. lookup table for the supernet's space, context and vocabulary
+    from supernet.perplexity import SupernetPerplexity
+    ev = SupernetPerplexity(run_dir, max_tokens=q.max_tokens, threads=q.threads).evaluator
+    workload = supernet_workload(ev)
+    if lut_path.is_file():
+        load_table(lut_path, ev.space, workload, hw=hw)
+        print(f"[2/4] lookup table: exists, {lut_path}")
+    else:
+        print(f"[2/4] lookup table: {hw.name}, workload {workload.key}")
+        build_table(ev.space, hw, workload, lut_path, progress=q.progress)
+
+    # 3. search (a reduced population/generations so it stays within minutes)
+    config = SearchConfig(population=q.population, generations=q.generations, seed=q.seed)
+    if (search_dir / "front.json").is_file():
+        print(f"[3/4] search: done, {search_dir}")
+    else:
+        print(f"[3/4] search: NSGA-II with population {config.population} and "
+              f"{config.generations} generations (reduced from the survey's 40 x 40 to stay "
+              f"within minutes; `nas search` defaults to 40 x 40)")
+        run_search(SearchJob(ckpt=str(run_dir), out=search_dir, config=config,
+                             lut=str(lut_path), hw=q.hw, max_tokens=q.max_tokens,
+                             threads=q.threads, progress=q.progress,
+                             resume=(search_dir / STATE_FILE).is_file()))
+
+    # 4. export
+    export_dir = search_dir / "export"
+    if export_dir.is_dir() and any(export_dir.glob("*.yaml")):
+        print(f"[4/4] export: exists, {export_dir}")
+    else:
+        print("[4/4] export: best perplexity, lowest EDP, lowest EDP within +0.1 and +1 "
+              "perplexity of the largest subnet")
+        export_front(search_dir, out=export_dir, skip_unmatched=True)
+
+    print(f"\ndone in {time.perf_counter() - t0:.0f} s. Results in {out}:\n"
+          f"  supernet        {run_dir} (best.pt, log.jsonl, loss.png)\n"
+          f"  lookup table    {lut_path}\n"
+          f"  Pareto front    {search_dir / 'front.csv'}, {search_dir / 'front.json'}\n"
+          f"  plot            {search_dir / 'pareto.png'}\n"
+          f"  all candidates  {search_dir / 'history.csv'}; settings and hypervolume in "
+          f"{search_dir / 'search.json'}\n"
+          f"  architectures   {export_dir}/*.yaml (for `nas train-subnet --arch` and "
+          f"`nas simulate --model`)")
+
+
+def train_supernet_stage(run_dir: Path, q: Quickstart) -> None:
+    """Stage 1 of the quickstart: train, or continue, or skip when trained far enough."""
+    from supernet.checkpoint import load_checkpoint
+    from supernet.config import TrainConfig
+    from supernet.train import train
+
+    done = load_checkpoint(run_dir, "last")["step"] if (run_dir / "last.pt").is_file() else None
+    if done is not None and done >= q.steps:
+        print(f"[1/4] supernet: exists ({done} steps), {run_dir}")
+        return
+    print(f"[1/4] supernet: {q.steps} steps on the `tiny` space, built-in corpus"
+          f"{f' (resuming from step {done})' if done else ''} -> {run_dir}")
+    train(TrainConfig(out=str(run_dir), space="tiny", dataset="builtin", steps=q.steps,
+                      eval_interval=max(1, q.steps // 3), eval_tokens=q.max_tokens,
+                      seed=q.seed, resume=done is not None, threads=q.threads,
+                      progress=q.progress))
+
+
+__all__ = ["build_table", "load_table", "supernet_workload", "SearchJob", "SearchOutcome",
+           "run_search", "export_front", "Quickstart", "quickstart"]

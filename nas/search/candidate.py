@@ -1,0 +1,147 @@
+"""The record every evaluated architecture becomes, and the one definition of what is compared.
+
+- `Candidate`: an architecture with its perplexity, hardware cost and parameter count, as the
+  search produces it and as front.json / history.csv store it (`to_row` / `from_row`).
+- `OBJECTIVES`: the hardware objectives (name -> candidate field, axis label).
+- `PPL_DELTAS`: the survey's "+0.1 and +1 perplexity of the largest subnet" thresholds.
+- `lowest_within`: the candidate with the lowest objective within a perplexity limit (the rule
+  behind the survey's "EDP reduction at +x perplexity", `nas export --pick +X` and the studies).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Iterable, Mapping
+
+from nas.core.arch import Arch
+from nas.core.errors import UserError
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str       # --objective value
+    field: str      # Candidate attribute
+    label: str      # axis label
+
+
+OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
+    Objective("edp", "edp", "EDP (J s)"),
+    Objective("latency", "latency_ms", "latency (ms)"),
+    Objective("energy", "energy_mj", "energy (mJ)"),
+    Objective("params", "params", "parameters"),
+)}
+
+# The survey's Fig. 26 (Kim et al. 2023, Sec. 6.4): EDP reduction at <= +0.1 and <= +1
+# perplexity of the largest subnet.
+PPL_DELTAS = (0.1, 1.0)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One evaluated architecture. Costs are those of the lookup table's workload."""
+
+    arch: Arch
+    perplexity: float
+    latency_ms: float
+    energy_mj: float
+    edp: float              # J s
+    cycles: float
+    params: int
+    violation: float = 0.0  # total relative violation of the constraints (0 = feasible)
+    generation: int = 0     # generation that first evaluated it
+    eval_index: int = 0     # position in evaluation order
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.perplexity):
+            object.__setattr__(self, "perplexity", math.inf)
+
+    @property
+    def key(self) -> str:
+        return self.arch.key
+
+    @property
+    def feasible(self) -> bool:
+        return self.violation == 0.0
+
+    def value(self, objective: str) -> float:
+        """The candidate's value of a hardware objective (see OBJECTIVES)."""
+        return float(getattr(self, OBJECTIVES[objective].field))
+
+    def with_(self, **changes: Any) -> Candidate:
+        return replace(self, **changes)
+
+    # -- rows (CSV and JSON) -----------------------------------------------------------------
+    def to_row(self) -> dict[str, Any]:
+        a = self.arch
+        row = {"key": a.key, "layers": a.layers, "d": a.d,
+               "heads": ".".join(map(str, a.heads)), "ffn": ".".join(map(str, a.ffn)),
+               "head_dim": a.head_dim}
+        row.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "arch"})
+        row["feasible"] = self.feasible
+        return row
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Candidate:
+        """Inverse of `to_row` (values may be the strings of a CSV file); a row may carry the
+        architecture as an `arch` mapping instead of its key."""
+        try:
+            arch = Arch.from_dict(row["arch"]) if "arch" in row else Arch.from_key(row["key"])
+            kw = {f.name: f.type for f in fields(cls) if f.name != "arch"}
+            values = {name: (int(float(row[name])) if typ == "int" else float(row[name]))
+                      for name, typ in kw.items() if name in row}
+            return cls(arch=arch, **values)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise UserError(f"not a candidate row ({type(exc).__name__}: {exc})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A row plus the architecture as a mapping (front.json)."""
+        return {**self.to_row(), "arch": self.arch.to_dict()}
+
+
+CSV_FIELDS = list(Candidate(Arch.uniform(1, 1, 1, 1), 0, 0, 0, 0, 0, 0).to_row())
+
+
+def lowest_within(candidates: Iterable[Candidate], max_ppl: float,
+                  objective: str = "edp") -> Candidate | None:
+    """The candidate with the lowest objective among those with perplexity <= max_ppl (ties:
+    lower perplexity), or None when none is that good."""
+    within = [c for c in candidates if c.perplexity <= max_ppl]
+    if not within:
+        return None
+    return min(within, key=lambda c: (c.value(objective), c.perplexity))
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """How much lower the objective gets within `delta` perplexity of a baseline."""
+
+    delta: float
+    baseline: Candidate
+    pick: Candidate | None
+    objective: str = "edp"
+
+    @property
+    def factor(self) -> float | None:
+        """baseline / pick (e.g. 3.5 means 3.5x lower EDP), None when nothing is close enough."""
+        if self.pick is None:
+            return None
+        return self.baseline.value(self.objective) / self.pick.value(self.objective)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"delta": self.delta, "objective": self.objective, "reduction": self.factor,
+                "key": self.pick.key if self.pick else None,
+                "perplexity": self.pick.perplexity if self.pick else None,
+                self.objective: self.pick.value(self.objective) if self.pick else None}
+
+
+def reductions(candidates: Iterable[Candidate], baseline: Candidate, objective: str = "edp",
+               deltas: Iterable[float] = PPL_DELTAS) -> list[Reduction]:
+    """The survey's summary: at each delta, the lowest objective within baseline + delta."""
+    feasible = [c for c in candidates if c.feasible]
+    return [Reduction(d, baseline, lowest_within(feasible, baseline.perplexity + d, objective),
+                      objective) for d in deltas]
+
+
+__all__ = ["Candidate", "Objective", "OBJECTIVES", "PPL_DELTAS", "CSV_FIELDS", "Reduction",
+           "lowest_within", "reductions"]

@@ -1,0 +1,377 @@
+"""The search loop: NSGA-II (or random / HAT-style evolution) over a space, resumable.
+
+Algorithms (`SearchConfig.algorithm`):
+  nsga2      NSGA-II with Deb's constrained domination (nas.search.selection). Parents by
+             binary crowded tournament, uniform crossover, per-gene uniform mutation.
+  random     the same number of candidates per generation drawn uniformly from the space.
+  evolution  HAT-style single-objective evolution (Wang et al. 2020): keep the best quarter as
+             parents, fill the population with mutants and crossovers of them. Minimises
+             perplexity under the constraints, or the hardware objective when --max-ppl is the only
+             constraint.
+
+The perplexity source is any callable list[Arch] -> list[float] (a `Quality`; the supernet's is
+`supernet.perplexity.SupernetPerplexity`); hardware costs come from a `lut.CostTable`. Every
+evaluated architecture becomes a `Candidate` in the archive; results are its feasible Pareto
+front and the hypervolume of that front after every generation (`nas.search.pareto.Normaliser`:
+both objectives normalised between the largest and the smallest subnet, reference (1.1, 1.1)).
+
+State file (`state.pkl`, written atomically after every generation): the population with ranks
+and crowding distances, the random generator, the archive and the hypervolumes, so a search
+killed at any point continues exactly where its last generation ended.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from deap import base, creator, tools
+
+from nas.core.arch import Arch, SearchSpace
+from nas.core.atomic import atomic_path
+from nas.core.errors import UserError
+from nas.core.progress import progress
+from nas.search.candidate import Candidate
+from nas.search.config import SearchConfig
+from nas.search.genome import GenomeCodec
+from nas.search.pareto import Normaliser, pareto_indices
+from nas.search.selection import crowded_tournament, select_survivors
+
+Quality = Callable[[list[Arch]], list[float]]
+STATE_FILE = "state.pkl"
+STATE_VERSION = 2           # 2: candidates are `Candidate` records
+
+if not hasattr(creator, "NasFitness"):
+    creator.create("NasFitness", base.Fitness, weights=(-1.0, -1.0))     # minimise both
+    creator.create("NasIndividual", list, fitness=creator.NasFitness)
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+_WORKER_QUALITY: Quality | None = None
+
+
+def _init_worker(quality: Quality) -> None:
+    global _WORKER_QUALITY
+    _WORKER_QUALITY = quality
+
+
+def _worker_eval(archs: list[Arch]) -> list[float]:
+    return list(_WORKER_QUALITY(archs))
+
+
+class Evaluator:
+    """Scores architectures once each: perplexity (batched, optionally over worker processes),
+    cost from the lookup table, parameter count. Keeps every result (the search's archive)."""
+
+    def __init__(self, quality: Quality, table, config: SearchConfig, vocab: int = 0,
+                 max_seq: int = 0, workers: int = 1):
+        self.quality, self.table, self.config = quality, table, config
+        self.vocab, self.max_seq, self.workers = vocab, max_seq, workers
+        self.cache: dict[str, Candidate] = {}       # arch key -> candidate, in eval order
+        self.seconds = {"perplexity": 0.0, "cost": 0.0}
+        self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def _perplexities(self, archs: list[Arch]) -> list[float]:
+        if self.workers <= 1 or len(archs) < 2:
+            return list(self.quality(archs))
+        if self._pool is None:
+            # spawn: safe with torch threads in the parent; each worker loads its own supernet
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ctx.Pool(self.workers, initializer=_init_worker,
+                                  initargs=(self.quality,))
+        n = min(self.workers, len(archs))
+        chunks = [archs[i * len(archs) // n:(i + 1) * len(archs) // n] for i in range(n)]
+        return [p for part in self._pool.map(_worker_eval, chunks) for p in part]
+
+    def evaluate(self, archs: Sequence[Arch], generation: int) -> list[Candidate]:
+        """Candidates for `archs` (same order); only architectures never seen are evaluated."""
+        new: dict[str, Arch] = {}
+        for a in archs:
+            if a.key not in self.cache and a.key not in new:
+                new[a.key] = a
+        if new:
+            todo = list(new.values())
+            t0 = time.perf_counter()
+            ppls = self._perplexities(todo)
+            t1 = time.perf_counter()
+            costs = self.table.costs(todo)
+            self.seconds["perplexity"] += t1 - t0
+            self.seconds["cost"] += time.perf_counter() - t1
+            for a, ppl, cost in zip(todo, ppls, costs):
+                cand = Candidate(arch=a, perplexity=float(ppl), latency_ms=cost.latency_ms,
+                                 energy_mj=cost.energy_mj, edp=cost.edp, cycles=cost.cycles,
+                                 params=a.params(self.vocab, self.max_seq),
+                                 generation=generation, eval_index=len(self.cache))
+                self.cache[a.key] = cand.with_(violation=self.config.violation(cand))
+        return [self.cache[a.key] for a in archs]
+
+
+# -- the search ------------------------------------------------------------------------------
+
+@dataclass
+class SearchResult:
+    config: SearchConfig
+    history: list[Candidate]               # every evaluated candidate, in evaluation order
+    front: list[Candidate]                 # feasible, non-dominated (perplexity, objective)
+    largest: Candidate
+    smallest: Candidate
+    hypervolume: list[float]               # after each generation (index 0 = initial population)
+    normaliser: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+    generations_done: int = 0
+
+
+class Search:
+    """One search run; `run()` checkpoints to `state_path` after every generation and continues
+    from it when `resume=True`."""
+
+    def __init__(self, space: SearchSpace, quality: Quality, table, config: SearchConfig,
+                 vocab: int = 0, max_seq: int = 0, workers: int = 1,
+                 state_path: str | Path | None = None, identity: dict[str, Any] | None = None,
+                 progress: bool = False):
+        self.space, self.config, self.codec = space, config, GenomeCodec(space)
+        self.evaluator = Evaluator(quality, table, config, vocab, max_seq, workers)
+        self.state_path = Path(state_path) if state_path else None
+        self.identity = {"config": config.identity(), "space": space.to_dict(),
+                         "table": getattr(table, "id", None), **(identity or {})}
+        self.progress = progress
+        self.rng = random.Random(config.seed)
+        self.population: list = []              # current DEAP individuals
+        self._saved_population: list = []       # (genes, rank, crowding) from a checkpoint
+        self.hv: list[float] = []
+        self.generation = -1                   # last completed generation
+        self.seconds = {"checkpoint": 0.0, "total": 0.0}
+        self.normaliser: Normaliser | None = None
+
+    # DEAP's operators draw from the global `random`: give them our own generator's state, so
+    # results depend only on the seed (not on whatever else uses `random`) and can be checkpointed.
+    @contextmanager
+    def _deap_random(self) -> Iterator[None]:
+        saved = random.getstate()
+        random.setstate(self.rng.getstate())
+        try:
+            yield
+        finally:
+            self.rng.setstate(random.getstate())
+            random.setstate(saved)
+
+    # -- individuals ---------------------------------------------------------------------------
+    def _objectives(self, cand: Candidate) -> tuple[float, float]:
+        return (cand.perplexity, cand.value(self.config.objective))
+
+    def _individuals(self, genomes: list[list[int]], generation: int) -> list:
+        archs = [self.codec.decode(g) for g in genomes]
+        cands = self.evaluator.evaluate(archs, generation)
+        inds = []
+        for g, c in zip(genomes, cands):
+            ind = creator.NasIndividual(g)
+            ind.fitness.values = self._objectives(c)
+            ind.violation, ind.key, ind.cand = c.violation, c.key, c
+            inds.append(ind)
+        return inds
+
+    def _unique(self, inds: list) -> list:
+        seen, out = set(), []
+        for ind in inds:
+            if ind.key not in seen:
+                seen.add(ind.key)
+                out.append(ind)
+        return out
+
+    # -- variation -----------------------------------------------------------------------------
+    def _mutate(self, genes: list[int]) -> list[int]:
+        tools.mutUniformInt(genes, self.codec.low, self.codec.up, indpb=self.config.mutation_prob)
+        return genes
+
+    def _offspring_nsga2(self, pop: list) -> list[list[int]]:
+        parents = crowded_tournament(pop, len(pop) + len(pop) % 2)
+        children = []
+        for a, b in zip(parents[::2], parents[1::2]):
+            a, b = list(a), list(b)
+            if random.random() < self.config.crossover_prob:
+                tools.cxUniform(a, b, indpb=0.5)
+            children += [self.codec.canonical(self._mutate(a)),
+                         self.codec.canonical(self._mutate(b))]
+        return children[:len(pop)]
+
+    def _single_objective_key(self, ind) -> tuple:
+        """evolution: feasible first (then by violation), then the single objective."""
+        c = ind.cand
+        hw_constrained = any(s != "max_ppl" for s in self.config.constraints())
+        if self.config.max_ppl is not None and not hw_constrained:
+            return (c.violation, c.value(self.config.objective), c.perplexity)
+        return (c.violation, c.perplexity, c.value(self.config.objective))
+
+    def _offspring_evolution(self, pop: list) -> tuple[list, list[list[int]]]:
+        """HAT: the best quarter are parents; half the rest mutants, half crossovers."""
+        n = len(pop)
+        parents = sorted(pop, key=self._single_objective_key)[:max(2, n // 4)]
+        n_mut = (n - len(parents)) // 2
+        children = [self.codec.canonical(self._mutate(list(random.choice(parents))))
+                    for _ in range(n_mut)]
+        while len(parents) + len(children) < n:
+            a, b = (list(p) for p in random.sample(parents, 2))
+            tools.cxUniform(a, b, indpb=0.5)
+            children.append(self.codec.canonical(a))
+        return parents, children
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _save_state(self) -> None:
+        if self.state_path is None:
+            return
+        t0 = time.perf_counter()
+        state = {"version": STATE_VERSION, "identity": self.identity,
+                 "generation": self.generation,
+                 "population": [(list(i), getattr(i, "rank", 0),
+                                 getattr(i.fitness, "crowding_dist", 0.0))
+                                for i in self.population],
+                 "rng": self.rng.getstate(), "cache": self.evaluator.cache, "hv": self.hv,
+                 "seconds": {**self.seconds, **{f"eval_{k}": v for k, v in
+                                                self.evaluator.seconds.items()}}}
+        with atomic_path(self.state_path) as tmp, tmp.open("wb") as f:
+            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        self.seconds["checkpoint"] += time.perf_counter() - t0
+
+    def _load_state(self) -> None:
+        path = self.state_path
+        if path is None or not path.is_file():
+            raise UserError(f"--resume: no search state at {path}")
+        try:
+            with open(path, "rb") as f:
+                state = pickle.load(f)
+        except Exception as exc:  # a truncated or foreign file: say so in one line
+            raise UserError(f"--resume: {path} is not a readable search state ({exc})") from None
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise UserError(f"--resume: {path} is not a search state of this version")
+        if state["identity"] != self.identity:
+            old, new = state["identity"], self.identity
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            if "config" in diff:
+                diff = [f"config.{k}" for k in new["config"]
+                        if old["config"].get(k) != new["config"].get(k)] + \
+                       [d for d in diff if d != "config"]
+            raise UserError(f"--resume: {path} was written by a search with different "
+                            f"settings ({', '.join(diff)}); use the same settings or a new --out")
+        self.generation, self._saved_population = state["generation"], state["population"]
+        self.rng.setstate(state["rng"])
+        self.evaluator.cache, self.hv = state["cache"], state["hv"]
+        for k, v in state["seconds"].items():
+            if k.startswith("eval_"):
+                self.evaluator.seconds[k[5:]] = v
+            else:
+                self.seconds[k] = v
+
+    # -- main loop -----------------------------------------------------------------------------
+    def _record(self, largest: Candidate, smallest: Candidate) -> None:
+        if self.normaliser is None:
+            self.normaliser = Normaliser([self._objectives(largest), self._objectives(smallest)])
+        front = self.front()
+        self.hv.append(self.normaliser.hypervolume([self._objectives(c) for c in front]))
+
+    def front(self) -> list[Candidate]:
+        """Feasible non-dominated candidates of the archive, by increasing perplexity."""
+        feasible = [c for c in self.evaluator.cache.values() if c.feasible]
+        return [feasible[i] for i in pareto_indices([self._objectives(c) for c in feasible])]
+
+    def run(self, resume: bool = False) -> SearchResult:
+        cfg, codec = self.config, self.codec
+        t_start = time.perf_counter()
+        if resume:
+            self._load_state()
+            if self.progress:
+                print(f"resuming the search from generation {self.generation} "
+                      f"({len(self.evaluator.cache)} candidates evaluated)")
+        anchors = [codec.encode(self.space.largest()), codec.encode(self.space.smallest())]
+        largest, smallest = self.evaluator.evaluate(
+            [codec.decode(g) for g in anchors], generation=0)
+        if self.generation < 0:
+            # Generation 0: the two anchors plus distinct random genomes.
+            with self._deap_random():
+                genomes, keys = list(anchors), {largest.key, smallest.key}
+                for _ in range(100 * cfg.population):
+                    if len(genomes) == cfg.population:
+                        break
+                    g = codec.random(random)
+                    if codec.decode(g).key not in keys:
+                        keys.add(codec.decode(g).key)
+                        genomes.append(g)
+            pop = self._select(self._individuals(genomes, 0))
+            self.generation = 0
+            self._record(largest, smallest)
+            self._save_state()
+        else:
+            pop = self._restore_population()
+            self.normaliser = Normaliser([self._objectives(largest), self._objectives(smallest)])
+
+        bar = progress(cfg.generations, f"{cfg.algorithm} search", unit="gen",
+                       initial=min(self.generation, cfg.generations), enabled=self.progress)
+        bar.set_postfix(self._postfix())
+        while self.generation < cfg.generations:
+            gen = self.generation + 1
+            with self._deap_random():           # variation only; evaluation runs outside
+                if cfg.algorithm == "nsga2":
+                    children = self._offspring_nsga2(pop)
+                elif cfg.algorithm == "random":
+                    children = [codec.random(random) for _ in range(cfg.population)]
+                else:
+                    parents, children = self._offspring_evolution(pop)
+            offspring = self._individuals(children, gen)
+            if cfg.algorithm == "nsga2":
+                pop = self._select(self._unique(pop + offspring))
+            elif cfg.algorithm == "random":
+                pop = offspring
+            else:
+                pop = parents + offspring
+            self.population = pop
+            self.generation = gen
+            self._record(largest, smallest)
+            self._save_state()
+            bar.update(1)
+            bar.set_postfix(self._postfix())
+        bar.close()
+        self.evaluator.close()
+        self.seconds["total"] += time.perf_counter() - t_start
+        return self.result(largest, smallest)
+
+    def _select(self, inds: list) -> list:
+        self.population = select_survivors(inds, min(len(inds), self.config.population))
+        return self.population
+
+    def _restore_population(self) -> list:
+        """The checkpointed population, in its order, with its ranks and crowding distances
+        (tournaments depend on both, so a resumed run continues exactly)."""
+        genomes = [g for g, _, _ in self._saved_population]
+        pop = self._individuals(genomes, self.generation)
+        for ind, (_, rank, crowding) in zip(pop, self._saved_population):
+            ind.rank, ind.fitness.crowding_dist = rank, crowding
+        self.population = pop
+        return pop
+
+    def _postfix(self) -> dict[str, Any]:
+        return {"hv": f"{self.hv[-1]:.4f}" if self.hv else "-", "front": len(self.front()),
+                "evals": len(self.evaluator.cache)}
+
+    def result(self, largest: Candidate, smallest: Candidate) -> SearchResult:
+        secs = {**{f"{k}_s": v for k, v in self.evaluator.seconds.items()},
+                **{f"{k}_s": v for k, v in self.seconds.items()}}
+        secs["bookkeeping_s"] = secs["total_s"] - secs["perplexity_s"] - secs["cost_s"] - \
+            secs["checkpoint_s"]
+        return SearchResult(config=self.config, history=list(self.evaluator.cache.values()),
+                            front=self.front(), largest=largest, smallest=smallest,
+                            hypervolume=list(self.hv), normaliser=self.normaliser.to_dict(),
+                            seconds=secs, generations_done=self.generation)
+
+
