@@ -142,3 +142,12 @@ def test_cli_build_lut(tmp_path, capsys):
     assert main(["build-lut", "--hw", "no-such-hw", "--out", str(out)]) == 2
     assert "no-such-hw" in capsys.readouterr().err
     assert main(["build-lut", "--seq", "0", "--out", str(out)]) == 2
+
+
+def test_build_lut_refuses_a_folder_or_bad_sparsity_before_simulating(tmp_path, capsys):
+    assert main(["build-lut", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["build-lut", "--sparsity", "0.5", "--mask", "m.npy",
+                 "--out", str(tmp_path / "t.parquet")]) == 2
+    assert "either --sparsity or --mask" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,7 @@ Each figure is the median of --repeats timings of --steps steps, after one warm-
 result fixes `supernet.threads.SINGLE_THREAD_MACS`: below the forward MACs of one batch of the
 smallest model where all cores win, one thread is used.
 
-    python experiments/threads/crossover.py [--repeats 5] [--steps 3]
+    python experiments/threads/crossover.py [--repeats 3] [--steps 2]
 
 Writes experiments/threads/crossover.json (machine, command, per-model times and speed-ups).
 """
@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import statistics
 import sys
 import time
@@ -87,13 +86,13 @@ def workloads(space: SearchSpace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5, help="timings per figure (median)")
-    ap.add_argument("--steps", type=int, default=3, help="steps per timing")
+    ap.add_argument("--repeats", type=int, default=3, help="timings per figure (median)")
+    ap.add_argument("--steps", type=int, default=2, help="steps per timing")
     ap.add_argument("--out", type=Path, default=HERE / "crossover.json")
     args = ap.parse_args(argv)
     cores = usable_cores()
+    load_at_start = os.getloadavg()
     counts = sorted({1, cores})
-    random.seed(0)
     models = []
     for name, space in LADDER.items():
         arch: Arch = space.largest()
@@ -121,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "usable_cores": cores, "torch": torch.__version__,
+                    "load_average_at_start": load_at_start,
                     "load_average_at_end": os.getloadavg()},
         "command": "python experiments/threads/crossover.py " + " ".join(sys.argv[1:]),
         "setup": {"vocab": VOCAB, "block": BLOCK, "train_batch": TRAIN_BATCH,

@@ -147,11 +147,11 @@ def _check_writable(path: Path, what: str) -> None:
 
 def _check_outputs(args) -> None:
     """Check every output path before any work, so a bad one costs nothing and writes nothing."""
+    if getattr(args, "plot", None):
+        _check_writable(check_figure_path(args.plot), "figure")
     for flag, what in (("json", "--json file"), ("csv", "--csv file")):
         if getattr(args, flag):
             _check_writable(writable_target(getattr(args, flag), what), what)
-    if getattr(args, "plot", None):
-        _check_writable(check_figure_path(args.plot), "figure")
 
 
 def _lm_head(wl, part: float, whole: float, unit: str) -> dict | None:
@@ -160,7 +160,8 @@ def _lm_head(wl, part: float, whole: float, unit: str) -> dict | None:
     if not wl.vocab:
         return None
     share = part / whole if whole else 0.0
-    note = (f"includes an LM head of {wl.vocab:,} words: {100 * share:.1f}% of the {unit} "
+    note = (f"includes an LM head of {wl.vocab:,} words: {100 * share:.1f}% of the {unit}, "
+            f"+{100 * part / (whole - part):.1f}% over the model without it "
             "(--vocab 0 leaves it out)")
     return {"vocab": wl.vocab, unit.lower(): part, "share": share, "note": note}
 
@@ -304,7 +305,7 @@ def cmd_simulate(args) -> int:
     sparsity = None
     if args.mask:
         sparsity = AttentionSparsity.from_mask(args.mask, per_layer=args.per_layer_mask)
-        sparsity.check_seq(wl.seq, args.rescale_mask)
+        sparsity.check_seq(wl.seq, args.rescale_mask)   # (simulate checks too) before any output
     elif args.sparsity is not None:
         sparsity = AttentionSparsity(args.sparsity, pattern=args.pattern)
     _check_outputs(args)

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 from nas.core.errors import UserError
-from nas.core.options import add_options, from_args
+from nas.core.options import add_options, add_progress_option, from_args
 
 EXAMPLES_LUT = """examples:
   nas build-lut --space tiny --hw gemmini-transformer --seq 64 --mode decoder --vocab 96 \\
@@ -65,8 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="LM-head width; 0 = no LM head (default: 0)")
     _sparsity_args(p)
     p.add_argument("--out", required=True, help="output Parquet file")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                   help="show a progress bar (default: on)")
+    add_progress_option(p)
     p.set_defaults(func=cmd_build_lut)
 
     p = sub.add_parser(
@@ -103,8 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="torch CPU threads per evaluating process (default: chosen from the "
                         "model size; 1 with --workers > 1)")
     p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                   help="show a progress bar (default: on)")
+    add_progress_option(p)
     p.set_defaults(func=cmd_search)
 
     from nas.search.outputs import PICK_HELP, default_picks
@@ -139,8 +137,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of training and search (default: 0)")
     p.add_argument("--threads", type=int,
                    help="torch CPU threads (default: chosen from the model size)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                   help="show progress bars (default: on)")
+    add_progress_option(p)
     p.set_defaults(func=cmd_quickstart)
 
 

@@ -65,3 +65,10 @@ def from_args(cls: type[T], args: argparse.Namespace, defaults: dict[str, Any] |
               **extra: Any) -> T:
     """`cls` built from its defaults, then `defaults`, then the options typed, then `extra`."""
     return cls(**{**(defaults or {}), **given(cls, args), **extra})
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    """--progress / --no-progress (default on): the progress bar, not the results."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                        help="show a progress bar; off, results and summaries still print "
+                             "(default: on)")
