@@ -28,7 +28,7 @@ from nas.core.progress import progress as progress_bar
 from costmodel.workload import Workload, arch_groups, group_ops
 
 META_KEY = b"transformer-hw-nas.lut"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: sparsity without a seed; tables checked for all they encode
 COLUMNS = ("kind", "d", "heads", "head_dim", "ffn", "cycles", "energy_pj")
 
 

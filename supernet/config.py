@@ -1,61 +1,69 @@
 """The training configuration (torch-free, so the command line can build its options from it).
 
-Each field's `help` metadata is the text of its command-line option (`--batch-size` for
-`batch_size`); fields marked `supernet_only` are not options of `nas train-subnet`.
+Each field is a `nas.core.options.option`: its help is the text of its command-line option
+(`--batch-size` for `batch_size`); fields marked `supernet_only` are not options of
+`nas train-subnet`. A resumed run takes every setting from its checkpoint; only those in
+`RESUMABLE` may be changed when resuming.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nas.core.errors import UserError
+from nas.core.options import option
 
-# Fields that must match when resuming: they define the model and the data.
-STRUCTURAL = ("space", "arch", "dataset", "tokenizer", "block_size")
-
-
-def _f(default, help: str, supernet_only: bool = False):  # noqa: A002 - argparse's word
-    return field(default=default, metadata={"help": help, "supernet_only": supernet_only})
+TOKENIZERS = ("char", "word")
+# Settings a resumed run may change: they do not alter what is trained (steps extends the run).
+RESUMABLE = ("steps", "device", "threads", "progress", "tensorboard")
 
 
 @dataclass
 class TrainConfig:
-    out: str = _f("runs/supernet", "run directory (checkpoints, logs, plot)")
-    space: str = _f("tiny", "search-space preset (survey, tiny) or YAML file", True)
-    arch: str | None = _f(None, "train this one architecture alone (YAML file or key)")
-    dataset: str = _f("builtin", "text file (90/10 split), folder with train/valid[/test] "
-                                 "files, hf:NAME[:CONFIG], or builtin (offline stdlib docstrings)")
-    tokenizer: str = _f("char", "char, or word (WikiText: whitespace tokens, <eos> per line)")
-    steps: int = _f(2000, "optimizer steps")
-    batch_size: int = _f(12, "sequences per micro-batch per device")
-    block_size: int = _f(64, "context length (tokens)")
-    grad_accum: int = _f(1, "micro-batches per optimizer step")
-    lr: float = _f(1e-3, "peak learning rate (AdamW)")
-    min_lr: float = _f(1e-4, "floor of the cosine decay")
-    warmup: int = _f(100, "linear warmup steps")
-    weight_decay: float = _f(0.1, "AdamW weight decay (matrices only)")
-    beta2: float = _f(0.99, "AdamW beta2")
-    grad_clip: float = _f(1.0, "gradient-norm clip (0: off)")
-    dropout: float = _f(0.0, "dropout (on the largest subnet only)")
-    n_random: int = _f(2, "random subnets per sandwich step", True)
-    distill: bool = _f(True, "in-place distillation from the largest subnet", True)
-    distill_after: int = _f(0, "students learn from the labels for the first N steps, then "
-                               "from the largest (a weak early teacher can stall training)",
-                            True)
-    student_weight: float | None = _f(None, "weight of each smaller subnet's loss in the "
-                                            "summed gradient (default: 1 / their number, so "
-                                            "together they weigh as much as the largest; 1: "
-                                            "plain sum)", True)
-    eval_interval: int = _f(250, "steps between validations and checkpoints")
-    eval_tokens: int = _f(32768, "validation tokens used by periodic evaluation")
-    eval_random: int = _f(3, "fixed random subnets validated besides largest and smallest",
-                          True)
-    log_interval: int = _f(10, "steps between training-loss records in log.jsonl")
-    seed: int = _f(1337, "random seed")
-    resume: bool = _f(False, "continue the run in --out from its last.pt")
-    device: str | None = _f(None, "cpu, cuda, cuda:1 ... (default: cuda if available)")
-    threads: int | None = _f(None, "torch CPU threads (default: torch's choice)")
-    progress: bool = _f(True, "show a progress bar")
+    out: str = option("runs/supernet", "run directory (checkpoints, logs, plot)")
+    space: str = option("tiny", "search-space preset (survey, tiny) or YAML file",
+                        supernet_only=True)
+    arch: str | None = option(None, "the architecture to train alone (YAML file or key)")
+    dataset: str = option("builtin", "text file (90/10 split), folder with train/valid[/test] "
+                                     "files, hf:NAME[:CONFIG], or builtin (offline stdlib "
+                                     "docstrings); a local path is stored absolute")
+    tokenizer: str = option("char", "char, or word (WikiText: whitespace tokens, <eos> per "
+                                    "line)")
+    steps: int = option(2000, "optimizer steps (with --resume: the new total, to extend a run)")
+    batch_size: int = option(12, "sequences per micro-batch per device")
+    block_size: int = option(64, "context length (tokens)")
+    grad_accum: int = option(1, "micro-batches per optimizer step")
+    lr: float = option(1e-3, "peak learning rate (AdamW)")
+    min_lr: float = option(1e-4, "floor of the cosine decay")
+    warmup: int = option(100, "linear warmup steps")
+    weight_decay: float = option(0.1, "AdamW weight decay (matrices only)")
+    beta2: float = option(0.99, "AdamW beta2")
+    grad_clip: float = option(1.0, "gradient-norm clip (0: off)")
+    dropout: float = option(0.0, "dropout (on the largest subnet only)")
+    n_random: int = option(2, "random subnets per sandwich step", supernet_only=True)
+    distill: bool = option(True, "in-place distillation from the largest subnet",
+                           supernet_only=True)
+    distill_after: int = option(0, "students learn from the labels for the first N steps, "
+                                   "then from the largest (a weak early teacher can stall "
+                                   "training)", supernet_only=True)
+    student_weight: float | None = option(None, "weight of each smaller subnet's loss in the "
+                                                "summed gradient (default: 1 / their number, "
+                                                "so together they weigh as much as the "
+                                                "largest; 1: plain sum)", supernet_only=True)
+    eval_interval: int = option(250, "steps between validations and checkpoints")
+    eval_tokens: int = option(32768, "validation tokens used by periodic evaluation")
+    eval_random: int = option(3, "fixed random subnets validated besides largest and smallest",
+                              supernet_only=True)
+    log_interval: int = option(10, "steps between training-loss records in log.jsonl")
+    seed: int = option(1337, "random seed")
+    resume: bool = option(False, "continue the run in --out from its last.pt, with its "
+                                 "settings; only --steps, --device, --threads, --progress and "
+                                 "--tensorboard may be changed")
+    device: str | None = option(None, "cpu, cuda, cuda:1 ... (default: cuda if available)")
+    threads: int | None = option(None, "torch CPU threads (default: 1 for a small model, every "
+                                       "core for a large one; see supernet/threads.py)")
+    progress: bool = option(True, "show a progress bar (validation results print either way)")
+    tensorboard: bool = option(False, "also write TensorBoard logs to OUT/tensorboard")
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "block_size", "grad_accum", "eval_interval",
@@ -68,7 +76,7 @@ class TrainConfig:
         if not 0 < self.lr or not 0 <= self.min_lr <= self.lr:
             raise UserError(f"need 0 < lr and 0 <= min_lr <= lr (lr={self.lr}, "
                             f"min_lr={self.min_lr})")
-        if self.tokenizer not in ("char", "word"):
+        if self.tokenizer not in TOKENIZERS:
             raise UserError(f"tokenizer must be char or word, got '{self.tokenizer}'")
         if self.student_weight is not None and self.student_weight < 0:
             raise UserError(f"student_weight must be >= 0, got {self.student_weight}")

@@ -1,13 +1,16 @@
 """Corpora, tokenizers and batches for language-model training.
 
 A dataset spec (`--dataset`) is one of
-    PATH.txt         one text file: first 90% train, last 10% valid (Tiny Shakespeare convention)
+    PATH.txt         one UTF-8 text file: first 90% train, last 10% valid (Tiny Shakespeare
+                     convention); no test split
     DIR              a folder with train/valid[/test] files (e.g. WikiText's train.txt, valid.txt,
                      test.txt or wiki.train.tokens ...), used as given
-    hf:NAME[:CONFIG] a Hugging Face dataset through `datasets` (e.g. hf:wikitext:wikitext-2-v1)
+    hf:NAME[:CONFIG] a Hugging Face dataset through `datasets` (e.g. hf:wikitext:wikitext-2-v1):
+                     its train, validation and (if any) test splits
     builtin          an offline corpus from what is installed: the docstrings of the Python
                      standard library's top-level modules (90/5/5 train/valid/test)
-Local files are read through the `datasets` "text" loader (works offline).
+A run records a local file or folder by its absolute path (`resolve_dataset`), so it can be
+evaluated or resumed from any directory.
 
 Tokenizers: `char` (one token per character) and `word` (WikiText convention: whitespace tokens,
 one `<eos>` per line, vocabulary from the train split, other words map to `<unk>`).
@@ -24,15 +27,31 @@ from pathlib import Path
 import torch
 
 from nas.core.errors import UserError
+from supernet.config import TOKENIZERS
 
 SPLITS = ("train", "valid", "test")
-TOKENIZERS = ("char", "word")
 EOS, UNK = "<eos>", "<unk>"
 _SPLIT_ALIASES = {"train": ("train",), "valid": ("valid", "validation", "val", "dev"),
                   "test": ("test",)}
 
 
 # -- corpora ------------------------------------------------------------------------------------
+
+def is_local(spec: str) -> bool:
+    return spec != "builtin" and not spec.startswith("hf:")
+
+
+def resolve_dataset(spec: str) -> str:
+    """The spec a run records: a local file or folder as an absolute path, others unchanged."""
+    return str(Path(spec).expanduser().resolve()) if is_local(spec) else spec
+
+
+def check_recorded_dataset(spec: str, recorded_in: str | Path) -> None:
+    """A local dataset recorded in a checkpoint must still be where it was at training time."""
+    if is_local(spec) and not Path(spec).exists():
+        raise UserError(f"dataset {spec} recorded in {recorded_in} no longer exists (moved or "
+                        f"deleted since training?); put it back at that path")
+
 
 def load_corpus(spec: str) -> dict[str, str]:
     """Text of each available split ('train', 'valid' and possibly 'test') of a dataset spec."""
@@ -42,7 +61,7 @@ def load_corpus(spec: str) -> dict[str, str]:
         return _load_hub(spec)
     path = Path(spec)
     if path.is_file():
-        return split_text(_load_local_files({"train": path})["train"], (0.9, 0.1))
+        return split_text(read_text(path), (0.9, 0.1))
     if path.is_dir():
         files = {}
         for split, aliases in _SPLIT_ALIASES.items():
@@ -55,7 +74,7 @@ def load_corpus(spec: str) -> dict[str, str]:
         if missing:
             raise UserError(f"dataset folder {path}: no {' or '.join(sorted(missing))} file "
                             f"(expected names like train.txt, valid.txt, test.txt)")
-        return _load_local_files(files)
+        return {split: read_text(file) for split, file in files.items()}
     raise UserError(f"dataset '{spec}': not a file, a folder, 'hf:NAME[:CONFIG]' or 'builtin'")
 
 
@@ -89,17 +108,19 @@ def builtin_text() -> str:
     return "\n\n".join(docs) + "\n"
 
 
-def _load_local_files(files: dict[str, Path]) -> dict[str, str]:
-    from datasets import load_dataset
-
+def read_text(path: Path) -> str:
+    """A dataset file's text; a file that is not UTF-8 text is a UserError."""
     try:
-        ds = load_dataset("text", data_files={k: str(v) for k, v in files.items()},
-                          sample_by="document")
-    except Exception as exc:  # datasets raises many types for unreadable files
-        raise UserError(f"could not read {', '.join(map(str, files.values()))}: "
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                        ) from None
-    return {split: "".join(ds[split]["text"]) for split in files}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"dataset file {path} is not UTF-8 text (byte {exc.start} is "
+                        f"{exc.object[exc.start]:#04x}); give a text file") from None
+    except OSError as exc:
+        raise UserError(f"cannot read dataset file {path}: {exc.strerror or exc}") from None
+    if "\x00" in text:
+        raise UserError(f"dataset file {path} is not UTF-8 text (it holds NUL bytes: a binary "
+                        f"file?); give a text file")
+    return text
 
 
 def _load_hub(spec: str) -> dict[str, str]:
@@ -171,8 +192,18 @@ class Tokenizer:
         return torch.tensor(ids, dtype=torch.long)
 
     def decode(self, ids: list[int]) -> str:
-        sep = "" if self.kind == "char" else " "
-        return sep.join(self.vocab[i] for i in ids)
+        """Text of token ids: characters joined, or words joined by spaces with <eos> as a
+        line break (the inverse of `encode` for text of known words)."""
+        tokens = [self.vocab[i] for i in ids]
+        if self.kind == "char":
+            return "".join(tokens)
+        parts: list[str] = []
+        for tok in tokens:
+            if tok == EOS:
+                parts.append("\n")
+            else:
+                parts.append(tok if not parts or parts[-1] == "\n" else " " + tok)
+        return "".join(parts)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "vocab": self.vocab}

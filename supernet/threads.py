@@ -35,16 +35,19 @@ def forward_macs(arch: Arch, vocab: int, tokens: int) -> float:
 
 
 def auto_threads(macs: float, cores: int | None = None) -> int:
-    """One thread for a small model, every usable core for a large one."""
+    """One thread for a small model, every usable core (or `cores`) for a large one."""
     return 1 if macs < SINGLE_THREAD_MACS else (cores or usable_cores())
 
 
-def set_threads(requested: int | None, arch: Arch, vocab: int, tokens: int) -> int:
+def set_threads(requested: int | None, arch: Arch, vocab: int, tokens: int,
+                processes: int = 1) -> int:
     """Set torch's thread count: `requested`, or `auto_threads` for `arch` run on batches of
-    `tokens` tokens. Returns the count set."""
+    `tokens` tokens, the cores shared by `processes` processes of this machine (DDP ranks).
+    Returns the count set."""
     if requested is not None and requested < 1:
         raise UserError(f"--threads must be >= 1, got {requested}")
-    n = requested or auto_threads(forward_macs(arch, vocab, tokens))
+    n = requested or auto_threads(forward_macs(arch, vocab, tokens),
+                                  max(1, usable_cores() // processes))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

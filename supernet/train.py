@@ -12,7 +12,10 @@ With `distill_after` > 0 the students learn from the labels for that many steps 
 Multi-device: run under `torchrun --nproc_per_node N`; DistributedDataParallel with gloo on CPU
 and NCCL on GPU. Each rank draws its own batches; all ranks use the same subnets.
 Files in `cfg.out`: last.pt, best.pt (see supernet.checkpoint), log.jsonl (every logged step and
-evaluation), eval.csv (evaluations), loss.png (loss curves).
+evaluation), eval.csv (evaluations), loss.png (loss curves), config.json, and with
+`cfg.tensorboard` TensorBoard event files in tensorboard/ (the same records as log.jsonl).
+A resumed run takes its settings from its checkpoint (`resume_config`); only those in
+`RESUMABLE` may differ.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +36,23 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nas.core.arch import Arch, SearchSpace, resolve_model
+from nas.core.arch import SPACE_PRESETS, Arch, SearchSpace, resolve_model
 from nas.core.atomic import atomic_path, atomic_write_text
 from nas.core.errors import UserError
+from nas.core.options import flag_of
 from nas.core.plotting import pyplot, save_figure
-from supernet.checkpoint import load_checkpoint, save_checkpoint
-from supernet.config import STRUCTURAL, TrainConfig
-from supernet.data import Tokenizer, eval_windows, get_batch, load_tokens
+from nas.core.progress import progress
+from supernet.checkpoint import fixed_arch_of, load_checkpoint, save_checkpoint, space_of
+from supernet.config import RESUMABLE, TrainConfig
+from supernet.data import (Tokenizer, check_recorded_dataset, eval_windows, get_batch, is_local,
+                           load_tokens, resolve_dataset)
 from supernet.evaluate import default_device, subnet_losses
 from supernet.model import ElasticGPT, ModelConfig, num_params
+from supernet.tensorboard import require_tensorboard, summary_writer
+from supernet.threads import set_threads
 
-__all__ = ["TrainConfig", "train", "sandwich_step", "lr_factor", "step_archs", "plot_losses"]
+__all__ = ["TrainConfig", "train", "resume_config", "sandwich_step", "lr_factor", "step_archs",
+           "plot_losses"]
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -103,13 +112,68 @@ def sandwich_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, arch
     return losses
 
 
+# -- settings and resume -------------------------------------------------------------------------
+
+def normalised(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` as a run records it: a local dataset or space file as an absolute path, the
+    architecture as its key, so the run can be evaluated or resumed from any directory."""
+    space = cfg.space
+    if space not in SPACE_PRESETS and Path(space).is_file():
+        space = str(Path(space).resolve())
+    return replace(cfg, dataset=resolve_dataset(cfg.dataset), space=space,
+                   arch=resolve_model(cfg.arch)[0].key if cfg.arch else None)
+
+
+def _last_checkpoint(out: str | Path) -> dict[str, Any]:
+    if not (Path(out) / "last.pt").is_file():
+        raise UserError(f"--resume: {out} holds no last.pt to resume from")
+    return load_checkpoint(out, "last")
+
+
+def _saved_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig fields recorded in a checkpoint (a field it lacks keeps its default)."""
+    names = {f.name for f in fields(TrainConfig)}
+    return {k: v for k, v in data["config"].items() if k in names}
+
+
+def resume_config(out: str | Path, given: dict[str, Any] | None = None) -> TrainConfig:
+    """The settings to resume the run in `out`: those of its last checkpoint, with `given` (the
+    options the user typed, as `nas.core.options.given` returns them) applied. `train` then
+    refuses any of them that differs from the checkpoint, except the fields in RESUMABLE."""
+    saved = _saved_settings(_last_checkpoint(out))
+    return TrainConfig(**{**saved, **(given or {}), "out": str(out), "resume": True})
+
+
+def _check_resumable(data: dict[str, Any], cfg: TrainConfig) -> None:
+    """Every setting but RESUMABLE ones must be the checkpoint's: one line naming each that
+    differs, with the checkpoint's value and the given one."""
+    saved = _saved_settings(data)
+    diffs = []
+    for f in fields(TrainConfig):
+        if f.name in RESUMABLE or f.name in ("out", "resume"):
+            continue
+        old = saved.get(f.name, f.default)
+        if f.name == "dataset":
+            old = resolve_dataset(old)
+        if old != getattr(cfg, f.name):
+            diffs.append(f"{flag_of(f.name)} differs (checkpoint {old!r}, given "
+                         f"{getattr(cfg, f.name)!r})")
+    if diffs:
+        raise UserError(f"--resume: the run in {cfg.out} was trained differently: "
+                        + "; ".join(diffs) + "; only "
+                        + ", ".join(flag_of(n) for n in RESUMABLE) + " may change on resume")
+
+
 # -- the training loop --------------------------------------------------------------------------
 
 def train(cfg: TrainConfig) -> Path:
-    """Train a supernet (or one fixed subnet when cfg.arch is set); return the run directory."""
+    """Train a supernet (or one fixed subnet when cfg.arch is set); return the run directory.
+
+    With cfg.resume, continue the run in cfg.out: cfg must hold its settings (`resume_config`)."""
+    cfg = normalised(cfg)
     cfg.validate()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if cfg.tensorboard:
+        require_tensorboard()
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank, world = 0, 1
     device = default_device(cfg.device)
@@ -130,32 +194,38 @@ def train(cfg: TrainConfig) -> Path:
 def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: bool) -> Path:
     out = Path(cfg.out)
     main = rank == 0
-    space = SearchSpace.load(cfg.space)
-    fixed = None
-    if cfg.arch:
-        fixed, _ = resolve_model(cfg.arch)
-        space = SearchSpace(name=f"fixed-{fixed.key}", layers=(fixed.layers,), d=(fixed.d,),
-                            heads=fixed.heads, ffn=fixed.ffn, head_dim=fixed.head_dim)
-
     resume_data = None
     if cfg.resume:
-        if not (out / "last.pt").is_file():
-            raise UserError(f"--resume: {out} holds no last.pt to resume from")
-        resume_data = load_checkpoint(out, "last")
-        _check_resumable(resume_data["config"], cfg)
+        resume_data = _last_checkpoint(out)
+        _check_resumable(resume_data, cfg)
+        check_recorded_dataset(cfg.dataset, resume_data["path"])
+        space, fixed = space_of(resume_data), fixed_arch_of(resume_data)
+        if resume_data["step"] >= cfg.steps:
+            if main:
+                print(f"{out} is already at step {resume_data['step']} of {cfg.steps}: "
+                      f"nothing to train (give a larger --steps to extend it)", flush=True)
+            return out
     elif (out / "last.pt").exists() or (out / "best.pt").exists():
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose "
                         f"another --out")
+    else:
+        fixed = resolve_model(cfg.arch)[0] if cfg.arch else None
+        space = (SearchSpace.load(cfg.space) if fixed is None else
+                 SearchSpace(name=f"fixed-{fixed.key}", layers=(fixed.layers,), d=(fixed.d,),
+                             heads=fixed.heads, ffn=fixed.ffn, head_dim=fixed.head_dim))
 
     torch.manual_seed(cfg.seed + rank)
     tokenizer = Tokenizer.from_dict(resume_data["tokenizer"]) if resume_data else cfg.tokenizer
     tokenizer, tokens = load_tokens(cfg.dataset, tokenizer)
     train_tokens = tokens["train"]
     val_x, val_y = eval_windows(tokens["valid"], cfg.block_size, cfg.eval_tokens)
+    threads = set_threads(cfg.threads, space.largest(), len(tokenizer.vocab),
+                          cfg.batch_size * cfg.block_size,
+                          processes=int(os.environ.get("LOCAL_WORLD_SIZE", world)))
 
     model_config = ModelConfig(len(tokenizer.vocab), cfg.block_size, cfg.dropout)
     model = ElasticGPT(model_config, space).to(device)
-    optimizer = _optimizer(model, cfg, device)
+    optimizer = make_optimizer(model, cfg, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     use_amp = device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -171,8 +241,6 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
             scaler.load_state_dict(resume_data["scaler"])
         step, best_loss = resume_data["step"], resume_data["best_loss"]
         _set_rng(resume_data["rng"])
-        if main:
-            _truncate_logs(out, step)
     net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
               find_unused_parameters=fixed is None) if ddp else model
 
@@ -183,12 +251,19 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
     eval_names = (["largest", "smallest"] + [f"random{i}" for i in range(cfg.eval_random)]
                   if fixed is None else ["subnet"])
 
+    log = None
     if main:
+        writer = (summary_writer(out / "tensorboard", purge_step=step or None)
+                  if cfg.tensorboard else None)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(
+        if resume_data:
+            _truncate_logs(out, step)
+            print(f"resuming {out} from step {step} of {cfg.steps}", flush=True)
+        atomic_write_text(out / "config.json", json.dumps(
             {**asdict(cfg), "vocab_size": model_config.vocab_size, "world_size": world,
-             "params_supernet": num_params(model),
+             "torch_threads": threads, "params_supernet": num_params(model),
              "eval_archs": dict(zip(eval_names, (a.key for a in eval_archs)))}, indent=2))
+        log = RunLog(out, writer, plot_title(cfg, space, fixed))
 
     def checkpoint_payload(evaluation: dict[str, Any]) -> dict[str, Any]:
         return {"model": model.state_dict(), "model_config": asdict(model_config),
@@ -198,77 +273,73 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
                 "scaler": scaler.state_dict() if scaler else None, "rng": _get_rng(),
                 "step": step, "best_loss": best_loss, "eval": evaluation}
 
-    progress = None
-    if main and cfg.progress:
-        from tqdm import tqdm
-        progress = tqdm(total=cfg.steps, initial=step, desc="supernet" if fixed is None
-                        else "subnet", unit="step", dynamic_ncols=True)
+    bar = progress(cfg.steps, desc="supernet" if fixed is None else "subnet", unit="step",
+                   initial=step, enabled=main and cfg.progress)
     batch_gen = torch.Generator()
     t0 = time.time()
     model.train()
-    while step < cfg.steps:
-        archs = step_archs(space, fixed, cfg, step)
-        sums = [0.0] * len(archs)
-        for micro in range(cfg.grad_accum):
-            # Batches are a pure function of (seed, rank, step, micro-batch): resumable.
-            batch_gen.manual_seed(hash((cfg.seed, rank, step, micro)) & 0x7FFFFFFF)
-            x, y = get_batch(train_tokens, cfg.block_size, cfg.batch_size, batch_gen)
-            losses = sandwich_step(net, x.to(device), y.to(device), archs,
-                                   cfg.distill and step >= cfg.distill_after,
-                                   sync=micro == cfg.grad_accum - 1,
-                                   loss_scale=1 / cfg.grad_accum, autocast=autocast,
-                                   scaler=scaler, student_weight=student_weight(cfg, archs))
-            sums = [s + v / cfg.grad_accum for s, v in zip(sums, losses)]
-        if scaler is not None:
-            scaler.unscale_(optimizer)
-        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
-                     if cfg.grad_clip > 0 else float("nan"))
-        lr = optimizer.param_groups[0]["lr"]
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        step += 1
+    try:
+        while step < cfg.steps:
+            archs = step_archs(space, fixed, cfg, step)
+            sums = [0.0] * len(archs)
+            for micro in range(cfg.grad_accum):
+                # Batches are a pure function of (seed, rank, step, micro-batch): resumable.
+                batch_gen.manual_seed(hash((cfg.seed, rank, step, micro)) & 0x7FFFFFFF)
+                x, y = get_batch(train_tokens, cfg.block_size, cfg.batch_size, batch_gen)
+                losses = sandwich_step(net, x.to(device), y.to(device), archs,
+                                       cfg.distill and step >= cfg.distill_after,
+                                       sync=micro == cfg.grad_accum - 1,
+                                       loss_scale=1 / cfg.grad_accum, autocast=autocast,
+                                       scaler=scaler, student_weight=student_weight(cfg, archs))
+                sums = [s + v / cfg.grad_accum for s, v in zip(sums, losses)]
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
+                         if cfg.grad_clip > 0 else float("nan"))
+            lr = optimizer.param_groups[0]["lr"]
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            step += 1
 
-        if main:
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{sums[0]:.3f}", refresh=False)
-            if step % cfg.log_interval == 0 or step == cfg.steps:
+            bar.update(1)
+            bar.set_postfix(loss=f"{sums[0]:.3f}", refresh=False)
+            if main and (step % cfg.log_interval == 0 or step == cfg.steps):
                 record = {"kind": "train", "step": step, "lr": lr, "grad_norm": grad_norm,
                           "loss": sums[0], "time": time.time() - t0}
                 if len(sums) > 1:
                     record["student_loss"] = sum(sums[1:]) / len(sums[1:])
                     record["student_loss_kind"] = ("kl" if cfg.distill
                                                    and step > cfg.distill_after else "ce")
-                _append_jsonl(out / "log.jsonl", record)
-        if step % cfg.eval_interval == 0 or step == cfg.steps:
-            evaluation = None
-            if main:
-                val = subnet_losses(model, val_x, val_y, eval_archs, cfg.batch_size * 2)
-                evaluation = {"kind": "eval", "step": step, **dict(zip(eval_names, val)),
-                              "mean": sum(val) / len(val), "time": time.time() - t0}
-                if evaluation["mean"] < best_loss:
-                    best_loss = evaluation["mean"]
-                    save_checkpoint(out / "best.pt", checkpoint_payload(evaluation))
-                save_checkpoint(out / "last.pt", checkpoint_payload(evaluation))
-                _append_jsonl(out / "log.jsonl", evaluation)
-                _write_csv_and_plot(out)
-                if progress is not None:
-                    progress.write(f"step {step}: val " + ", ".join(
+                log.add(record)
+            if step % cfg.eval_interval == 0 or step == cfg.steps:
+                if main:
+                    val = subnet_losses(model, val_x, val_y, eval_archs, cfg.batch_size * 2)
+                    evaluation = {"kind": "eval", "step": step, **dict(zip(eval_names, val)),
+                                  "mean": sum(val) / len(val), "time": time.time() - t0}
+                    if evaluation["mean"] < best_loss:
+                        best_loss = evaluation["mean"]
+                        save_checkpoint(out / "best.pt", checkpoint_payload(evaluation))
+                    save_checkpoint(out / "last.pt", checkpoint_payload(evaluation))
+                    log.add(evaluation)
+                    log.flush()
+                    bar.write(f"step {step}: val " + ", ".join(
                         f"{k} {v:.4f}" for k, v in zip(eval_names, val)))
-            if ddp:
-                dist.barrier()
-    if progress is not None:
-        progress.close()
+                if ddp:
+                    dist.barrier()
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
     return out
 
 
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig,
-               device: torch.device) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig,
+                   device: torch.device) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices only (not on biases, LayerNorms)."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -276,14 +347,6 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig,
                               {"params": no_decay, "weight_decay": 0.0}],
                              lr=cfg.lr, betas=(0.9, cfg.beta2),
                              fused=device.type == "cuda")
-
-
-def _check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
-    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {getattr(cfg, k)!r}"
-             for k in STRUCTURAL if saved.get(k) != getattr(cfg, k)]
-    if diffs:
-        raise UserError(f"--resume: the run in {cfg.out} was trained differently ("
-                        + "; ".join(diffs) + ")")
 
 
 def _get_rng() -> dict[str, Any]:
@@ -302,9 +365,39 @@ def _set_rng(state: dict[str, Any]) -> None:
 
 # -- logs and plots -----------------------------------------------------------------------------
 
-def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+class RunLog:
+    """The records of a run: appended to log.jsonl, mirrored as TensorBoard scalars
+    (train/loss, train/lr, train/grad_norm, train/student_loss, valid/<subnet>, valid/mean) when
+    a writer is given; `flush` rewrites eval.csv and loss.png."""
+
+    def __init__(self, out: Path, writer=None, title: str = "") -> None:
+        self.out, self.writer, self.title = out, writer, title
+
+    def add(self, record: dict[str, Any]) -> None:
+        with (self.out / "log.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            group = "train" if record["kind"] == "train" else "valid"
+            for key, value in record.items():
+                if key not in ("kind", "step", "time") and isinstance(value, (int, float)):
+                    self.writer.add_scalar(f"{group}/{key}", value, record["step"])
+
+    def flush(self) -> None:
+        records = read_log(self.out)
+        evals = [r for r in records if r["kind"] == "eval"]
+        if evals:
+            keys = [k for k in evals[-1] if k != "kind"]
+            with atomic_path(self.out / "eval.csv") as tmp, tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(evals)
+        plot_losses(records, self.out / "loss.png", self.title)
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def read_log(out: str | Path) -> list[dict[str, Any]]:
@@ -320,37 +413,42 @@ def _truncate_logs(out: Path, step: int) -> None:
     atomic_write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
 
 
-def _write_csv_and_plot(out: Path) -> None:
-    records = read_log(out)
-    evals = [r for r in records if r["kind"] == "eval"]
-    if evals:
-        keys = [k for k in evals[-1] if k != "kind"]
-        with atomic_path(out / "eval.csv") as tmp, tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(evals)
-    plot_losses(records, out / "loss.png")
+def plot_title(cfg: TrainConfig, space: SearchSpace, fixed: Arch | None) -> str:
+    """'tinyshakespeare/input.txt, space tiny' or '..., fixed arch KEY': a local dataset by its
+    folder and file name."""
+    path = Path(cfg.dataset)
+    dataset = (f"{path.parent.name}/{path.name}" if path.is_file() else path.name) \
+        if is_local(cfg.dataset) else cfg.dataset
+    return f"{dataset}, " + (f"fixed arch {fixed.key}" if fixed else f"space {space.name}")
 
 
-def plot_losses(records: list[dict[str, Any]], path: Path) -> None:
-    """Training loss of the largest subnet and validation loss of every evaluated subnet."""
+def plot_losses(records: list[dict[str, Any]], path: Path, title: str = "") -> None:
+    """Two panels: the training loss (of the largest subnet, or of the one trained subnet), and
+    the validation loss of every evaluated subnet, each in its own colour and marker, with the
+    training loss lighter behind for reference."""
     plt = pyplot()
-
     trains = [r for r in records if r["kind"] == "train"]
     evals = [r for r in records if r["kind"] == "eval"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    names = [k for k in evals[-1] if k not in ("kind", "step", "mean", "time")] if evals else []
+    train_label = "train loss" if names == ["subnet"] else "train loss, largest subnet"
+    fig, (ax_train, ax_val) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     if trains:
-        ax.plot([r["step"] for r in trains], [r["loss"] for r in trains], color="0.7", lw=1,
-                label="train (largest / subnet)")
-    if evals:
-        names = [k for k in evals[-1] if k not in ("kind", "step", "mean", "time")]
-        for name in names:
-            ax.plot([r["step"] for r in evals], [r[name] for r in evals], marker="o", ms=3,
-                    lw=1.5 if name in ("largest", "smallest", "subnet") else 0.8,
-                    label=f"valid {name}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats/token)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+        steps, losses = [r["step"] for r in trains], [r["loss"] for r in trains]
+        ax_train.plot(steps, losses, color="tab:blue", lw=1, label=train_label)
+        ax_val.plot(steps, losses, color="0.8", lw=1, zorder=1, label=train_label)
+    markers = "osD^vP*X"
+    for i, name in enumerate(names):
+        ax_val.plot([r["step"] for r in evals], [r[name] for r in evals], zorder=2 + i,
+                    color=f"C{i}", marker=markers[i % len(markers)], ms=4, lw=1.2,
+                    label=f"validation, {name}")
+    for ax, what in ((ax_train, "training"), (ax_val, "validation")):
+        ax.set_title(what, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    ax_train.set_ylabel("cross-entropy (nats/token)")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)

@@ -63,6 +63,21 @@ def test_unknown_space_and_model():
         resolve_model("nope")
 
 
+def test_resolve_model_names_what_is_wrong(tmp_path):
+    assert resolve_model("L2-d128-h4.4-f512.512-hd32") == (
+        Arch(d=128, heads=(4, 4), ffn=(512, 512), head_dim=32), None)
+    # the issue: a key without its head width was taken for a file name ("file not found")
+    with pytest.raises(UserError, match=r"needs its -hdN suffix .*e\.g\. "
+                                        r"L2-d128-h4\.4-f512\.512-hd64$"):
+        resolve_model("L2-d128-h4.4-f512.512")
+    for folder in (tmp_path / "archs", tmp_path / "arch.yaml"):
+        folder.mkdir()
+        with pytest.raises(UserError, match=f"architecture file {folder} is a folder, not a file"):
+            resolve_model(str(folder))
+    with pytest.raises(UserError, match="architecture file not found"):
+        resolve_model(str(tmp_path / "absent.yaml"))
+
+
 def test_named_model_params():
     # BERT-Base encoder stack without embeddings: 85.0M (12 x 7.08M)
     assert NAMED_MODELS["bert-base"].arch.params() == 12 * 7_087_872 + 2 * 768

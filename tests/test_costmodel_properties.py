@@ -1,5 +1,6 @@
 """Property tests of the simulator (hypothesis): lower bounds and monotonicity."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,13 @@ def gemm(m, k, n, batch=1):
     return Op("g", GEMM, PROJECTION, (), 0, "encoder", m, k, n, batch)
 
 
+def assert_energy_counts_actions(c, hw: HardwareConfig, macs: float) -> None:
+    """Every MAC, every DRAM byte and the op's own time are charged at the configured rates."""
+    assert c.energy["mac"] == pytest.approx(macs * hw.mac_pj)
+    assert c.energy["dram"] == pytest.approx(c.dram_bytes * hw.dram_pj_per_byte)
+    assert c.energy["static"] == pytest.approx(hw.static_power_w * c.cycles / hw.clock_hz * 1e12)
+
+
 @settings(max_examples=150, deadline=None)
 @given(m=dims, k=dims, n=dims, batch=st.integers(1, 4), hw=presets)
 def test_cycles_bounded_below_by_peak_compute_and_bandwidth(m, k, n, batch, hw):
@@ -25,8 +33,8 @@ def test_cycles_bounded_below_by_peak_compute_and_bandwidth(m, k, n, batch, hw):
     assert c.cycles >= m * k * n * batch / hw.pes
     assert c.cycles >= c.dram_bytes / hw.dram_bytes_per_cycle - 1e-6
     assert c.dram_bytes >= (m * k + k * n + m * n) * batch * hw.in_bytes
-    assert 0 < c.utilization <= 1
-    assert c.energy_pj > 0 and c.bound in ("compute", "memory")
+    assert 0 < c.utilization <= 1 and c.bound in ("compute", "memory")
+    assert_energy_counts_actions(c, hw, m * k * n * batch)
 
 
 @settings(max_examples=100, deadline=None)
@@ -39,7 +47,7 @@ def test_nonlinear_ops_bounded_below_by_bandwidth_and_lanes(rows, width, repeat,
     assert c.dram_bytes >= 2 * rows * width * repeat * hw.in_bytes
     if c.bound != "host":
         assert c.cycles >= rows * width * repeat / hw.sfu_lanes
-    assert c.energy_pj > 0
+    assert_energy_counts_actions(c, hw, macs=0)
 
 
 @settings(max_examples=100, deadline=None)

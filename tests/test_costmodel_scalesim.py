@@ -1,6 +1,12 @@
-"""Cross-check of GEMM compute cycles against SCALE-Sim 3.0.0 reference runs (../shared/oracles)."""
+"""Cross-check of GEMM compute cycles against SCALE-Sim 3.0.0 reference runs (../shared/oracles).
+
+README and experiments/validation claim agreement to one cycle (largest error 0.056%) on all 18
+runs; these tests hold the simulator to exactly that. The reference file must be present: a
+missing file fails the tests instead of leaving nothing to compare.
+"""
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -9,6 +15,7 @@ from costmodel.hardware import HardwareConfig, scalesim_equivalent
 from costmodel.simulate import gemm_cost
 
 ORACLE = Path(__file__).resolve().parents[1].parent / "shared" / "oracles" / "scalesim-3.0.0-ws.jsonl"
+RUNS = 18                      # 6 GEMM shapes x 3 arrays (16x16, 32x32, 64x8)
 
 
 def scalesim_like(run: dict) -> HardwareConfig:
@@ -16,20 +23,23 @@ def scalesim_like(run: dict) -> HardwareConfig:
                                run["filter_kb"], run["ofmap_kb"])
 
 
+@lru_cache(maxsize=1)
 def runs() -> list[dict]:
-    if not ORACLE.is_file():
-        return []
+    assert ORACLE.is_file(), f"SCALE-Sim reference runs not found at {ORACLE}"
     return [json.loads(line) for line in ORACLE.read_text().splitlines() if line.strip()]
 
 
 def test_oracle_file_has_all_runs():
-    if not ORACLE.is_file():
-        pytest.skip(f"SCALE-Sim oracle not found at {ORACLE}")
-    assert len(runs()) == 18
+    assert len(runs()) == RUNS
+    assert len({(r["M"], r["K"], r["N"], r["rows"], r["cols"]) for r in runs()}) == RUNS
 
 
-@pytest.mark.parametrize("run", runs(), ids=lambda r: f"{r['shape']}-{r['rows']}x{r['cols']}")
-def test_compute_cycles_within_5_percent_of_scalesim(run):
+@pytest.mark.parametrize("index", range(RUNS))
+def test_compute_cycles_match_scalesim_to_one_cycle(index):
+    run = runs()[index]
     g = gemm_cost(run["M"], run["K"], run["N"], scalesim_like(run))
-    assert g.compute == pytest.approx(run["compute_cycles"], rel=0.05)
-    assert g.cycles == pytest.approx(run["compute_cycles"], rel=0.05)   # ample bandwidth
+    ref = run["compute_cycles"]
+    # SCALE-Sim's count ends one cycle before ours (experiments/validation/scalesim_compare.md)
+    assert abs(g.compute - ref) <= 1, (run["shape"], g.compute, ref)
+    # with ample bandwidth only the first tile's load is exposed: within the claimed 0.06%
+    assert g.cycles == pytest.approx(ref, rel=6e-4), (run["shape"], g.cycles, ref)

@@ -20,6 +20,7 @@ from supernet.checkpoint import load_checkpoint, load_subnet, save_checkpoint
 from supernet.data import Tokenizer, eval_windows, load_corpus, split_text
 from supernet.evaluate import SupernetEvaluator
 from supernet.model import GPT, ElasticGPT, ModelConfig, num_params
+from supernet.sample import prompt_ids
 from supernet.train import TrainConfig, lr_factor, sandwich_step, train
 
 SPACE = SearchSpace(name="test", layers=(1, 2), d=(16, 32), heads=(1, 2), ffn=(32, 64),
@@ -153,7 +154,42 @@ def test_sandwich_step_updates_all_sampled_widths_and_only_them():
     assert model.blocks[1].w1.grad[32:].abs().sum() > 0  # only the largest uses these units
 
 
-def test_distillation_students_learn_the_teacher():
+def kl_teacher_student(model: ElasticGPT, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        teacher = torch.log_softmax(model(x, SPACE.largest())[0], -1)
+        student = torch.log_softmax(model(x, SPACE.smallest())[0], -1)
+        return torch.nn.functional.kl_div(student, teacher, log_target=True,
+                                          reduction="batchmean").item()
+
+
+def test_distillation_moves_the_student_toward_the_teacher():
+    """Steps along the student's gradient alone (the sandwich step's gradient minus the
+    teacher's) shrink KL(teacher || student) when distilling; learning other labels does not."""
+    x, y = batch(seed=1)
+    _, other_labels = batch(seed=2)
+    final = {}
+    for distill in (True, False):
+        model = make_model()
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        for _ in range(20):                      # a teacher unlike the student: fit y alone
+            opt.zero_grad()
+            sandwich_step(model, x, y, [SPACE.largest()])
+            opt.step()
+        start = kl_teacher_student(model, x)
+        for _ in range(20):
+            opt.zero_grad()
+            sandwich_step(model, x, other_labels, [SPACE.largest()])
+            teacher_grad = [p.grad.clone() for p in model.parameters()]
+            opt.zero_grad()
+            sandwich_step(model, x, other_labels, [SPACE.largest(), SPACE.smallest()], distill)
+            for p, g in zip(model.parameters(), teacher_grad):
+                p.grad -= g
+            opt.step()
+        final[distill] = kl_teacher_student(model, x) / start
+    assert final[True] < 0.3 and final[False] > 1.0
+
+
+def test_students_losses_are_kl_when_distilling_and_cross_entropy_otherwise():
     model = make_model()
     x, y = batch()
     teacher_ce, self_kl, other_kl = sandwich_step(
@@ -235,9 +271,11 @@ def test_students_learn_from_labels_until_distill_after(files, tmp_path):
 
 
 def test_resume_with_a_different_setup_is_refused(files, run_dir):
-    cfg = tiny_cfg(files, run_dir, resume=True, steps=8, block_size=8)
-    with pytest.raises(UserError, match="block_size"):
+    cfg = tiny_cfg(files, run_dir, resume=True, steps=8, block_size=8, lr=0.01)
+    with pytest.raises(UserError, match=r"--block-size differs \(checkpoint 16, given 8\); "
+                                        r"--lr differs \(checkpoint 0.001, given 0.01\)"):
         train(cfg)
+    assert load_checkpoint(run_dir, "last")["step"] == 6
 
 
 def test_corrupt_or_foreign_checkpoints_are_user_errors(run_dir, tmp_path):
@@ -318,6 +356,18 @@ def test_word_tokenizer_follows_wikitext_conventions():
     ids = tok.encode(corpus["valid"]).tolist()
     assert [tok.vocab[i] for i in ids] == ["a", "<unk>", "<eos>"]
     assert Tokenizer.from_dict(tok.to_dict()).vocab == tok.vocab
+    assert tok.decode(tok.encode(corpus["train"]).tolist()) == corpus["train"]
+    assert tok.decode(ids) == "a <unk>\n"
+    assert [tok.vocab[i] for i in prompt_ids(tok, "c z")] == ["c", "<unk>"]   # continued
+    assert [tok.vocab[i] for i in prompt_ids(tok, "")] == ["<eos>"]
+
+
+def test_char_tokenizer_round_trip_and_unknown_characters():
+    tok = Tokenizer.build("char", {"train": "ab\nc", "valid": "ca"})
+    assert tok.decode(tok.encode("cab\n").tolist()) == "cab\n"
+    assert prompt_ids(tok, "") == [tok.index["\n"]]
+    with pytest.raises(UserError, match="'z' is not in the vocabulary"):
+        prompt_ids(tok, "az")
 
 
 def test_corpus_specs(files, tmp_path):
@@ -356,8 +406,16 @@ def test_builtin_corpus_is_offline_text_from_the_standard_library():
     (["eval", "--ckpt", "{run}", "--arch", "L1-d24-h1-f32-hd8"], "outside search space"),
     (["eval", "--ckpt", "{run}/none.pt", "--largest"], "not found"),
     (["eval", "--ckpt", "{run}", "--largest", "--split", "test"], "no 'test' split"),
+    (["eval", "--ckpt", "{run}", "--largest", "--random", "-1"], "--random must be >= 0"),
+    (["eval", "--ckpt", "{run}", "--largest", "--batch-size", "0"], "batch size must be positive"),
     (["export-subnet", "--ckpt", "{run}", "--largest", "--smallest", "--out", "x.pt"],
-     "exactly one"),
+     "not several"),
+    (["export-subnet", "--ckpt", "{run}", "--out", "x.pt"], "choose the architecture"),
+    (["sample", "--ckpt", "{run}", "--temperature", "0"], "temperature must be positive"),
+    (["sample", "--ckpt", "{run}", "--top-k", "0"], "top-k must be >= 1"),
+    (["sample", "--ckpt", "{run}", "--tokens", "-1"], "need tokens >= 0"),
+    (["sample", "--ckpt", "{run}", "--prompt", "Zebra"], "token 'Z' is not in the vocabulary"),
+    (["sample", "--ckpt", "{run}", "--largest", "--arch", "L1-d16-h1-f32-hd8"], "not several"),
     (["train-supernet", "--dataset", "{run}/missing.txt", "--out", "{run}/x"], "not a file"),
     (["train-supernet", "--tokenizer", "bpe", "--out", "{run}/x"], "tokenizer"),
     (["train-supernet", "--space", "huge", "--out", "{run}/x"], "unknown search space"),
@@ -373,7 +431,7 @@ def test_cli_bad_input_exits_2_with_one_line(run_dir, capsys, argv, msg):
 
 def test_cli_eval_prints_json(run_dir, capsys):
     assert cli_main(["eval", "--ckpt", str(run_dir), "--largest", "--random", "2",
-                     "--max-tokens", "300"]) == 0
+                     "--max-tokens", "300", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["tokens"] == 288 and len(out["results"]) == 3
     assert out["results"][0]["key"] == SPACE.largest().key

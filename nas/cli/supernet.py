@@ -1,4 +1,4 @@
-"""`nas train-supernet`, `nas train-subnet`, `nas eval`, `nas export-subnet`.
+"""`nas train-supernet`, `nas train-subnet`, `nas eval`, `nas sample`, `nas export-subnet`.
 
 torch and datasets are imported inside the command functions only.
 """
@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import sys
-from dataclasses import MISSING, fields
-from pathlib import Path
 
+from nas.core.atomic import atomic_write_text, writable_target
 from nas.core.errors import UserError
+from nas.core.options import add_options, from_args, given
 from supernet.config import TrainConfig
 
 EXAMPLES_TRAIN = """examples:
@@ -22,26 +23,42 @@ EXAMPLES_TRAIN = """examples:
   nas train-supernet --space survey --dataset ../shared/data/wikitext-2 --tokenizer word \\
       --block-size 256 --out runs/wt2
   torchrun --nproc_per_node 2 -m nas.cli train-supernet --out runs/ddp   # DistributedDataParallel
-  nas train-supernet --out runs/sn --steps 600 --resume                  # continue / extend a run
+  nas train-supernet --out runs/sn --steps 600 --resume      # continue, or extend to 600 steps
 writes: OUT/last.pt, OUT/best.pt (lowest mean validation loss), OUT/log.jsonl, OUT/eval.csv,
-OUT/loss.png, OUT/config.json"""
+OUT/loss.png, OUT/config.json (and OUT/tensorboard/ with --tensorboard:
+`tensorboard --logdir OUT/tensorboard`). --resume takes every setting from the checkpoint."""
 
 EXAMPLES_SUBNET = """examples:
   nas train-subnet --arch arch.yaml --dataset ../shared/data/tinyshakespeare/input.txt --out runs/a
   nas train-subnet --arch L4-d128-h4.4.4.4-f512.512.512.512-hd32 --steps 2000 --out runs/big
-writes the same files as train-supernet; `nas eval --ckpt OUT --arch ARCH` reads them."""
+  nas train-subnet --out runs/big --steps 4000 --resume      # --arch comes from the checkpoint
+writes the same files as train-supernet; `nas eval --ckpt OUT --largest` and
+`nas sample --ckpt OUT` read them."""
 
 EXAMPLES_EVAL = """examples:
   nas eval --ckpt runs/sn --largest --smallest --random 5
-  nas eval --ckpt runs/sn/best.pt --arch arch.yaml --split test --max-tokens 50000
-prints JSON: checkpoint, split, tokens and, per architecture, key, loss (nats/token), perplexity,
-params."""
+  nas eval --ckpt runs/sn/best.pt --arch arch.yaml --split test --max-tokens 50000 --json
+  nas eval --ckpt runs/sn --random 20 --out eval.json --tensorboard runs/sn/tensorboard-eval
+prints a table (key, parameters, loss in nats/token, perplexity) under a line with the
+checkpoint, its step, the split and the number of tokens; --json prints the same as JSON."""
+
+EXAMPLES_SAMPLE = """examples:
+  nas sample --ckpt runs/ts --prompt "ROMEO:" --tokens 300
+  nas sample --ckpt runs/ts --smallest --num-samples 3 --temperature 0.8 --top-k 20
+  nas sample --ckpt runs/big                       # a train-subnet run: its architecture
+prints each sample (the prompt, then the generated text), separated by lines of dashes."""
 
 EXAMPLES_EXPORT = """examples:
   nas export-subnet --ckpt runs/sn --arch arch.yaml --out subnet.pt
   nas export-subnet --ckpt runs/sn --smallest --out small.pt
 writes a standalone model file (supernet.checkpoint.load_subnet reads it) and prints JSON with
 the architecture and its parameter count."""
+
+SPLIT_HELP = ("train, valid or test (default: valid). valid is the last 10%% of a single text "
+              "file, the valid/validation file of a folder, the validation split of a hf: "
+              "dataset, or 5%% of builtin; test exists for a folder with a test file, a hf: "
+              "dataset with a test split, and builtin")
+SUBNET_DEFAULTS = {"out": "runs/subnet"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,15 +68,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "every step the largest, the smallest and --n-random random subnets, "
                        "in-place distillation from the largest, AdamW with warmup and cosine "
                        "decay.", epilog=EXAMPLES_TRAIN, formatter_class=fmt)
-    _add_train_options(p, supernet=True)
-    p.set_defaults(func=cmd_train_supernet)
+    add_options(p, TrainConfig, include=lambda f: f.name != "arch")
+    p.set_defaults(func=cmd_train, supernet=True)
 
     p = sub.add_parser("train-subnet", help="train one fixed architecture from scratch",
                        description="Train one architecture alone with the supernet's recipe "
                        "(the standalone baseline, or the retraining step of a HAT-style "
-                       "workflow).", epilog=EXAMPLES_SUBNET, formatter_class=fmt)
-    _add_train_options(p, supernet=False)
-    p.set_defaults(func=cmd_train_subnet)
+                       "workflow). --arch is required unless --resume.",
+                       epilog=EXAMPLES_SUBNET, formatter_class=fmt)
+    add_options(p, TrainConfig, include=lambda f: not f.metadata.get("supernet_only"),
+                defaults=SUBNET_DEFAULTS)
+    p.set_defaults(func=cmd_train, supernet=False)
 
     p = sub.add_parser("eval", help="perplexity of subnets with inherited weights",
                        description="Validation/test perplexity of subnets of a trained supernet "
@@ -67,14 +86,42 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "windows over the first --max-tokens tokens of the split.",
                        epilog=EXAMPLES_EVAL, formatter_class=fmt)
     _add_ckpt_and_arch(p, many=True)
-    p.add_argument("--split", default="valid", choices=["train", "valid", "test"])
+    p.add_argument("--split", default="valid", choices=["train", "valid", "test"],
+                   help=SPLIT_HELP)
     p.add_argument("--max-tokens", type=int, default=None,
                    help="evaluate the first N tokens of the split (default: all)")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per batch (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of --random sampling (default 0)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--out", default=None, help="also write the JSON to this file")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per batch (default: 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random sampling (default: 0)")
+    _add_device_and_threads(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--out", default=None, metavar="FILE", help="also write the JSON to FILE")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also write each architecture's loss and perplexity as TensorBoard "
+                        "scalars (at the checkpoint's step) into DIR")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar over architectures x batches (default: on)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sample", help="generate text from a subnet",
+                       description="Generate text with any subnet of a trained supernet (or a "
+                       "train-subnet run) and its inherited weights, as nanoGPT's sample.py: "
+                       "the context is cropped to the block size; word tokenizers join words "
+                       "with spaces and print <eos> as a line break.",
+                       epilog=EXAMPLES_SAMPLE, formatter_class=fmt)
+    _add_ckpt_and_arch(p, many=False, default="the largest, or a train-subnet run's own")
+    p.add_argument("--prompt", default="",
+                   help="text to continue (default: a new line); a word not in the vocabulary "
+                        "becomes <unk>, a character not in it is an error")
+    p.add_argument("--tokens", type=int, default=200, help="tokens to generate (default: 200)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="softmax temperature: < 1 more likely tokens, > 1 more diverse "
+                        "(default: 1.0)")
+    p.add_argument("--top-k", type=int, default=None, metavar="K",
+                   help="sample among the K most likely tokens only (default: all)")
+    p.add_argument("--num-samples", type=int, default=1, help="samples to print (default: 1)")
+    p.add_argument("--seed", type=int, default=1337, help="random seed (default: 1337)")
+    _add_device_and_threads(p)
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("export-subnet", help="write a standalone model of one subnet",
                        description="Copy one subnet's weights out of the supernet into a "
@@ -85,51 +132,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_export_subnet)
 
 
-def _add_train_options(p: argparse.ArgumentParser, supernet: bool) -> None:
-    """One option per TrainConfig field; defaults and help come from the dataclass."""
-    for f in fields(TrainConfig):
-        if f.name == "arch":
-            if not supernet:
-                p.add_argument("--arch", required=True, help=f.metadata["help"])
-            continue
-        if f.metadata["supernet_only"] and not supernet:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not MISSING else None
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                           help=f.metadata["help"])
-            continue
-        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
-        p.add_argument(flag, type=kind, default=default, metavar=f.name.upper(),
-                       help=f"{f.metadata['help']} (default: {default})")
-
-
-def _config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
-                          if hasattr(args, f.name)})
-
-
-def cmd_train_supernet(args: argparse.Namespace) -> int:
-    from supernet.train import train
-    out = train(_config(args))
-    if os.environ.get("RANK", "0") == "0":                 # once under torchrun
-        print(f"supernet run written to {out}")
-    return 0
-
-
-def cmd_train_subnet(args: argparse.Namespace) -> int:
-    from supernet.train import train
-    out = train(_config(args))
-    if os.environ.get("RANK", "0") == "0":                 # once under torchrun
-        print(f"subnet run written to {out}")
-    return 0
-
-
-def _add_ckpt_and_arch(p: argparse.ArgumentParser, many: bool) -> None:
+def _add_ckpt_and_arch(p: argparse.ArgumentParser, many: bool, default: str = "") -> None:
     p.add_argument("--ckpt", required=True, help="run directory (uses best.pt) or checkpoint")
     p.add_argument("--arch", action="append" if many else "store", default=[] if many else None,
-                   help="architecture YAML/JSON file or key" + (" (repeatable)" if many else ""))
+                   help="architecture YAML/JSON file or key" + (" (repeatable)" if many else "")
+                        + (f" (default: {default})" if default else ""))
     p.add_argument("--largest", action="store_true", help="the largest subnet")
     p.add_argument("--smallest", action="store_true", help="the smallest subnet")
     if many:
@@ -137,8 +144,54 @@ def _add_ckpt_and_arch(p: argparse.ArgumentParser, many: bool) -> None:
                        help="N uniformly sampled subnets")
 
 
+def _add_device_and_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: 1 for a small model, every core for a "
+                        "large one)")
+
+
+# -- training ------------------------------------------------------------------------------------
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of a train-supernet / train-subnet command line: with --resume, the
+    checkpoint's settings and the options typed (train refuses those that may not change)."""
+    from supernet.train import resume_config
+
+    defaults = {} if args.supernet else SUBNET_DEFAULTS
+    typed = given(TrainConfig, args)
+    if not typed.get("resume"):
+        cfg = from_args(TrainConfig, args, defaults)
+        if not args.supernet and not cfg.arch:
+            raise UserError("train-subnet needs --arch (a YAML file or key), or --resume")
+        return cfg
+    cfg = resume_config(typed.get("out", defaults.get("out", TrainConfig.out)), typed)
+    if args.supernet and cfg.arch:
+        raise UserError(f"{cfg.out} is a train-subnet run: resume it with `nas train-subnet "
+                        f"--out {cfg.out} --resume`")
+    if not args.supernet and not cfg.arch:
+        raise UserError(f"{cfg.out} is a supernet run: resume it with `nas train-supernet "
+                        f"--out {cfg.out} --resume`")
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from supernet.train import train
+
+    out = train(train_config(args))
+    if os.environ.get("RANK", "0") == "0":                 # once under torchrun
+        print(f"{'supernet' if args.supernet else 'subnet'} run written to {out}")
+    return 0
+
+
+# -- evaluation, sampling, export ------------------------------------------------------------------
+
 def _selected_archs(args: argparse.Namespace, space, many: bool) -> list:
+    """The architectures named by --arch/--largest/--smallest(/--random), checked against
+    `space`; an empty list when none is named."""
     from nas.core.arch import resolve_model
+
     archs = [resolve_model(a)[0] for a in (args.arch if many else [args.arch] if args.arch
                                            else [])]
     if args.largest:
@@ -146,41 +199,77 @@ def _selected_archs(args: argparse.Namespace, space, many: bool) -> list:
     if args.smallest:
         archs.append(space.smallest())
     if many and args.random:
-        if args.random < 0:
-            raise UserError(f"--random must be >= 0, got {args.random}")
         rng = random.Random(args.seed)
         archs += [space.sample(rng) for _ in range(args.random)]
-    if not archs:
-        raise UserError("choose architectures: --arch, --largest, --smallest"
-                        + (" or --random N" if many else ""))
     if not many and len(archs) > 1:
-        raise UserError("export-subnet takes exactly one of --arch, --largest, --smallest")
+        raise UserError("choose one architecture: --arch, --largest or --smallest, not several")
     for arch in archs:
         space.check(arch)
     return archs
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from supernet.checkpoint import load_checkpoint, space_of
     from supernet.evaluate import SupernetEvaluator
+    from supernet.tensorboard import require_tensorboard, summary_writer
 
-    if args.batch_size <= 0:
-        raise UserError(f"--batch-size must be positive, got {args.batch_size}")
-    archs = _selected_archs(args, space_of(load_checkpoint(args.ckpt)), many=True)
+    if not (args.arch or args.largest or args.smallest or args.random):
+        raise UserError("choose architectures: --arch, --largest, --smallest or --random N")
+    if args.random < 0:
+        raise UserError(f"--random must be >= 0, got {args.random}")
+    if args.out:
+        writable_target(args.out, "--out")
+    if args.tensorboard:
+        require_tensorboard()
     ev = SupernetEvaluator(args.ckpt, split=args.split, max_tokens=args.max_tokens,
-                           batch_size=args.batch_size, device=args.device)
-    losses = ev.losses(archs)
-    import math
+                           batch_size=args.batch_size, threads=args.threads, device=args.device)
+    archs = _selected_archs(args, ev.space, many=True)
+    losses = ev.losses(archs, show_progress=args.progress)
     result = {"checkpoint": ev.checkpoint, "step": ev.step, "split": args.split,
               "tokens": ev.tokens,
               "results": [{"key": a.key, "arch": a.to_dict(), "loss": loss,
                            "perplexity": math.exp(loss),
                            "params": a.params(ev.vocab_size, ev.block_size)}
                           for a, loss in zip(archs, losses)]}
-    text = json.dumps(result, indent=2)
+    text = json.dumps(result, indent=2) + "\n"
     if args.out:
-        Path(args.out).write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+        atomic_write_text(args.out, text, "--out")
+    if args.tensorboard:
+        with summary_writer(args.tensorboard) as writer:
+            for r in result["results"]:
+                writer.add_scalar(f"{args.split}_loss/{r['key']}", r["loss"], ev.step)
+                writer.add_scalar(f"{args.split}_perplexity/{r['key']}", r["perplexity"],
+                                  ev.step)
+    sys.stdout.write(text if args.json else eval_table(result))
+    return 0
+
+
+def eval_table(result: dict) -> str:
+    """`nas eval`'s result as a header line and one row per architecture."""
+    width = max(len("key"), *(len(r["key"]) for r in result["results"]))
+    lines = [f"checkpoint {result['checkpoint']} (step {result['step']}), split "
+             f"{result['split']}, {result['tokens']:,} tokens",
+             f"{'key':<{width}}  {'params':>11}  {'loss':>7}  {'perplexity':>10}"]
+    lines += [f"{r['key']:<{width}}  {r['params']:>11,}  {r['loss']:>7.4f}  "
+              f"{r['perplexity']:>10.3f}" for r in result["results"]]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from supernet.checkpoint import load_checkpoint, model_from_checkpoint, space_of
+    from supernet.data import Tokenizer
+    from supernet.evaluate import default_device
+    from supernet.sample import sample
+    from supernet.threads import set_threads
+
+    device = default_device(args.device)
+    data = load_checkpoint(args.ckpt, map_location=device)
+    space = space_of(data)
+    (arch,) = _selected_archs(args, space, many=False) or [space.largest()]
+    model = model_from_checkpoint(data).to(device)
+    set_threads(args.threads, arch, model.config.vocab_size, model.config.block_size)
+    texts = sample(model, arch, Tokenizer.from_dict(data["tokenizer"]), args.prompt,
+                   args.tokens, args.num_samples, args.temperature, args.top_k, args.seed)
+    sys.stdout.write("\n---------------\n".join(texts) + "\n")
     return 0
 
 
@@ -188,7 +277,9 @@ def cmd_export_subnet(args: argparse.Namespace) -> int:
     from supernet.checkpoint import export_subnet, load_checkpoint, space_of
 
     data = load_checkpoint(args.ckpt)
-    (arch,) = _selected_archs(args, space_of(data), many=False)
-    info = export_subnet(data, arch, args.out)
+    archs = _selected_archs(args, space_of(data), many=False)
+    if not archs:
+        raise UserError("choose the architecture: --arch, --largest or --smallest")
+    info = export_subnet(data, archs[0], args.out)
     sys.stdout.write(json.dumps(info, indent=2) + "\n")
     return 0

@@ -27,6 +27,9 @@ def writable_target(path: str | Path, what: str = "output") -> Path:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{what} {path} is a folder; give a file name")
+    blocking = next((p for p in path.parents if p.is_file()), None)
+    if blocking is not None:
+        raise UserError(f"cannot write {what} {path}: {blocking} is a file, not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -21,13 +21,15 @@ def pyplot():
 
 def check_figure_path(path: str | Path) -> Path:
     """`path` if matplotlib can write a figure there (a known suffix, not a folder)."""
-    path = writable_target(path, "figure")
+    path = Path(path)
     from matplotlib.backend_bases import FigureCanvasBase
     formats = FigureCanvasBase.get_supported_filetypes()
+    if path.is_dir():
+        raise UserError(f"figure {path} is a folder; give a file name")
     if path.suffix.lstrip(".").lower() not in formats:
         raise UserError(f"figure {path}: give a file name ending in one of "
                         f"{', '.join('.' + f for f in sorted(formats))} (e.g. plot.png)")
-    return path
+    return writable_target(path, "figure")
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> None:
