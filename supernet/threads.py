@@ -1,10 +1,21 @@
 """How many CPU threads torch uses: chosen from the model's size and the machine's cores.
 
-Torch's default (one thread per core) makes small models slower, not faster: the work of one
-matrix product is too small to split, and the threads' synchronisation dominates; when another
-process holds a core, the spinning threads wait for it. A model whose forward pass over one batch
-is below `SINGLE_THREAD_MACS` multiply-accumulates runs on one thread; larger ones on every core
-this process may use. experiments/threads/ measures the crossover (threads.json).
+Torch's default is one thread per core. On an idle machine that is faster at every model size
+measured, but for small models only by a fraction of the core count; when another process holds
+a core, the threads wait for it at every synchronisation, and all cores are slower than one
+thread at every size. A model whose forward pass over one batch is below `SINGLE_THREAD_MACS`
+multiply-accumulates runs on one thread; larger ones on every core this process may use (shared
+between the processes of a DDP run).
+
+experiments/threads/crossover.json measures it (2-core CPU, torch 2.13, medians of 3; speed-up of
+all cores over one thread, idle / with a core held by another process):
+    L3-d96 .. L4-d192 (2.6e8 .. 1.8e9 MACs)   idle 1.50-1.74x, core held 0.13-0.90x
+    L4-d256 .. L4-d512 (2.4e9 .. 1.3e10)      idle 1.69-2.08x, core held 0.55-0.90x
+Taking for each step the choice with the smaller worst case (one thread forgoes the idle
+speed-up, all cores suffer the held-core slowdown), every step from L4-d256 up runs best on all
+cores, while the training steps of L3-d96 .. L4-d192 (the `tiny` space's largest included) run
+best on one thread: hence the boundary at 2e9. (The tiny space's smallest, L2-d64 at 5e7 MACs,
+takes 3-30 ms a step, where these timings are too noisy to decide; it stays on one thread.)
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ import torch
 from nas.core.arch import Arch
 from nas.core.errors import UserError
 
-# Below this many MACs per forward pass of one batch, one thread is fastest (threads.json).
+# Below this many MACs per forward pass of one batch, one thread (experiments/threads/).
 SINGLE_THREAD_MACS = 2e9
 
 

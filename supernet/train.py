@@ -114,13 +114,18 @@ def sandwich_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, arch
 
 # -- settings and resume -------------------------------------------------------------------------
 
+def _resolve_space(space: str) -> str:
+    """A search-space YAML file as an absolute path; a preset name (or a missing file, for the
+    error message) unchanged."""
+    if space not in SPACE_PRESETS and Path(space).is_file():
+        return str(Path(space).resolve())
+    return space
+
+
 def normalised(cfg: TrainConfig) -> TrainConfig:
     """`cfg` as a run records it: a local dataset or space file as an absolute path, the
     architecture as its key, so the run can be evaluated or resumed from any directory."""
-    space = cfg.space
-    if space not in SPACE_PRESETS and Path(space).is_file():
-        space = str(Path(space).resolve())
-    return replace(cfg, dataset=resolve_dataset(cfg.dataset), space=space,
+    return replace(cfg, dataset=resolve_dataset(cfg.dataset), space=_resolve_space(cfg.space),
                    arch=resolve_model(cfg.arch)[0].key if cfg.arch else None)
 
 
@@ -153,8 +158,10 @@ def _check_resumable(data: dict[str, Any], cfg: TrainConfig) -> None:
         if f.name in RESUMABLE or f.name in ("out", "resume"):
             continue
         old = saved.get(f.name, f.default)
-        if f.name == "dataset":
+        if f.name == "dataset":                 # as recorded by older runs: maybe relative
             old = resolve_dataset(old)
+        elif f.name == "space":
+            old = _resolve_space(old)
         if old != getattr(cfg, f.name):
             diffs.append(f"{flag_of(f.name)} differs (checkpoint {old!r}, given "
                          f"{getattr(cfg, f.name)!r})")
@@ -253,11 +260,11 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
 
     log = None
     if main:
-        writer = (summary_writer(out / "tensorboard", purge_step=step or None)
-                  if cfg.tensorboard else None)
+        # records after `step` are from an interrupted run (or one that never checkpointed)
+        writer = summary_writer(out / "tensorboard", purge_step=step) if cfg.tensorboard else None
         out.mkdir(parents=True, exist_ok=True)
+        _truncate_logs(out, step)
         if resume_data:
-            _truncate_logs(out, step)
             print(f"resuming {out} from step {step} of {cfg.steps}", flush=True)
         atomic_write_text(out / "config.json", json.dumps(
             {**asdict(cfg), "vocab_size": model_config.vocab_size, "world_size": world,
@@ -408,7 +415,8 @@ def read_log(out: str | Path) -> list[dict[str, Any]]:
 
 
 def _truncate_logs(out: Path, step: int) -> None:
-    """On resume, drop records written after the checkpoint by the interrupted run."""
+    """Drop records written after the checkpoint (all of them for a new run) by a run that was
+    interrupted."""
     kept = [r for r in read_log(out) if r["step"] <= step]
     atomic_write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
 

@@ -120,3 +120,9 @@ def test_quickstart_runs_every_stage_then_skips_them(tmp_path, capsys):
     assert "lookup table: exists" in second and "search: done" in second
     assert "export: exists" in second
     assert sorted((tmp_path / "search" / "export").glob("*.yaml")) == exported
+    # more steps: the supernet continues with its own settings (eval interval, seed ...)
+    more = [a if a != "2" else "4" for a in args]
+    assert main(more) == 0
+    assert "resuming" in capsys.readouterr().out
+    from supernet.checkpoint import load_checkpoint
+    assert load_checkpoint(tmp_path / "supernet", "last")["step"] == 4

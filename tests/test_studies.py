@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+from costmodel.simulate import SIMULATOR_VERSION
 
 STUDIES = Path(__file__).resolve().parents[1] / "experiments" / "studies"
 sys.path.insert(0, str(STUDIES))
@@ -41,7 +44,8 @@ def test_accelerator_onchip_units_speed_up_and_matmuls_dominate_again():
 def test_accelerator_main_writes_json_and_png_atomically(tmp_path):
     assert accelerator.main(["--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "accelerator.json").read_text())
-    assert data["command"].startswith("python") and data["machine"]["cpu_count"]
+    assert data["simulator_version"] == SIMULATOR_VERSION
+    assert data["machine"]["cpu_count"] == os.cpu_count()
     assert (tmp_path / "accelerator.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["accelerator.json", "accelerator.png"]
 

@@ -263,6 +263,26 @@ def test_resume_after_a_crash_gives_identical_losses(files, tmp_path, monkeypatc
         [r["step"] for r in train_mod.read_log(tmp_path / "resumed")]
 
 
+def test_a_run_killed_before_its_first_checkpoint_starts_over_cleanly(files, tmp_path,
+                                                                     monkeypatch):
+    real_step = train_mod.sandwich_step
+    calls = {"n": 0}
+
+    def crashing_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:                         # after 2 logged steps, before step 3's eval
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "sandwich_step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(files, tmp_path / "r", steps=3, n_random=0, eval_random=0))
+    assert [r["step"] for r in train_mod.read_log(tmp_path / "r")] == [1, 2]
+    monkeypatch.setattr(train_mod, "sandwich_step", real_step)
+    train(tiny_cfg(files, tmp_path / "r", steps=3, n_random=0, eval_random=0))
+    assert [r["step"] for r in train_mod.read_log(tmp_path / "r")] == [1, 2, 3, 3]
+
+
 def test_students_learn_from_labels_until_distill_after(files, tmp_path):
     out = train(tiny_cfg(files, tmp_path / "da", steps=3, eval_interval=3, distill_after=2))
     records = [r for r in train_mod.read_log(out) if r["kind"] == "train"]

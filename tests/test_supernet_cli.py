@@ -67,6 +67,9 @@ def test_resume_with_only_steps_works_from_another_directory(workdir, capsys, mo
     assert data["config"]["batch_size"] == 4 and data["config"]["eval_interval"] == 2
     assert data["config"]["dataset"] == str((workdir / "corpus.txt").resolve())
     assert [r["step"] for r in read_log(workdir / "run") if r["kind"] == "eval"] == [2, 4, 6]
+    code, out, err = nas(capsys, "eval", "--ckpt", "../run", "--largest", "--json")
+    assert code == 0, err
+    assert json.loads(out)["step"] == 6
 
 
 def test_resume_refuses_a_typed_option_that_differs(workdir, capsys):

@@ -21,10 +21,12 @@ def restore_threads():
 
 def test_small_models_get_one_thread_large_ones_every_core():
     test_model = threads.forward_macs(SPACE.largest(), VOCAB, 4 * 16)
-    tiny_smallest = threads.forward_macs(SearchSpace.load("tiny").smallest(), 65, 12 * 64)
+    tiny = SearchSpace.load("tiny")
     survey = threads.forward_macs(SearchSpace.load("survey").largest(), 33278, 12 * 64)
     assert threads.auto_threads(test_model, cores=8) == 1
-    assert threads.auto_threads(tiny_smallest, cores=8) == 1
+    for arch in (tiny.smallest(), tiny.largest()):      # Tiny Shakespeare: 65 characters
+        for tokens in (12 * 64, 16 * 64):               # a training batch, an eval batch
+            assert threads.auto_threads(threads.forward_macs(arch, 65, tokens), cores=8) == 1
     assert threads.auto_threads(survey, cores=8) == 8
     assert threads.auto_threads(threads.SINGLE_THREAD_MACS, cores=8) == 8
 

@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "usable_cores": cores,
                     "torch": torch.__version__, "load_average_at_start": load_at_start,
                     "load_average_at_end": os.getloadavg()},
-        "command": "python experiments/threads/crossover.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python experiments/threads/crossover.py", *sys.argv[1:]]),
         "setup": {"vocab": VOCAB, "block": BLOCK, "train_batch": TRAIN_BATCH,
                   "eval_batch": EVAL_BATCH, "repeats": args.repeats, "steps": args.steps,
                   "conditions": CONDITIONS},

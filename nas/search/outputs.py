@@ -141,7 +141,7 @@ def write_outputs(result: SearchResult, out: str | Path, table, info: dict[str, 
         plot_pareto(result.history, result.front, result.largest, paths["pareto.png"],
                     objective=objective, picks=picks,
                     title=f"{result.config.algorithm}, objective {objective}, {table.hw_name}, "
-                          f"{len(result.history)} candidates; circled: `nas export` defaults")
+                          f"{len(result.history)} candidates; circled: nas export's defaults")
     else:
         paths.pop("pareto.png")
     return paths
