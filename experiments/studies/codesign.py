@@ -8,8 +8,9 @@ perplexity, then retrain the picked architectures and the largest one from scrat
 (`nas train-subnet`, same recipe and steps) and evaluate all of them on the same validation
 tokens, to check that the inherited-weight perplexities hold.
 
-Training goes through the `nas` command line in-process, the search through `nas.pipeline`
-(what `nas search` runs); every stage is skipped when its output exists (re-running resumes).
+Training runs `supernet.train.train` (what `nas train-supernet` / `train-subnet` run), the
+search `nas.pipeline.run_search` (what `nas search` runs); every stage is skipped when its output
+exists, and an interrupted one continues.
 
     python experiments/studies/codesign.py                 # both corpora, the config below
     (writes codesign_<corpora>.json and .png here; checkpoints and searches under runs/)
@@ -28,7 +29,6 @@ from pathlib import Path
 
 from common import HERE, provenance, pyplot, save_figure, write_json
 
-from nas.cli import main as nas
 from nas.core.arch import Arch
 from nas.pipeline import SearchJob, run_search
 from nas.search.candidate import PPL_DELTAS, reductions
@@ -69,20 +69,25 @@ class Config:
     threads: int | None = None
 
 
-def run_nas(*argv: str) -> None:
-    code = nas([str(a) for a in argv])
-    if code:
-        raise SystemExit(f"nas {' '.join(map(str, argv))} exited with {code}")
+def train_run(cfg: Config, corpus: Corpus, out: Path, arch: str | None = None) -> None:
+    """`nas train-supernet` (or `train-subnet` with `arch`) into `out`, continued with the run's
+    own settings when it was interrupted."""
+    from supernet.config import TrainConfig
+    from supernet.train import resume_config, train
+    if (out / "last.pt").exists():
+        train(resume_config(out, {"steps": cfg.steps, "threads": cfg.threads,
+                                  "progress": False}))
+    else:
+        train(TrainConfig(out=str(out), space=cfg.space, arch=arch, dataset=corpus.dataset,
+                          tokenizer=corpus.tokenizer, steps=cfg.steps,
+                          block_size=cfg.block_size, seed=cfg.seed, threads=cfg.threads,
+                          progress=False))
 
 
 def train_supernet(cfg: Config, corpus: Corpus, run: Path) -> Path:
     out = run / "supernet"
     if not (out / "best.pt").exists() or not _finished(out, cfg.steps):
-        run_nas("train-supernet", "--space", cfg.space, "--dataset", corpus.dataset,
-                "--tokenizer", corpus.tokenizer, "--steps", cfg.steps, "--block-size",
-                cfg.block_size, "--seed", cfg.seed, "--out", out, "--no-progress",
-                *(["--resume"] if (out / "last.pt").exists() else []),
-                *(["--threads", cfg.threads] if cfg.threads else []))
+        train_run(cfg, corpus, out)
     return out
 
 
@@ -137,11 +142,7 @@ def retrain_check(cfg: Config, corpus: Corpus, run: Path, supernet: Path, keys: 
     for arch, ppl in zip(archs, inherited):
         out = run / "retrain" / arch.key
         if not _finished(out, cfg.steps):
-            run_nas("train-subnet", "--arch", arch.key, "--dataset", corpus.dataset,
-                    "--tokenizer", corpus.tokenizer, "--steps", cfg.steps, "--block-size",
-                    cfg.block_size, "--seed", cfg.seed, "--out", out, "--no-progress",
-                    *(["--resume"] if (out / "last.pt").exists() else []),
-                    *(["--threads", cfg.threads] if cfg.threads else []))
+            train_run(cfg, corpus, out, arch=arch.key)
         alone = SupernetEvaluator(out, max_tokens=cfg.check_tokens).perplexity([arch])[0]
         rows.append({"key": arch.key, "params": arch.params(inherited_eval.vocab_size,
                                                             inherited_eval.block_size),

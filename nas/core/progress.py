@@ -36,7 +36,7 @@ class LineProgress:
 
     def _line(self) -> None:
         post = ", ".join(f"{k}={v}" for k, v in self.postfix.items())
-        pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
+        pct = f" ({100 * self.n // self.total}%)" if self.total else ""
         print(f"{self.desc}: {self.n}/{self.total} {self.unit}{pct} in "
               f"{time.perf_counter() - self._t0:.0f} s" + (f", {post}" if post else ""),
               file=self.file, flush=True)
