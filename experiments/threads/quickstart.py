@@ -21,23 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+
+from crossover import core_held     # the same busy process as the crossover benchmark
 
 HERE = Path(__file__).resolve().parent
-
-
-@contextmanager
-def busy_core(enabled: bool) -> Iterator[None]:
-    """A process spinning on one core for the duration (none when not enabled)."""
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if enabled else None
-    try:
-        yield
-    finally:
-        if hog is not None:
-            hog.kill()
-            hog.wait()
 
 
 def quickstart_seconds(nas: str, extra: list[str]) -> float:
@@ -62,7 +50,7 @@ def main() -> int:
     rows = []
     for busy in (False, True):
         for rep in range(args.repeats):
-            with busy_core(busy):
+            with core_held(busy):
                 default = quickstart_seconds(args.nas, [])
                 one = quickstart_seconds(args.nas, ["--threads", "1"])
             rows.append({"busy_core": busy, "repeat": rep, "default_s": round(default, 2),
