@@ -250,7 +250,7 @@ class CostTable:
             problems.append(f"workload {Workload(**ours).key}, not {workload.key}: "
                             f"{', '.join(diff)}")
         if meta.get("sparsity") != _sparsity_meta(sparsity):
-            problems.append(f"attention {_describe_sparsity(meta.get('sparsity'))}, not "
+            problems.append(f"{_describe_sparsity(meta.get('sparsity'))}, not "
                             f"{_describe_sparsity(_sparsity_meta(sparsity))}")
         if problems:
             raise UserError(f"{self.where}: built for "
