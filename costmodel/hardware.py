@@ -1,9 +1,10 @@
 """Accelerator hardware configurations: one frozen dataclass, YAML presets, one-line validation errors.
 
 A `HardwareConfig` describes a Gemmini-like accelerator: an R x C systolic array (weight- or
-output-stationary), a scratchpad for inputs and weights, an accumulator for int32 partial sums,
-a DRAM bus, special-function units (SFUs) for softmax/LayerNorm/GELU/add on chip or on the host
-CPU, and optionally a ViTCoD-like sparse attention engine that takes a share of the PEs.
+output-stationary) or R MAC lines of C MACs (ViTCoD's engines), a scratchpad for inputs and
+weights, an accumulator for int32 partial sums, a DRAM bus, special-function units (SFUs) for
+softmax/LayerNorm/GELU/add on chip or on the host CPU, and optionally a ViTCoD-like dense +
+sparse attention engine pair (see costmodel.sparse_engine for its model and sources).
 
 Every default number carries its source in a comment. Energies are per action in picojoules.
 Presets live in `costmodel/presets/<name>.yaml` and only list what differs from the defaults.
@@ -23,26 +24,54 @@ import yaml
 from nas.core.arch import load_mapping
 from nas.core.errors import UserError
 
-DATAFLOWS = ("ws", "os")          # weight-stationary (Gemmini default), output-stationary
+DATAFLOWS = ("ws", "os", "both")  # weight-stationary (Gemmini default), output-stationary,
+                                  # or both, chosen per GEMM (Gemmini can switch at run time)
+# How GEMMs are mapped onto the array and buffers (costmodel.mapping): SCALE-Sim's schedule,
+# Gemmini's software tiler, or a per-GEMM mapping search minimising an objective.
+MAPPING_MODES = ("scalesim", "gemmini", "search")
+MAPPING_OBJECTIVES = ("latency", "energy", "edp")
 SFU_PLACES = ("onchip", "host")   # where softmax, LayerNorm, GELU and residual adds run
+PE_ARRAYS = ("systolic", "lines")  # R x C systolic array, or R MAC lines of C MACs (ViTCoD)
+SPARSE_ALLOCATIONS = ("fixed", "dynamic")  # how the attention engines share the PE rows/lines
+HEAD_TIMINGS = ("slowest", "first")        # which head's time an attention product takes
 
 
 # -- energy of an SRAM access as a function of its size -----------------------------------------
 # Horowitz, "Computing's energy problem", ISSCC 2014 (45 nm): a 64-bit read costs 10 pJ from an
-# 8 KB SRAM, 20 pJ from 32 KB and 100 pJ from 1 MB. We interpolate linearly in log2(size) and
-# charge writes like reads (the paper gives one figure per access).
+# 8 KB SRAM, 20 pJ from 32 KB and 100 pJ from 1 MB. Between the points we interpolate log-log,
+# i.e. a power law E ~ size^a (a = 0.50 from 8 to 32 KB, 0.46 from 32 KB to 1 MB: the
+# square-root growth of wordline and bitline length with capacity that the points follow), and
+# charge writes like reads (the paper gives one figure per access). Until simulator 1.0 this
+# interpolated linearly in log2(size), which puts 256 KiB at 68 pJ instead of 53 pJ per 64 bits
+# and needed a floor below 4 KB; the power law stays positive without one.
 _SRAM_POINTS_KIB_PJ64 = ((8.0, 10.0), (32.0, 20.0), (1024.0, 100.0))
 
 
 def sram_pj_per_byte(size_kib: float) -> float:
     """Energy of reading or writing one byte of an SRAM of `size_kib` KiB (Horowitz 2014, 45 nm),
-    piecewise linear in log2(size), extrapolated from the nearest segment outside 8 KB..1 MB."""
+    piecewise linear in log(size)-log(energy), extrapolated from the nearest segment outside
+    8 KB..1 MB."""
     (s0, e0), (s1, e1), (s2, e2) = _SRAM_POINTS_KIB_PJ64
-    x = math.log2(max(size_kib, 1e-9))
-    if x > math.log2(s1):
+    x = math.log(max(size_kib, 1e-9))
+    if x > math.log(s1):
         (s0, e0), (s1, e1) = (s1, e1), (s2, e2)
-    t = (x - math.log2(s0)) / (math.log2(s1) - math.log2(s0))
-    return max(e0 + t * (e1 - e0), 1.0) / 8.0     # floor: 1 pJ per 64 bits for tiny arrays
+    t = (x - math.log(s0)) / (math.log(s1) - math.log(s0))
+    return math.exp(math.log(e0) + t * (math.log(e1) - math.log(e0))) / 8.0
+
+
+# -- energy of the PE registers per MAC ----------------------------------------------------------
+# Aladdin's 40 nm register model (Shao et al., ISCA 2014; the table Accelergy's Aladdin plug-in
+# ships): 0.009 pJ per bit accessed. Per MAC a PE reads its three operands (input, weight,
+# partial sum) and writes two registers (the input passed to its neighbour, the new partial sum):
+# 3 x 8 + 2 x 32 = 88 bits for int8/int32, 0.79 pJ. Until simulator 1.0 this was 0.3 pJ, "about
+# one MAC" after Eyeriss's register-file figure (Chen et al., ISCA 2016), which is per access, not
+# per MAC: it charged about one 32-bit access where a MAC makes four or five.
+REGISTER_PJ_PER_BIT = 0.009
+
+
+def register_pj_per_mac(input_bits: int, acc_bits: int) -> float:
+    """PE-register energy of one MAC: (3 input-width + 2 accumulator-width accesses) x pJ/bit."""
+    return (3 * input_bits + 2 * acc_bits) * REGISTER_PJ_PER_BIT
 
 
 @dataclass(frozen=True)
@@ -54,6 +83,18 @@ class HardwareConfig:
     rows: int = 16                      # R: PE rows (reduction dimension K in weight-stationary)
     cols: int = 16                      # C: PE columns (output dimension N)
     dataflow: str = "ws"
+    # PEs hold two sets of weights, so the next fold's weights preload while the current fold
+    # streams (Gemmini's PEs double-buffer their weights: Genc et al. DAC 2021); only the
+    # "search" mapping exploits it (SCALE-Sim and Gemmini's tiler pay every preload)
+    weight_double_buffer: bool = True
+    # -- GEMM mapping (costmodel.mapping): "scalesim" (the validated default), "gemmini"
+    # (tiled_matmul_auto), "search" (per-GEMM search); the objective of "search"
+    mapping: str = "scalesim"
+    mapping_objective: str = "latency"
+    # "systolic": the R x C array above (SCALE-Sim conventions); "lines": R MAC lines of C MACs
+    # with an adder tree each (ViTCoD's engines, PE_width x PE_height; costmodel.sparse_engine),
+    # a line reducing C products per cycle into one output, no preload/fill/drain (dataflow unused)
+    pe_array: str = "systolic"
     clock_hz: float = 1.0e9             # Gemmini ASIC evaluations run at 1 GHz (Genc et al. 2021)
     input_bits: int = 8                 # int8 inputs and weights (Gemmini default)
     acc_bits: int = 32                  # int32 accumulation (Gemmini default)
@@ -80,13 +121,25 @@ class HardwareConfig:
     host_cycles_add: float = 4.0        # load, load, add, store
     host_cycles_quant: float = 4.0      # dequantize int8->fp32 or requantize fp32->int8, per element
 
-    # -- ViTCoD-like sparse attention engine (You et al., HPCA 2023)
+    # -- ViTCoD-like sparse attention engine (You et al., HPCA 2023; costmodel.sparse_engine)
     sparse_engine: bool = False         # attention products split into a dense and a sparse engine
     sparse_pe_fraction: float = 1.0 / 3.0  # share of the array's rows given to the sparse engine
+    # "fixed": the split above for every head; "dynamic": ViTCoD's per-head split of the rows in
+    # proportion to the dense and sparse work (ViTCoD.py: dense_PE_width = int(PE_width x ratio))
+    sparse_allocation: str = "fixed"
+    # Q.K^T -> softmax -> A.V fused on chip: scores never go to DRAM; on such hardware dense
+    # attention also runs on the engines (every column dense)
+    attention_fusion: bool = False
+    qk_compression: float = 1.0         # Q and K kept in DRAM at this share of their size by
+                                        # ViTCoD's auto-encoder, decoded on chip (1 = none)
+    attention_lanes: int = 0            # MAC lanes of the attention engines, 0 = rows x cols
+    head_timing: str = "slowest"        # heads run in parallel on equal shares of the lanes; an
+                                        # attention product lasts as long as its slowest head, or
+                                        # head 0 ("first": what ViTCoD's simulator counts)
 
     # -- energy per action (pJ); 0 = derive from the sizes above
     mac_pj: float = 0.3                 # Horowitz 2014 45 nm: 8-bit mult 0.2 pJ + 32-bit add 0.1 pJ
-    rf_pj_per_mac: float = 0.3          # PE pipeline registers, ~1x a MAC (Chen et al., Eyeriss, ISCA 2016)
+    rf_pj_per_mac: float = 0.0          # PE registers; 0 -> register_pj_per_mac(input_bits, acc_bits)
     scratchpad_pj_per_byte: float = 0.0  # 0 -> sram_pj_per_byte(scratchpad_kib)
     accumulator_pj_per_byte: float = 0.0  # 0 -> sram_pj_per_byte(accumulator_kib)
     dram_pj_per_byte: float = 162.5     # Horowitz 2014: DRAM 1.3-2.6 nJ per 64 bits (low end)
@@ -120,16 +173,30 @@ class HardwareConfig:
                                 f"got {getattr(self, name)}")
         for name in ("mac_pj", "rf_pj_per_mac", "scratchpad_pj_per_byte", "host_cycles_quant",
                      "accumulator_pj_per_byte", "dram_pj_per_byte", "sfu_pj_per_op",
-                     "host_pj_per_cycle", "static_power_w"):
+                     "host_pj_per_cycle", "static_power_w", "attention_lanes"):
             if getattr(self, name) < 0:
                 raise UserError(f"hardware '{self.name}': {name} must be >= 0, "
                                 f"got {getattr(self, name)}")
         if self.dataflow not in DATAFLOWS:
             raise UserError(f"hardware '{self.name}': unknown dataflow {self.dataflow!r} "
                             f"(choose {' or '.join(DATAFLOWS)})")
-        if self.sfu not in SFU_PLACES:
-            raise UserError(f"hardware '{self.name}': sfu must be one of {list(SFU_PLACES)}, "
-                            f"got {self.sfu!r}")
+        for name, choices in (("mapping", MAPPING_MODES),
+                              ("mapping_objective", MAPPING_OBJECTIVES)):
+            if getattr(self, name) not in choices:
+                raise UserError(f"hardware '{self.name}': {name} must be one of "
+                                f"{', '.join(choices)}, got {getattr(self, name)!r}")
+        for name, choices in (("sfu", SFU_PLACES), ("pe_array", PE_ARRAYS),
+                              ("sparse_allocation", SPARSE_ALLOCATIONS),
+                              ("head_timing", HEAD_TIMINGS)):
+            if getattr(self, name) not in choices:
+                raise UserError(f"hardware '{self.name}': {name} must be one of {list(choices)}, "
+                                f"got {getattr(self, name)!r}")
+        if self.attention_fusion and self.sfu != "onchip":
+            raise UserError(f"hardware '{self.name}': attention_fusion needs sfu: onchip (the "
+                            "softmax runs on the scores inside the fused kernel)")
+        if not 0.0 < self.qk_compression <= 1.0:
+            raise UserError(f"hardware '{self.name}': qk_compression must be in (0, 1], "
+                            f"got {self.qk_compression}")
         if self.input_bits % 8 or self.acc_bits % 8:
             raise UserError(f"hardware '{self.name}': input_bits and acc_bits must be whole bytes")
         if self.sparse_engine and not (0.0 < self.sparse_pe_fraction < 1.0
@@ -150,6 +217,9 @@ class HardwareConfig:
         if self.accumulator_pj_per_byte == 0:
             object.__setattr__(self, "accumulator_pj_per_byte",
                                sram_pj_per_byte(self.accumulator_kib))
+        if self.rf_pj_per_mac == 0:
+            object.__setattr__(self, "rf_pj_per_mac",
+                               register_pj_per_mac(self.input_bits, self.acc_bits))
 
     # -- derived sizes ----------------------------------------------------------------------
     @property
@@ -180,6 +250,11 @@ class HardwareConfig:
     def sparse_rows(self) -> int:
         """PE rows of the sparse attention engine (the rest form the dense engine)."""
         return int(round(self.rows * self.sparse_pe_fraction)) if self.sparse_engine else 0
+
+    @property
+    def engine_lanes(self) -> int:
+        """MAC lanes the attention engines share (attention_lanes, or every PE)."""
+        return self.attention_lanes or self.pes
 
     def host_cycles_per_element(self, kind: str) -> float:
         return getattr(self, f"host_cycles_{kind}")
@@ -233,12 +308,13 @@ def scalesim_equivalent(rows: int, cols: int, dataflow: str = "ws", ifmap_kb: fl
 
 def derive(base: str, name: str, description: str = "", **changes: Any) -> HardwareConfig:
     """Preset `base` with some fields changed (what a hardware YAML with `base:` gives); the
-    SRAM energies per byte are re-derived from the new sizes unless given in `changes`."""
+    SRAM and register energies are re-derived from the new sizes unless given in `changes`."""
     if base not in PRESETS:
         raise UserError(f"hardware: base '{base}' is not a preset ({', '.join(PRESETS)})")
     data = PRESETS[base].to_dict()
     data.update(name=name, description=description or f"{base} with {changes}",
-                scratchpad_pj_per_byte=0.0, accumulator_pj_per_byte=0.0)   # 0 = re-derive
+                scratchpad_pj_per_byte=0.0, accumulator_pj_per_byte=0.0,
+                rf_pj_per_mac=0.0)                                          # 0 = re-derive
     data.update(changes)
     return HardwareConfig.from_dict(data, name=name)
 
@@ -264,4 +340,6 @@ def load_hardware(name_or_path: str | Path) -> HardwareConfig:
 
 
 __all__ = ["HardwareConfig", "PRESETS", "load_hardware", "derive", "scalesim_equivalent",
-           "sram_pj_per_byte", "DATAFLOWS"]
+           "sram_pj_per_byte", "register_pj_per_mac", "DATAFLOWS", "MAPPING_MODES",
+           "MAPPING_OBJECTIVES", "PE_ARRAYS",
+           "SPARSE_ALLOCATIONS", "HEAD_TIMINGS"]

@@ -3,19 +3,18 @@
 The cost of an operator is a pure function of (op, hardware, sparsity), and a model's totals are
 exact sums over its operators (static energy = static power x that operator's own time), so
 lookup tables can simulate each group of operators once and add. Every operator reads its
-inputs from DRAM and writes its output back (layer-by-layer schedule, no fusion).
+inputs from DRAM and writes its output back (layer-by-layer schedule, no fusion), except on
+hardware that fuses attention (`attention_fusion`): there Q.K^T, softmax and A.V keep the
+scores on chip.
 
-GEMM OUT[M, N] = A[M, K] @ B[K, N] on an R x C array (SCALE-Sim conventions):
-- weight-stationary (WS): a fold preloads an R x C block of B, then streams the M rows of the
-  tile through it; fold = 2R + C + M_tile - 2 cycles (preload R, fill R, drain C), as SCALE-Sim
-  3.0.0 computes it; ceil(K/R) x ceil(N/C) folds per M tile.
-- output-stationary (OS): each R x C output tile streams K: K + R + C - 2 cycles per K tile.
-- Tiles (tm, tk, tn) are chosen to fit the scratchpad (A and B tiles) and the accumulator (int32
-  output tile), double-buffered; DRAM traffic per operand follows from the tiling and loop
-  order; with double buffering transfers overlap compute, except the first load and last store.
+GEMM OUT[M, N] = A[M, K] @ B[K, N] on an R x C array (SCALE-Sim conventions): its tiling, loop
+order, dataflow and overlaps (its *mapping*) and the cycles and traffic that follow come from
+`costmodel.mapping`, by the hardware's `mapping` mode ("scalesim", "gemmini" or "search").
 Non-linear operators run on special-function units (lanes x passes over the data) or on the
 host CPU (data moved to the host and back, dequantize/requantize, host compute).
-Attention products can run on a ViTCoD-like dense + sparse engine pair (see costmodel.sparsity).
+Attention products can run on a ViTCoD-like dense + sparse engine pair, fused with their softmax
+or not, and GEMMs on ViTCoD's MAC lines instead of a systolic array (costmodel.sparse_engine,
+costmodel.sparsity).
 """
 
 from __future__ import annotations
@@ -27,12 +26,13 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from costmodel.hardware import HardwareConfig
+from costmodel.mapping import GemmCost, map_gemm, os_compute_cycles, ws_compute_cycles
 from costmodel.sparsity import AttentionSparsity
-from costmodel.workload import (ACT_MATMUL, ADD, GELU, GEMM, LAYERNORM, SOFTMAX, Op, Workload,
-                                model_ops)
+from costmodel.workload import (ACT_MATMUL, ADD, GELU, GEMM, LAYERNORM, PROJECTION, SOFTMAX, Op,
+                                Workload, model_ops)
 from nas.core.arch import Arch
 
-SIMULATOR_VERSION = "1.0"   # bump whenever a cost formula changes (lookup tables check it)
+SIMULATOR_VERSION = "2.0"   # bump whenever a cost formula changes (lookup tables check it)
 
 # Passes an SFU makes over the data of one element (Kim et al. 2023 Sec. 3.3: reductions read
 # the accumulator several times): softmax = max, exp+sum, normalise; LayerNorm = mean, variance,
@@ -43,7 +43,6 @@ SFU_PASSES = {SOFTMAX: 3, LAYERNORM: 3, GELU: 1, ADD: 1}
 # i-GELU = sign/clip + 2nd-order polynomial for erf + multiply = 6; add = add + requantise = 2.
 SFU_OPS_PER_ELEMENT = {SOFTMAX: 9, LAYERNORM: 6, GELU: 6, ADD: 2}
 HOST_KINDS = (SOFTMAX, LAYERNORM, GELU)   # residual adds stay on chip (Gemmini's accumulator add)
-INDEX_BYTES = 2                           # column index per non-zero of a sparse attention map
 PJ = 1e-12
 
 
@@ -63,6 +62,7 @@ class OpCost:
     host_cycles: float = 0.0      # host CPU time, in accelerator cycles
     energy: dict = field(default_factory=dict, compare=False, hash=False)  # pJ by component
     traffic: dict = field(default_factory=dict, compare=False, hash=False)  # bytes by operand
+    mapping: dict | None = field(default=None, compare=False, hash=False)  # GEMMs: Mapping.to_dict
 
     def to_dict(self) -> dict:
         return {"name": self.op.name, "kind": self.op.kind, "class": self.op.cls,
@@ -74,116 +74,18 @@ class OpCost:
                 "dense_engine_cycles": self.dense_engine_cycles,
                 "sparse_engine_cycles": self.sparse_engine_cycles,
                 "host_cycles": self.host_cycles, "energy_breakdown_pj": dict(self.energy),
-                "traffic_bytes": dict(self.traffic)}
+                "traffic_bytes": dict(self.traffic), "mapping": self.mapping}
 
 
 # -- GEMM -----------------------------------------------------------------------------------
 
-class GemmCost(NamedTuple):
-    """One M x K x N GEMM instance on an array with `rows` rows (not yet repeated/batched)."""
-    compute: float        # array busy cycles
-    dram: float           # DRAM transfer cycles
-    exposed: float        # transfers not hidden by double buffering (first load + last store)
-    dram_a: float         # bytes of A read from DRAM
-    dram_b: float         # bytes of B read from DRAM
-    dram_out: float       # bytes of the output written to DRAM
-    sp_read: float
-    sp_write: float
-    acc_read: float
-    acc_write: float
-    tile: tuple[int, int, int]
-
-    @property
-    def cycles(self) -> float:
-        return max(self.compute, self.dram) + self.exposed
-
-    @property
-    def dram_bytes(self) -> float:
-        return self.dram_a + self.dram_b + self.dram_out
-
-    def traffic(self, count: int = 1) -> dict[str, float]:
-        """Bytes per operand and buffer, for `count` instances."""
-        return {"dram_read_a": self.dram_a * count, "dram_read_b": self.dram_b * count,
-                "dram_write": self.dram_out * count, "scratchpad_read": self.sp_read * count,
-                "scratchpad_write": self.sp_write * count,
-                "accumulator_read": self.acc_read * count,
-                "accumulator_write": self.acc_write * count}
-
-
-def _tile_sizes(total: int, unit: int) -> list[int]:
-    """Whole dimension, and multiples of the array size halving down to one array width."""
-    sizes, t = {total}, unit
-    while t < total:
-        sizes.add(t)
-        t *= 2
-    return sorted(sizes)
-
-
-def ws_compute_cycles(m: int, k: int, n: int, rows: int, cols: int, tm: int) -> float:
-    """WS: ceil(K/R) * ceil(N/C) folds per M tile, fold = 2R + C + tm - 2 (SCALE-Sim 3.0.0)."""
-    m_tiles = math.ceil(m / tm)
-    return math.ceil(k / rows) * math.ceil(n / cols) * (m_tiles * (2 * rows + cols - 2) + m)
-
-
-def os_compute_cycles(m: int, k: int, n: int, rows: int, cols: int, tk: int) -> float:
-    """OS: ceil(M/R) * ceil(N/C) output tiles, each K + R + C - 2 cycles per K tile (SCALE-Sim)."""
-    return math.ceil(m / rows) * math.ceil(n / cols) * (k + math.ceil(k / tk) * (rows + cols - 2))
-
-
-def _dram_traffic(m: int, k: int, n: int, tm: int, tk: int, tn: int) -> tuple[int, int]:
-    """Elements of A and B read from DRAM, best of the two output-tile loop orders (K innermost,
-    partial sums stay in the accumulator): an operand tile that does not change between
-    consecutive iterations is not re-read."""
-    mt, nt = math.ceil(m / tm), math.ceil(n / tn)
-    # M outer, N inner: the A row-block stays when it spans all of K
-    a1 = m * k * (1 if tk == k else nt)
-    b1 = k * n * (1 if (tk == k and tn == n) else mt)
-    # N outer, M inner: the B column-block stays when it spans all of K
-    b2 = k * n * (1 if tk == k else mt)
-    a2 = m * k * (1 if (tk == k and tm == m) else nt)
-    return (a1, b1) if a1 + b1 <= a2 + b2 else (a2, b2)
-
-
-@lru_cache(maxsize=65536)
-def gemm_cost(m: int, k: int, n: int, hw: HardwareConfig, rows: int | None = None) -> GemmCost:
-    """Best tiling of one GEMM (fewest steady-state cycles, then least DRAM traffic) and its cost."""
-    rows = rows or hw.rows
-    cols, ib, ab, nbuf = hw.cols, hw.in_bytes, hw.acc_bytes, hw.buffers
-    bw = hw.dram_bytes_per_cycle
-    best: GemmCost | None = None
-    best_rank: tuple = ()
-    for tm in _tile_sizes(m, rows):
-        for tn in _tile_sizes(n, cols):
-            if nbuf * tm * tn * ab > hw.accumulator_bytes:           # int32 output tile
-                continue
-            for tk in _tile_sizes(k, rows):
-                if nbuf * (tm * tk + tk * tn) * ib > hw.scratchpad_bytes:   # A + B tiles
-                    continue
-                if hw.dataflow == "ws":
-                    compute = ws_compute_cycles(m, k, n, rows, cols, tm)
-                    k_folds = math.ceil(k / rows)
-                    sp_read = (m * k * math.ceil(n / cols) + k * n * math.ceil(m / tm)) * ib
-                    acc_rw = m * n * k_folds * ab          # read-modify-write per K fold
-                else:
-                    compute = os_compute_cycles(m, k, n, rows, cols, tk)
-                    sp_read = (m * k * math.ceil(n / cols) + k * n * math.ceil(m / rows)) * ib
-                    acc_rw = m * n * math.ceil(k / tk) * ab
-                a_el, b_el = _dram_traffic(m, k, n, tm, tk, tn)
-                reads, writes = (a_el + b_el) * ib, m * n * ib   # outputs requantised to int8
-                dram = (reads + writes) / bw
-                if hw.double_buffer:
-                    exposed = ((tm * tk + tk * tn) * ib + tm * tn * ib) / bw
-                else:
-                    compute, dram, exposed = compute + dram, 0.0, 0.0
-                cost = GemmCost(compute, dram, exposed, a_el * ib, b_el * ib, writes, sp_read,
-                                reads, acc_rw, acc_rw, (tm, tk, tn))
-                # steady-state time first, then DRAM traffic (energy), then the exposed prologue
-                rank = (max(compute, dram), reads + writes, exposed)
-                if best is None or rank < best_rank:
-                    best, best_rank = cost, rank
-    if best is None:   # cannot happen: HardwareConfig checks the smallest tile fits
-        raise AssertionError(f"no tile of {m}x{k}x{n} fits {hw.name}")
-    return best
+def gemm_cost(m: int, k: int, n: int, hw: HardwareConfig, rows: int | None = None,
+              bias: bool = False, batch: int = 1) -> GemmCost:
+    """One M x K x N GEMM instance on `rows` (default: all) rows of `hw`, mapped by
+    `hw.mapping` (costmodel.mapping, cached per shape). `bias`: the layer has a bias (moved in
+    by Gemmini's tiler); `batch`: instances run back to back (what the search optimises)."""
+    return map_gemm(m, k, n, hw, rows or hw.rows, bias and hw.mapping == "gemmini",
+                    batch if hw.mapping == "search" else 1)
 
 
 # -- per-op costs ---------------------------------------------------------------------------
@@ -200,6 +102,7 @@ class _Cost(NamedTuple):
     host_cycles: float
     traffic: dict
     energy: dict
+    mapping: dict | None = None
 
 
 def _energy(hw: HardwareConfig, cycles: float, macs: float = 0, sp: float = 0, acc: float = 0,
@@ -219,67 +122,27 @@ def _batched(g: GemmCost, batch: int, repeat: int, macs: float, hw: HardwareConf
     """`batch` back-to-back instances (transfers of one overlap compute of the next) repeated
     `repeat` times (separated by other operators: the exposed transfer is paid each time)."""
     count = batch * repeat
-    cycles = repeat * (batch * max(g.compute, g.dram) + g.exposed)
+    cycles = repeat * (batch * g.steady + g.exposed)
     bound = bound or ("compute" if g.compute >= g.dram else "memory")
-    energy = _energy(hw, cycles, macs=macs * count,
-                     sp=(g.sp_read + g.sp_write) * count, acc=(g.acc_read + g.acc_write) * count,
-                     dram=g.dram_bytes * count)
+    energy = _energy(hw, cycles, macs=macs * count, sp=g.sp_bytes * count,
+                     acc=g.acc_bytes * count, dram=g.dram_bytes * count)
     util = macs * count / (cycles * hw.pes) if cycles else 0.0
     return _Cost(cycles, bound, util, g.dram_bytes * count, g.compute * count, g.dram * count,
-                 dense * count, sparse * count, 0.0, g.traffic(count), energy)
+                 dense * count, sparse * count, 0.0, g.traffic(count), energy,
+                 g.mapping.to_dict() if g.mapping else None)
 
 
-def _sparse_attention_op(op: Op, hw: HardwareConfig, sp: AttentionSparsity) -> _Cost:
-    """One attention product per head on the dense + sparse engines (ViTCoD), or on the whole
-    array as a dense GEMM if that is faster (the scheduler's choice; never slower than dense)."""
-    is_qk = op.product == "qk"
-    q, hd = op.m, (op.k if is_qk else op.n)
-    ctx = op.n if is_qk else op.k
-    glob, nnz = sp.split(q, ctx, op.layer)
-    d_rows, s_pes = hw.rows - hw.sparse_rows, hw.sparse_rows * hw.cols
-    ib = hw.in_bytes
-    # dense engine: the global columns as a GEMM on its share of the rows
-    if glob:
-        dense = gemm_cost(q, hd, glob, hw, d_rows) if is_qk else gemm_cost(q, glob, hd, hw, d_rows)
-    else:
-        dense = GemmCost(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, (0, 0, 0))
-    # sparse engine: one MAC per PE per cycle over the non-zeros outside the dense columns
-    sparse_compute = math.ceil(nnz * hd / s_pes)
-    # its DRAM traffic: the dense operand (Q, or V) once, the rows it gathers (K, or the sparse
-    # scores with a column index per non-zero), and its output (sparse scores + indices, or A.V)
-    sparse_scores = nnz * (ib + INDEX_BYTES)
-    if not nnz:
-        a_bytes = b_bytes = out_bytes = 0.0
-    elif is_qk:
-        a_bytes, b_bytes, out_bytes = q * hd * ib, ctx * hd * ib, sparse_scores
-    else:
-        a_bytes, b_bytes, out_bytes = sparse_scores, ctx * hd * ib, q * hd * ib
-    sparse_bytes = a_bytes + b_bytes + out_bytes
-    compute = max(dense.compute, sparse_compute)
-    dram = (dense.dram_bytes + sparse_bytes) / hw.dram_bytes_per_cycle
-    split = GemmCost(compute, dram, dense.exposed, dense.dram_a + a_bytes, dense.dram_b + b_bytes,
-                     dense.dram_out + out_bytes,
-                     dense.sp_read + nnz * hd * ib + nnz * INDEX_BYTES,
-                     dense.sp_write + a_bytes + b_bytes, dense.acc_read + nnz * hw.acc_bytes,
-                     dense.acc_write + nnz * hw.acc_bytes, dense.tile)
-    macs = (q * glob + nnz) * hd
-    full = gemm_cost(op.m, op.k, op.n, hw)
-    bound = "sparse" if sparse_compute > dense.compute and compute >= split.dram else None
-    on_engines = _batched(split, op.batch, op.repeat, macs, hw, dense.compute, sparse_compute,
-                          bound)
-    on_array = _batched(full, op.batch, op.repeat, op.m * op.k * op.n, hw, full.compute, 0.0)
-    return on_engines if on_engines.cycles <= on_array.cycles else on_array
-
-
-def _nonlinear_op(op: Op, hw: HardwareConfig, kept: float = 1.0) -> _Cost:
+def _nonlinear_op(op: Op, hw: HardwareConfig, kept: float = 1.0, fused: bool = False) -> _Cost:
     """Softmax / LayerNorm / GELU / add on the SFUs or on the host CPU. `kept` < 1: a sparse
-    softmax over the kept scores only."""
+    softmax over the kept scores only. `fused`: a softmax inside a fused attention kernel, on
+    the scores where Q.K^T left them in the accumulator (no DRAM or scratchpad traffic)."""
     elements = op.elements * kept
     inputs = 2 if op.kind == ADD else 1
     ib, bw = hw.in_bytes, hw.dram_bytes_per_cycle
-    dram_bytes = elements * (inputs + 1) * ib                 # read the inputs, write the output
-    traffic = {"dram_read_a": elements * ib, "dram_read_b": elements * ib * (inputs - 1),
-               "dram_write": elements * ib}
+    dram_bytes = 0.0 if fused else elements * (inputs + 1) * ib   # read inputs, write output
+    traffic = {"dram_read_a": dram_bytes / (inputs + 1),
+               "dram_read_b": dram_bytes * (inputs - 1) / (inputs + 1),
+               "dram_write": dram_bytes / (inputs + 1)}
     if hw.sfu == "host" and op.kind in HOST_KINDS:
         transfer = dram_bytes / bw                             # to the host and back over the bus
         host = elements * (hw.host_cycles_per_element(op.kind)
@@ -292,15 +155,19 @@ def _nonlinear_op(op: Op, hw: HardwareConfig, kept: float = 1.0) -> _Cost:
     passes = SFU_PASSES[op.kind]
     compute = math.ceil(elements * passes * hw.sfu_cycles_per_element / hw.sfu_lanes)
     memory = dram_bytes / bw
-    if hw.double_buffer:
+    if fused:
+        cycles = compute
+    elif hw.double_buffer:
         exposed = op.n * (inputs + 1) * ib / bw * op.repeat  # first row in, last row out
         cycles = max(compute, memory) + exposed
     else:
         cycles = compute + memory
     # inputs pass through the scratchpad into the accumulator (int32); each pass reads the
-    # accumulator, the result is written back once and leaves through the scratchpad
-    traffic.update(scratchpad_write=elements * ib * inputs, scratchpad_read=elements * ib,
-                   accumulator_write=elements * hw.acc_bytes * (inputs + 1),
+    # accumulator, the result is written back once and leaves through the scratchpad (fused:
+    # the scores are already in the accumulator, and stay there for A.V)
+    staged = 0.0 if fused else elements * ib
+    traffic.update(scratchpad_write=staged * inputs, scratchpad_read=staged,
+                   accumulator_write=elements * hw.acc_bytes * (1 if fused else inputs + 1),
                    accumulator_read=elements * hw.acc_bytes * passes)
     acc = traffic["accumulator_write"] + traffic["accumulator_read"]
     energy = _energy(hw, cycles, sp=dram_bytes, acc=acc,
@@ -310,33 +177,45 @@ def _nonlinear_op(op: Op, hw: HardwareConfig, kept: float = 1.0) -> _Cost:
                  memory, 0.0, 0.0, 0.0, traffic, energy)
 
 
+def _on_engines(op: Op, hw: HardwareConfig, sparsity: AttentionSparsity | None) -> bool:
+    """Attention products and softmax run through the sparse engine model on hardware that has
+    one, given a sparsity, or always when it fuses attention (dense = every column dense)."""
+    return (hw.sparse_engine and (sparsity is not None or hw.attention_fusion)
+            and (op.cls == ACT_MATMUL or op.kind == SOFTMAX))
+
+
 @lru_cache(maxsize=65536)
 def _shape_cost(kind: str, cls: str, product: str, m: int, k: int, n: int, batch: int,
                 repeat: int, layer: int | None, hw: HardwareConfig,
-                sparsity: AttentionSparsity | None) -> _Cost:
-    op = Op("", kind, cls, (), layer, "", m, k, n, batch, repeat, product=product)
+                sparsity: AttentionSparsity | None, heads: int = 0,
+                on_engines: bool = False) -> _Cost:
+    from costmodel import sparse_engine   # here: sparse_engine builds on this module
+    op = Op("", kind, cls, (), layer, "", m, k, n, batch, repeat, heads, product=product)
     if kind == GEMM:
-        if sparsity is not None and hw.sparse_engine and cls == ACT_MATMUL:
-            return _sparse_attention_op(op, hw, sparsity)
-        return _batched(gemm_cost(m, k, n, hw), batch, repeat, m * k * n, hw)
-    kept = 1.0
-    if kind == SOFTMAX and sparsity is not None and hw.sparse_engine:
-        kept = sparsity.kept_fraction(layer)
-    return _nonlinear_op(op, hw, kept)
+        if on_engines:
+            return sparse_engine.attention_product_cost(op, hw, sparsity)
+        # a layer with a bias is a projection; systolic arrays map it as hw.mapping says
+        g = sparse_engine.array_gemm_cost(m, k, n, hw, bias=cls == PROJECTION, batch=batch)
+        return _batched(g, batch, repeat, m * k * n, hw)
+    if on_engines:   # the softmax of the kept scores, in place when attention is fused
+        kept = sparsity.kept_fraction(layer) if sparsity is not None else 1.0
+        return _nonlinear_op(op, hw, kept, fused=hw.attention_fusion)
+    return _nonlinear_op(op, hw)
 
 
 def op_cost(op: Op, hw: HardwareConfig, sparsity: AttentionSparsity | None = None) -> OpCost:
     """Cost of one operator: a pure function of (op shape, hw, sparsity), cached."""
-    sparse_here = sparsity is not None and hw.sparse_engine and (
-        op.cls == ACT_MATMUL or op.kind == SOFTMAX)
+    engines = _on_engines(op, hw, sparsity)
+    per_layer = engines and sparsity is not None and sparsity.per_layer
     # only what the cost depends on goes into the cache key
-    c = _shape_cost(op.kind, op.cls, op.product if sparse_here else "", op.m, op.k, op.n,
-                    op.batch, op.repeat, op.layer if sparse_here and sparsity.per_layer else None, hw,
-                    sparsity if sparse_here else None)
+    c = _shape_cost(op.kind, op.cls, op.product if engines else "", op.m, op.k, op.n,
+                    op.batch, op.repeat, op.layer if per_layer else None, hw,
+                    sparsity if engines else None, op.heads if engines else 0, engines)
     sram = sum(v for k, v in c.traffic.items() if not k.startswith("dram"))
     return OpCost(op, c.cycles, sum(c.energy.values()), c.bound, c.utilization, c.dram_bytes,
                   sram, c.compute_cycles, c.memory_cycles, c.dense_engine_cycles,
-                  c.sparse_engine_cycles, c.host_cycles, dict(c.energy), dict(c.traffic))
+                  c.sparse_engine_cycles, c.host_cycles, dict(c.energy), dict(c.traffic),
+                  dict(c.mapping) if c.mapping else None)
 
 
 def simulate_ops(ops: list[Op], hw: HardwareConfig,

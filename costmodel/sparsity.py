@@ -1,17 +1,21 @@
 """Attention sparsity for the ViTCoD-like sparse engine: masks, and how they split between engines.
 
 ViTCoD (You et al., HPCA 2023) prunes attention maps to fixed masks, then reorders the key
-columns so the densest ("global token") columns form one dense block, run on the dense engine as
-an ordinary GEMM, while the remaining scattered non-zeros go to the sparse engine. What the
-simulator needs from a mask is, per head: how many columns are dense and how many non-zeros are
-left outside them. `AttentionSparsity.split(q, ctx, layer)` answers that, from
+columns so the densest ("global token") columns form one dense block, run on the dense engine,
+while the remaining scattered non-zeros go to the sparse engine. A column is dense when MORE than
+50 of DeiT's 197 query rows keep it (ViTCoD's `Hardware/Simulator/reorder.py`: out-degree > 50,
+the rule behind the global-token counts of the seed log 000); `dense_threshold` keeps that share,
+50/197, for other sequence lengths. What the simulator needs from a mask is, per head: how many
+columns are dense and how many non-zeros are left outside them. `AttentionSparsity.split(q, ctx,
+layer)` answers that (the mean head), `head_splits` head by head, from
 
 - a generated pattern: "global-local" (a few fully kept global columns + a local window around the
   diagonal, the pattern of sparse-attention ViTs) or "random" (every score kept with 1 - s), or
 - a real mask file (numpy bool array [layers, heads, n, n] or [heads, n, n], True = pruned, as in
   ViTCoD's released DeiT masks); its column statistics (mean over layers and heads, or per layer
-  with `per_layer=True`) are shares of the map, applied to the op's shape. A mask describes one
-  sequence length n: `check_seq` refuses a workload of another length unless asked to rescale.
+  and head with `per_layer=True`) are shares of the map, applied to the op's shape. A mask
+  describes one sequence length n: `check_seq` refuses a workload of another length unless asked
+  to rescale.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ import numpy as np
 from nas.core.errors import UserError
 
 PATTERNS = ("global-local", "random", "mask")
+# ViTCoD's split rule (Hardware/Simulator/reorder.py, threshold=50 on DeiT's 197 tokens): a key
+# column is dense when more than 50 of the 197 query rows keep it.
+VITCOD_DENSE_THRESHOLD = 50 / 197
 
 
 @dataclass(frozen=True)
@@ -33,11 +40,12 @@ class AttentionSparsity:
     sparsity: float                 # fraction of attention scores pruned (0 <= s < 1)
     pattern: str = "global-local"
     global_share: float = 0.5       # global-local: share of each row's kept scores in global columns
-    dense_threshold: float = 0.5    # a column is "dense" when at least this share of its rows is kept
+    dense_threshold: float = VITCOD_DENSE_THRESHOLD  # a column is "dense" when MORE than this
+                                                     # share of its rows is kept (ViTCoD's rule)
     mask_path: str = ""             # pattern "mask": the .npy file
-    # pattern "mask": use each layer's own statistics (ops need their layer index) instead of the
-    # mean over layers. Off by default: lookup tables simulate operator groups without a layer
-    # index, and their sums must equal the full simulation.
+    # pattern "mask": use each layer's (and head's) own statistics (ops need their layer index)
+    # instead of the mean over layers and heads. Off by default: lookup tables simulate operator
+    # groups without a layer index, and their sums must equal the full simulation.
     per_layer: bool = False
 
     def __post_init__(self) -> None:
@@ -45,13 +53,13 @@ class AttentionSparsity:
             raise UserError(f"sparsity: unknown pattern {self.pattern!r} (choose {', '.join(PATTERNS)})")
         if not 0.0 <= self.sparsity < 1.0:
             raise UserError(f"sparsity: must be in [0, 1), got {self.sparsity}")
-        if not 0.0 <= self.global_share <= 1.0 or not 0.0 < self.dense_threshold <= 1.0:
-            raise UserError("sparsity: global_share must be in [0, 1] and dense_threshold in (0, 1]")
+        if not 0.0 <= self.global_share <= 1.0 or not 0.0 <= self.dense_threshold < 1.0:
+            raise UserError("sparsity: global_share must be in [0, 1] and dense_threshold in [0, 1)")
         if self.pattern == "mask" and not self.mask_path:
             raise UserError("sparsity: pattern 'mask' needs a mask file")
 
     @classmethod
-    def from_mask(cls, path: str | Path, dense_threshold: float = 0.5,
+    def from_mask(cls, path: str | Path, dense_threshold: float = VITCOD_DENSE_THRESHOLD,
                   per_layer: bool = False) -> AttentionSparsity:
         """A real mask file; its sparsity is measured from the file."""
         stats = _mask_file_stats(str(path), dense_threshold)
@@ -93,17 +101,34 @@ class AttentionSparsity:
         if self.pattern == "mask":
             per_layer = _mask_file_stats(self.mask_path, self.dense_threshold).per_layer
             col_frac, sparse_frac, _ = _pick_layer(per_layer, self._layer(layer))
-            return int(round(col_frac * ctx)), float(sparse_frac * q * ctx)
+            return int(round(col_frac * ctx)), _count(sparse_frac * q * ctx)
         keep = max(1, int(round((1.0 - self.sparsity) * ctx)))      # scores kept per query row
         if self.pattern == "random":
-            if 1.0 - self.sparsity >= self.dense_threshold:          # every column is dense
+            if 1.0 - self.sparsity > self.dense_threshold:           # every column is dense
                 return ctx, 0.0
             return 0, float(keep * q)
         glob = int(round(self.global_share * keep))                   # global (dense) columns
         local = keep - glob                                            # window scores per row
-        if local >= self.dense_threshold * max(ctx - glob, 1):        # window columns are dense:
+        if local > self.dense_threshold * max(ctx - glob, 1):         # window columns are dense:
             return ctx, 0.0                                            # all on the dense engine
         return glob, float(local * q)
+
+    def head_splits(self, q: int, ctx: int, layer: int | None = None,
+                    heads: int = 1) -> tuple[tuple[int, float], ...]:
+        """`split` for each of `heads` heads: a mask file's own heads when `per_layer`, the layer
+        is known and the file has `heads` heads; otherwise every head gets the mean split."""
+        layer = self._layer(layer)
+        if self.pattern == "mask" and layer is not None:
+            per_head = _mask_file_stats(self.mask_path, self.dense_threshold).per_head
+            if 0 <= layer < len(per_head) and per_head.shape[1] == heads:
+                return tuple((int(round(col * ctx)), _count(sparse * q * ctx))
+                             for col, sparse, _ in per_head[layer])
+        return (self.split(q, ctx, layer),) * heads
+
+
+def _count(x: float) -> float:
+    """A count computed from shares: float noise removed (391.99999999999994 -> 392.0)."""
+    return float(round(x, 6))
 
 
 def _pick_layer(per_layer: np.ndarray, layer: int | None) -> np.ndarray:
@@ -113,17 +138,20 @@ def _pick_layer(per_layer: np.ndarray, layer: int | None) -> np.ndarray:
     return per_layer.mean(axis=0)
 
 
-def mask_stats(pruned: np.ndarray, dense_threshold: float = 0.5) -> tuple[float, float, float]:
+def mask_stats(pruned: np.ndarray, dense_threshold: float = VITCOD_DENSE_THRESHOLD
+               ) -> tuple[float, float, float]:
     """For one head's mask [q, k] (True = pruned): (dense column share, share of scores that are
-    non-zeros outside dense columns, kept share)."""
+    non-zeros outside dense columns, kept share). Dense: more than `dense_threshold` of the
+    column's rows kept (ViTCoD's reorder.py: more than 50 of 197)."""
     kept = ~np.asarray(pruned, dtype=bool)
     col_density = kept.mean(axis=0)
-    dense = col_density >= dense_threshold
+    dense = col_density > dense_threshold
     return float(dense.mean()), float(kept[:, ~dense].sum() / kept.size), float(kept.mean())
 
 
 class _MaskStats(NamedTuple):
     per_layer: np.ndarray   # [layers, 3]: dense column share, sparse share, kept share (head mean)
+    per_head: np.ndarray    # [layers, heads, 3]: the same, head by head
     sparsity: float         # share of all scores pruned
     seq: int                # n of the n x n attention maps
 
@@ -153,8 +181,8 @@ def _mask_file_stats(path: str, dense_threshold: float) -> _MaskStats:
         raise UserError(f"mask file {p}: expected [layers, heads, n, n] or [heads, n, n], "
                         f"got shape {masks.shape}")
     masks = masks.astype(bool)
-    per_layer = np.array([[mask_stats(h, dense_threshold) for h in layer] for layer in masks])
-    return _MaskStats(per_layer.mean(axis=1), float(masks.mean()), masks.shape[-1])
+    per_head = np.array([[mask_stats(h, dense_threshold) for h in layer] for layer in masks])
+    return _MaskStats(per_head.mean(axis=1), per_head, float(masks.mean()), masks.shape[-1])
 
 
 def generate_mask(n: int, sparsity: float, pattern: str = "global-local",
@@ -184,4 +212,4 @@ def generate_mask(n: int, sparsity: float, pattern: str = "global-local",
     return ~kept
 
 
-__all__ = ["AttentionSparsity", "generate_mask", "mask_stats", "PATTERNS"]
+__all__ = ["AttentionSparsity", "generate_mask", "mask_stats", "PATTERNS", "VITCOD_DENSE_THRESHOLD"]

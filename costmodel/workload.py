@@ -14,15 +14,18 @@ row-wise operators, `m` is the number of rows and `n` the row width (`k` = 0).
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
+from pathlib import Path
 
 from nas.core.arch import Arch
 from nas.core.errors import UserError
 
 GEMM, SOFTMAX, LAYERNORM, GELU, ADD = "gemm", "softmax", "layernorm", "gelu", "add"
 NONLINEAR_KINDS = (SOFTMAX, LAYERNORM, GELU, ADD)
-# Operator classes of the survey's Sec. 2.2 breakdown.
+# Operator classes of the survey's Sec. 2.2 breakdown, and GEMMs given by hand (no model).
 PROJECTION, ACT_MATMUL, NONLINEAR = "projection", "act-to-act matmul", "non-linear"
+USER_GEMM = "gemm"
 
 
 @dataclass(frozen=True)
@@ -208,3 +211,64 @@ def model_ops(arch: Arch, workload: Workload) -> list[Op]:
     not change any total.
     """
     return [op for key, layer in arch_groups(arch) for op in group_ops(key, workload, layer)]
+
+
+# -- GEMMs given by hand -----------------------------------------------------------------------
+
+def gemm_ops(gemms: list[tuple[str, int, int, int]]) -> list[Op]:
+    """One operator per (name, M, K, N): OUT[M, N] = A[M, K] @ B[K, N], no bias, phase "gemm"."""
+    return [Op(name, GEMM, USER_GEMM, (), None, "gemm", m, k, n) for name, m, k, n in gemms]
+
+
+def parse_gemm(text: str) -> tuple[int, int, int]:
+    """'M,K,N' -> (M, K, N), three positive integers."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UserError(f"--gemm {text!r}: give M,K,N as three positive integers "
+                        "(OUT[M,N] = A[M,K] @ B[K,N]), e.g. --gemm 512,768,3072")
+    m, k, n = (int(p) for p in parts)
+    return m, k, n
+
+
+def load_topology(path: str | Path) -> list[tuple[str, int, int, int]]:
+    """(name, M, K, N) of each row of a SCALE-Sim GEMM topology CSV: a header row
+    `Layer, M, N, K,` (note: N before K; a trailing comma is allowed, extra columns such as
+    SCALE-Sim 3's sparsity are ignored), then one GEMM per row, OUT[M,N] = A[M,K] @ B[K,N].
+    Repeated layer names get a '#2', '#3' ... suffix."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"topology file {path} is a folder, not a file")
+    if not path.is_file():
+        raise UserError(f"topology file not found: {path}")
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"topology file {path}: cannot read it as text ({exc})") from None
+    rows = [(i + 1, r) for i, r in enumerate(csv.reader(lines)) if any(c.strip() for c in r)]
+    if not rows:
+        raise UserError(f"topology file {path} is empty; expected a header 'Layer, M, N, K,'")
+    line, header = rows[0]
+    header = [c.strip().lower() for c in header]
+    missing = [c for c in ("m", "n", "k") if c not in header]
+    if missing or not header[0]:
+        raise UserError(f"topology file {path} line {line}: expected the SCALE-Sim GEMM header "
+                        f"'Layer, M, N, K,', got {', '.join(header)!r}")
+    cols = {c: header.index(c) for c in ("m", "n", "k")}
+    gemms: list[tuple[str, int, int, int]] = []
+    seen: dict[str, int] = {}
+    for line, row in rows[1:]:
+        cells = [c.strip() for c in row]
+        try:
+            m, n, k = (int(cells[cols[c]]) for c in ("m", "n", "k"))
+        except (IndexError, ValueError):
+            raise UserError(f"topology file {path} line {line}: expected a layer name and "
+                            f"integers M, N, K, got {','.join(row)!r}") from None
+        if min(m, n, k) <= 0 or not cells[0]:
+            raise UserError(f"topology file {path} line {line}: a layer needs a name and "
+                            f"positive M, N, K, got {','.join(row)!r}")
+        seen[cells[0]] = seen.get(cells[0], 0) + 1
+        name = cells[0] if seen[cells[0]] == 1 else f"{cells[0]}#{seen[cells[0]]}"
+        gemms.append((name, m, k, n))
+    if not gemms:
+        raise UserError(f"topology file {path} has a header but no GEMM rows")
+    return gemms

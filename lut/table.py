@@ -123,6 +123,12 @@ class CostTable:
         return self.meta["hw_hash"]
 
     @property
+    def hardware(self):
+        """The hardware config the table was built for."""
+        from costmodel.hardware import HardwareConfig
+        return HardwareConfig.from_dict(self.meta["hw"], name=self.meta["hw_name"])
+
+    @property
     def workload(self) -> Workload:
         return Workload(**self.meta["workload"])
 

@@ -74,6 +74,7 @@ class SearchJob:
     config: SearchConfig = field(default_factory=SearchConfig)
     lut: str | None = None          # a table from `nas build-lut`; None: build one into out
     hw: str | None = None           # preset or YAML; None: the table's, else gemmini-transformer
+    mapping: str | None = None      # override of the hardware's GEMM mapping mode
     sparsity: Any = None            # costmodel.sparsity.AttentionSparsity, None = dense
     rescale_mask: bool = False      # allow a mask of another size than the context
     split: str = "valid"
@@ -114,13 +115,15 @@ def run_search(job: SearchJob) -> SearchOutcome:
     """Load the supernet, get the table (load and check --lut, reuse OUT/lut.parquet, or build
     it), run the search (resuming it when asked), write the front files and print a summary."""
     from costmodel.hardware import load_hardware
+    from costmodel.mapping import with_mapping
+    from lut.table import CostTable
     from nas.search.engine import STATE_FILE, Search
     from nas.search.outputs import summary_lines, write_outputs
     from supernet.perplexity import SupernetPerplexity
 
     job.check()
     out = Path(job.out)
-    hw = load_hardware(job.hw) if job.hw else None
+    hw = with_mapping(load_hardware(job.hw), job.mapping) if job.hw else None
     quality = SupernetPerplexity(job.ckpt, split=job.split, max_tokens=job.max_tokens,
                                  batch_size=job.batch_size,
                                  threads=job.threads or (1 if job.workers > 1 else None))
@@ -132,18 +135,21 @@ def run_search(job: SearchJob) -> SearchOutcome:
     if job.sparsity is not None:
         job.sparsity.check_seq(workload.seq, rescale=job.rescale_mask)
     own_table = out / LUT_FILE
+    default_hw = with_mapping(load_hardware("gemmini-transformer"), job.mapping)
     if job.lut:
-        table = load_table(job.lut, ev.space, workload, job.sparsity, hw)
+        table = CostTable.load(job.lut)
+        if hw is None and job.mapping:      # the table's hardware, mapped as asked
+            hw = with_mapping(table.hardware, job.mapping)
+        table.check(ev.space, workload, sparsity=job.sparsity, hw=hw)
         if hw is None:
             print(f"hardware: '{table.hw_name}', the table's (no --hw given)")
         print(table.describe())
     elif own_table.is_file():
-        table = load_table(own_table, ev.space, workload, job.sparsity,
-                           hw or load_hardware("gemmini-transformer"))
+        table = load_table(own_table, ev.space, workload, job.sparsity, hw or default_hw)
         print(table.describe())
     else:
-        table = build_table(ev.space, hw or load_hardware("gemmini-transformer"), workload,
-                            own_table, job.sparsity, progress=job.progress)
+        table = build_table(ev.space, hw or default_hw, workload, own_table, job.sparsity,
+                            progress=job.progress)
     search = Search(ev.space, quality, table, job.config, vocab=ev.vocab_size,
                     max_seq=ev.block_size, workers=job.workers, state_path=out / STATE_FILE,
                     identity={"perplexity": quality.describe()}, progress=job.progress)

@@ -133,7 +133,8 @@ def test_plot_shows_the_engine_split_with_a_sparse_engine(capsys, monkeypatch, t
     for unit, key in (("PE array", "dense_engine_cycles"),
                       ("sparse engine", "sparse_engine_cycles")):
         drawn = sum(b.get_width() for b in engines.patches if b.get_facecolor() == legend[unit])
-        expect = sum(o[key] for o in data["ops"] if o["class"] == "act-to-act matmul") / 1e6
+        expect = (sum(o[key] for o in data["ops"] if o["class"] == "act-to-act matmul")
+                  * 1e3 / data["hardware"]["clock_hz"])                    # cycles -> ms
         assert drawn == pytest.approx(expect) and drawn > 0
 
 

@@ -44,7 +44,8 @@ def test_nonlinear_ops_bounded_below_by_bandwidth_and_lanes(rows, width, repeat,
     hw = PRESETS[hw]
     c = op_cost(Op("x", kind, NONLINEAR, (), 0, "encoder", rows, 0, width, 1, repeat), hw)
     assert c.cycles >= c.dram_bytes / hw.dram_bytes_per_cycle - 1e-6
-    assert c.dram_bytes >= 2 * rows * width * repeat * hw.in_bytes
+    if not (kind == "softmax" and hw.attention_fusion):   # fused: scores stay on chip
+        assert c.dram_bytes >= 2 * rows * width * repeat * hw.in_bytes
     if c.bound != "host":
         assert c.cycles >= rows * width * repeat / hw.sfu_lanes
     assert_energy_counts_actions(c, hw, macs=0)

@@ -151,3 +151,15 @@ def test_build_lut_refuses_a_folder_or_bad_sparsity_before_simulating(tmp_path, 
                  "--out", str(tmp_path / "t.parquet")]) == 2
     assert "either --sparsity or --mask" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_build_lut_mapping_override_is_part_of_the_hardware(tmp_path, capsys):
+    out = tmp_path / "search.parquet"
+    assert main(["build-lut", "--seq", "32", "--mapping", "search", "--out", str(out)]) == 0
+    table = CostTable.load(out)
+    assert table.hardware.mapping == "search" and table.hardware.hash() != HW.hash()
+    with pytest.raises(UserError, match="hash"):
+        table.check(TINY, Workload(seq=32, mode="decoder"), hw=HW)      # scalesim-mapped HW
+    plain = CostTable.build(TINY, HW, Workload(seq=32, mode="decoder"))
+    # the search never maps slower than scalesim: no group costs more cycles
+    assert all(table._entries[k][0] <= plain._entries[k][0] * (1 + 1e-9) for k in plain._entries)

@@ -41,9 +41,28 @@ def test_accelerator_onchip_units_speed_up_and_matmuls_dominate_again():
     assert "speedup" in accelerator.report(res)
 
 
+def test_accelerator_runs_each_mapping_and_shows_the_rebalance_mechanism():
+    cfg = accelerator.Config(seqs=(512,), bandwidths=(16,), mappings=("scalesim", "gemmini"))
+    res = accelerator.run(cfg)
+    assert list(res["mappings"]) == ["scalesim", "gemmini"]
+    assert res["buffers"] == res["mappings"]["scalesim"]["buffers"]   # top level: first mode
+    change = res["survey_3_4_matmul_latency_change_pct"]
+    assert change["gemmini"] <= -25 < change["scalesim"]        # survey Sec. 3.4.3: -36%
+    mech = {r["op"]: r for r in res["mappings"]["gemmini"]["mechanism"]}
+    assert list(mech) == ["q_proj", "k_proj", "v_proj", "o_proj", "qk", "av", "ffn1", "ffn2"]
+    ffn1 = mech["ffn1"]
+    assert ffn1["256k_64k"]["tile_mkn"] == [80, 768, 80]
+    assert ffn1["64k_256k"]["tile_mkn"] == [176, 80, 176]
+    assert ffn1["64k_256k"]["a_dram_reads"] < ffn1["256k_64k"]["a_dram_reads"]
+    assert ffn1["64k_256k"]["dram_bytes"] < ffn1["256k_64k"]["dram_bytes"]
+    assert "== mapping gemmini" in accelerator.report(res)
+
+
 def test_accelerator_main_writes_json_and_png_atomically(tmp_path):
-    assert accelerator.main(["--out", str(tmp_path)]) == 0
+    assert accelerator.main(["--out", str(tmp_path), "--mapping", "scalesim",
+                             "--mapping", "gemmini"]) == 0
     data = json.loads((tmp_path / "accelerator.json").read_text())
+    assert list(data["mappings"]) == ["scalesim", "gemmini"]
     assert data["simulator_version"] == SIMULATOR_VERSION
     assert data["machine"]["cpu_count"] == os.cpu_count()
     assert (tmp_path / "accelerator.png").read_bytes()[:4] == b"\x89PNG"
@@ -54,24 +73,34 @@ def test_sparse_attention_cuts_attention_cycles_and_raises_the_linear_share(tmp_
     cfg = sparse_attention.Config(sparsities=(0.9,), patterns=("global-local",),
                                   mask=str(tmp_path / "absent.npy"))
     res = sparse_attention.run(cfg)
-    assert list(res["cases"]) == ["dense", "global-local 90%"]
-    dense, sparse = res["cases"]["dense"], res["cases"]["global-local 90%"]
-    assert sparse["attention_cycles"] < dense["attention_cycles"]
-    assert sparse["projection_share"] > dense["projection_share"]
-    assert dense["sparse_engine_cycles_per_layer"] == 0 < sparse["sparse_engine_cycles_per_layer"]
-    assert dense["dense_engine_share"] is None and 0 < sparse["dense_engine_share"] < 1
-    assert len(sparse["per_layer"]["dense_engine_cycles"]) == 12
+    assert list(res["hardware"]) == ["vitcod", "vitcod-sim"]
+    for hw in res["hardware"].values():
+        assert list(hw["cases"]) == ["dense", "global-local 90%"]
+        dense, sparse = hw["cases"]["dense"], hw["cases"]["global-local 90%"]
+        assert sparse["attention_cycles"] < dense["attention_cycles"]
+        assert sparse["projection_share"] > dense["projection_share"]
+        # dense attention runs on the (fused) engines too, every column on the dense engine
+        assert dense["sparse_engine_cycles_per_layer"] == 0 < sparse["sparse_engine_cycles_per_layer"]
+        assert dense["dense_engine_share"] is None and 0 < sparse["dense_engine_share"] < 1
+        assert len(sparse["per_layer"]["dense_engine_cycles"]) == 12
+    # the simulator's 64 x 64 lanes make attention faster than the 512-MAC hardware; the
+    # linear and MLP layers run the same on both
+    real, sim = (res["hardware"][hw]["cases"]["global-local 90%"] for hw in ("vitcod", "vitcod-sim"))
+    assert sim["attention_cycles"] < real["attention_cycles"]
+    assert (sim["linear_cycles"], sim["mlp_cycles"]) == (real["linear_cycles"], real["mlp_cycles"])
     assert res["notes"] == [f"mask file {cfg.mask} absent: real masks skipped"]   # not an error
 
 
-def test_sparse_attention_real_masks_vary_per_layer():
+def test_sparse_attention_real_masks_vary_per_layer_and_head():
     if not Path(sparse_attention.Config().mask).is_file():
         pytest.skip("ViTCoD masks not in ../shared/data")
     res = sparse_attention.run(sparse_attention.Config(sparsities=(0.95,),
                                                        patterns=("global-local",)))
-    per_layer = res["cases"]["real masks (per layer)"]["per_layer"]
-    assert len(set(per_layer["dense_columns"])) > 1
-    assert 0.9 < 1 - res["cases"]["real masks (layer mean)"]["kept_fraction"] < 1
+    cases = res["hardware"]["vitcod"]["cases"]
+    columns = cases["real masks (per layer)"]["per_layer"]["dense_columns"]
+    assert len({tuple(heads) for heads in columns}) > 1
+    assert columns[2] == [70, 1, 1]          # layer 2: head 0 has ViTCoD's 70 global tokens
+    assert 0.9 < 1 - cases["real masks (layer mean)"]["kept_fraction"] < 1
 
 
 def test_scaling_act_to_act_share_grows_and_generation_has_low_intensity():

@@ -3,12 +3,14 @@
     python experiments/validation/speed.py [--repeats 20]
 
 Times `costmodel.simulate` of a 12-layer BERT-Base at sequence length 512 on
-gemmini-transformer: "cold" clears the per-shape caches before every run (every GEMM is tiled
-from scratch), "warm" reuses them (what lookup-table builds and repeated calls see). Reports
-the median (and minimum) over the repeats and the load average (the 2 cores may be shared).
-Then times each GEMM of the SCALE-Sim reference runs cold and gives the ratio to SCALE-Sim's
-wall time on the same GEMM (`wall_s` in ../shared/oracles, measured on a 2-core machine).
-Writes experiments/validation/speed.json.
+gemmini-transformer in each GEMM mapping mode (costmodel.mapping: scalesim, gemmini, search):
+"cold" clears the per-shape caches before every run (every GEMM is mapped from scratch), "warm"
+reuses them (what lookup-table builds and repeated calls see). Reports the median (and minimum)
+over the repeats and the load average (the 2 cores may be shared). Targets (issue 11): BERT-Base
+cold median <= 10 ms and the survey-space lookup table (decoder, seq 1024, vocab 33278) built in
+<= 5 s, with the search on. Then times each GEMM of the SCALE-Sim reference runs cold and gives
+the ratio to SCALE-Sim's wall time on the same GEMM (`wall_s` in ../shared/oracles, measured on
+a 2-core machine). Writes experiments/validation/speed.json.
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ import sys
 import time
 from pathlib import Path
 
+from costmodel import mapping
 from costmodel import simulate as sim
-from costmodel.hardware import PRESETS, scalesim_equivalent
+from costmodel.hardware import MAPPING_MODES, PRESETS, scalesim_equivalent
+from costmodel.mapping import with_mapping
 from costmodel.workload import Workload, model_ops
-from nas.core.arch import NAMED_MODELS
+from lut.table import CostTable
+from nas.core.arch import NAMED_MODELS, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[2]
 ORACLE = ROOT.parent / "shared" / "oracles" / "scalesim-3.0.0-ws.jsonl"
 OUT = Path(__file__).resolve().parent / "speed.json"
 
 
+TARGET_BERT_MS, TARGET_TABLE_S = 10.0, 5.0     # issue 11, with the search on
+
+
 def clear_caches() -> None:
-    sim.gemm_cost.cache_clear()
+    mapping.map_gemm.cache_clear()
     sim._shape_cost.cache_clear()
 
 
@@ -52,24 +60,40 @@ def median_ms(fn, repeats: int, cold: bool) -> float:
     return statistics.median(times_ms(fn, repeats, cold))
 
 
+def table_build_s(hw, repeats: int) -> float:
+    """Median seconds to build the survey-space lookup table from cold caches (decoder, prompt
+    1024, vocab 33278: the co-design study's setting)."""
+    space = SearchSpace.load("survey")
+    wl = Workload(seq=1024, mode="decoder", vocab=33278)
+    return median_ms(lambda: CostTable.build(space, hw, wl), repeats, cold=True) / 1e3
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
     args = ap.parse_args()
 
     model = NAMED_MODELS["bert-base"]
-    hw, wl = PRESETS["gemmini-transformer"], Workload(seq=512, vocab=model.vocab)
+    preset, wl = PRESETS["gemmini-transformer"], Workload(seq=512, vocab=model.vocab)
     ops = model_ops(model.arch, wl)
-    run = lambda: sim.simulate(model.arch, hw, wl)      # noqa: E731
-    bert = {"model": "bert-base (12 layers, vocab 30522)", "seq": 512, "hardware": hw.name,
-            "operators": len(ops), "cycles": run().cycles,
-            "load_average_before": list(os.getloadavg())}
-    for mode in ("cold", "warm"):
-        t = times_ms(run, args.repeats, cold=mode == "cold")
-        bert[f"{mode}_ms_median"], bert[f"{mode}_ms_min"] = statistics.median(t), min(t)
-    print(f"BERT-Base seq 512, {len(ops)} operators: cold {bert['cold_ms_median']:.2f} ms, "
-          f"warm {bert['warm_ms_median']:.2f} ms (median of {args.repeats}; minimum "
-          f"{bert['cold_ms_min']:.2f} / {bert['warm_ms_min']:.2f} ms)")
+    by_mode = {}
+    for mode in MAPPING_MODES:
+        hw = with_mapping(preset, mode)
+        run = lambda: sim.simulate(model.arch, hw, wl)      # noqa: E731
+        bert = {"model": "bert-base (12 layers, vocab 30522)", "seq": 512, "hardware": hw.name,
+                "mapping": mode, "operators": len(ops), "cycles": run().cycles,
+                "load_average_before": list(os.getloadavg())}
+        for cache in ("cold", "warm"):
+            t = times_ms(run, args.repeats, cold=cache == "cold")
+            bert[f"{cache}_ms_median"], bert[f"{cache}_ms_min"] = statistics.median(t), min(t)
+        bert["table_build_s"] = table_build_s(hw, max(3, args.repeats // 5))
+        bert["meets_targets"] = (bert["cold_ms_median"] <= TARGET_BERT_MS
+                                 and bert["table_build_s"] <= TARGET_TABLE_S)
+        by_mode[mode] = bert
+        print(f"{mode:8s} BERT-Base seq 512, {len(ops)} operators: cold "
+              f"{bert['cold_ms_median']:.2f} ms, warm {bert['warm_ms_median']:.2f} ms (median of "
+              f"{args.repeats}; minimum {bert['cold_ms_min']:.2f} / {bert['warm_ms_min']:.2f} ms)"
+              f"; survey table {bert['table_build_s']:.3f} s")
 
     gemms = []
     if ORACLE.is_file():
@@ -90,7 +114,10 @@ def main() -> int:
                     "cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_1_5_15_min": list(os.getloadavg()),
                     "note": "2-core CPU, possibly shared with other jobs (see load average)"},
-        "simulator_version": sim.SIMULATOR_VERSION, "bert_base_seq512": bert,
+        "simulator_version": sim.SIMULATOR_VERSION,
+        "targets": {"bert_base_cold_ms_median": TARGET_BERT_MS,
+                    "survey_table_build_s": TARGET_TABLE_S},
+        "bert_base_seq512": by_mode["scalesim"], "by_mapping": by_mode,
         "scalesim_gemms": gemms,
         "bert_ffn1_16x16_speedup": next((g["speedup"] for g in gemms
                                          if g["shape"] == "bert_ffn1" and g["array"] == "16x16"),

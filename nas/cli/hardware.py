@@ -15,6 +15,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from costmodel.hardware import MAPPING_MODES, MAPPING_OBJECTIVES
 from nas.core.atomic import atomic_write_text, writable_target
 from nas.core.errors import UserError
 from nas.core.plotting import check_figure_path, pyplot, save_figure
@@ -38,7 +39,10 @@ EXAMPLES_SIMULATE = """examples:
       --mask ../shared/data/vitcod/deit_tiny_attention_masks_0.95.npy --plot deit.png
   nas simulate --model bert-base --hw vitcod --seq 512 --rescale-mask \\
       --mask ../shared/data/vitcod/deit_tiny_attention_masks_0.95.npy
-  nas simulate --model arch.yaml --hw my_hw.yaml --seq 256 --csv ops.csv"""
+  nas simulate --model arch.yaml --hw my_hw.yaml --seq 256 --csv ops.csv
+  nas simulate --model bert-base --hw gemmini --mapping gemmini --json bert.json
+  nas simulate --gemm 512,768,3072 --gemm 512,3072,768 --hw edge-32x32 --mapping search
+  nas simulate --topology gpt2_gemms.csv --hw gemmini --json gemms.json"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,10 +79,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Simulate a model on a Gemmini-like accelerator: per-operator cycles, share, "
                     "energy, bound and utilisation, then totals (cycles, seconds, energy, EDP). "
                     "Decode steps are aggregated per operator. With --sparsity/--mask, attention "
-                    "products run on the sparse engine of hardware that has one (e.g. vitcod).")
-    _model_args(p)
+                    "products run on the sparse engine of hardware that has one (e.g. vitcod). "
+                    "Instead of a model, --gemm and --topology simulate GEMMs given by hand.")
+    _model_args(p, required=False)
+    p.add_argument("--gemm", action="append", metavar="M,K,N",
+                   help="instead of --model: one GEMM OUT[M,N] = A[M,K] @ B[K,N] (repeatable)")
+    p.add_argument("--topology", metavar="CSV",
+                   help="instead of --model: GEMMs from a SCALE-Sim GEMM topology file "
+                        "(header 'Layer, M, N, K,', one GEMM per row)")
     p.add_argument("--hw", default="gemmini-transformer",
                    help="hardware preset or YAML file (default: gemmini-transformer)")
+    p.add_argument("--mapping", choices=MAPPING_MODES,
+                   help="how GEMMs are mapped (default: the hardware's `mapping`, scalesim for "
+                        "every preset): scalesim = SCALE-Sim's schedule, gemmini = Gemmini's "
+                        "tiled_matmul_auto, search = a per-GEMM mapping search")
+    p.add_argument("--objective", choices=MAPPING_OBJECTIVES,
+                   help="what --mapping search minimises per GEMM (default: the hardware's "
+                        "`mapping_objective`, latency)")
     p.add_argument("--sparsity", type=float,
                    help="attention sparsity s in [0, 1): generated masks (see --pattern)")
     p.add_argument("--pattern", default="global-local", choices=("global-local", "random"),
@@ -96,8 +113,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_simulate)
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True,
+def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--model", required=required,
                    help="named model (bert-base, bert-large, gpt2, deit-tiny, survey-6l), "
                         "architecture key, or architecture YAML/JSON file")
     p.add_argument("--seq", type=int, help="sequence (decoder: prompt) length "
@@ -208,11 +225,12 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 def cmd_hw_list(args) -> int:
     from costmodel.hardware import PRESETS
 
-    rows = [[n, f"{h.rows}x{h.cols}", h.dataflow, f"{h.scratchpad_kib:g}K", f"{h.accumulator_kib:g}K",
+    rows = [[n, f"{h.rows}x{h.cols}", h.dataflow, h.mapping, f"{h.scratchpad_kib:g}K",
+             f"{h.accumulator_kib:g}K",
              f"{h.dram_bytes_per_cycle * 8:g}b", h.sfu,
              f"{1 - h.sparse_pe_fraction:.2g}:{h.sparse_pe_fraction:.2g}" if h.sparse_engine else "-",
              h.hash()] for n, h in PRESETS.items()]
-    _print_table(["preset", "array", "flow", "scratchpad", "accumulator", "bus", "sfu",
+    _print_table(["preset", "array", "flow", "mapping", "scratchpad", "accumulator", "bus", "sfu",
                   "dense:sparse", "hash"], rows)
     print()
     for n, h in PRESETS.items():
@@ -289,12 +307,102 @@ def _aggregate(costs, summary: bool) -> dict[str, dict]:
     return rows
 
 
-def cmd_simulate(args) -> int:
+def _hardware(args):
+    """--hw, with --mapping / --objective applied."""
     from costmodel.hardware import load_hardware
+    from costmodel.mapping import with_mapping
+
+    hw = load_hardware(args.hw)
+    if args.mapping or args.objective:
+        hw = with_mapping(hw, args.mapping, args.objective)
+        if hw.pe_array == "lines":
+            print(f"nas simulate: note: hardware '{hw.name}' has MAC lines, not a systolic "
+                  "array: the GEMM mapping does not apply to it", file=sys.stderr)
+    return hw
+
+
+def _gemm_list(args) -> list[tuple[str, int, int, int]]:
+    """(name, M, K, N) of --gemm and --topology, checked; [] with --model."""
+    from costmodel.workload import load_topology, parse_gemm
+
+    if not (args.gemm or args.topology):
+        if not args.model:
+            raise UserError("give --model, or GEMMs with --gemm M,K,N / --topology FILE.csv")
+        return []
+    if args.model:
+        raise UserError("give either --model or --gemm/--topology, not both")
+    model_only = [flag for flag, given in (
+        ("--seq", args.seq is not None), ("--mode", args.mode), ("--gen", args.gen),
+        ("--vocab", args.vocab is not None), ("--batch", args.batch != 1),
+        ("--sparsity", args.sparsity is not None), ("--mask", args.mask),
+        ("--per-layer-mask", args.per_layer_mask), ("--rescale-mask", args.rescale_mask))
+        if given]
+    if model_only:
+        raise UserError(f"{', '.join(model_only)} apply to --model only, not to --gemm/--topology")
+    gemms = [(f"gemm{i}", *parse_gemm(text)) for i, text in enumerate(args.gemm or [])]
+    return gemms + (load_topology(args.topology) if args.topology else [])
+
+
+def _print_report(rep, title: str, notes: list[str], summary: bool, engines: bool) -> None:
+    """The operator table, the class table, then (after the caller's notes) nothing else."""
+    agg = _aggregate(rep.ops, summary)
+    total = rep.cycles or 1.0
+    print(title)
+    for note in notes:
+        print(note)
+    _print_table(["operator", "shape", "cycles", "share", "energy", "bound", "util"]
+                 + (["dense eng", "sparse eng"] if engines else []),
+                 [[n, r["shape"], _fmt(r["cycles"]), f"{100 * r['cycles'] / total:.1f}%",
+                   _fmt(r["energy_pj"] * 1e-12, small=True) + "J",
+                   r["bound"], f"{100 * r['util']:.0f}%"]
+                  + ([_fmt(r["dense"]) if r["dense"] or r["sparse"] else "",
+                      _fmt(r["sparse"]) if r["dense"] or r["sparse"] else ""] if engines else [])
+                  for n, r in agg.items()])
+    print()
+    _print_table(["class", "cycles", "share", "energy", "share"],
+                 [[c, _fmt(r["cycles"]), f"{100 * r['cycles'] / total:.1f}%",
+                   _fmt(r["energy_pj"] * 1e-12, small=True) + "J",
+                   f"{100 * r['energy_pj'] * 1e-12 / (rep.energy_j or 1.0):.1f}%"]
+                  for c, r in rep.by_class().items()])
+
+
+def _print_total(rep) -> None:
+    print(f"\ntotal: {rep.cycles:,.0f} cycles = {rep.latency_ms:.4g} ms at "
+          f"{rep.hw.clock_hz / 1e6:g} MHz, energy {rep.energy_mj:.4g} mJ, EDP {rep.edp:.4g} J*s")
+
+
+def _on_hw(hw) -> str:
+    return f"on {hw.name} [{hw.hash()}], mapping {hw.mapping}" + (
+        f" ({hw.mapping_objective})" if hw.mapping == "search" else "")
+
+
+def _simulate_gemms(args, hw, gemms: list[tuple[str, int, int, int]]) -> int:
+    """`nas simulate --gemm/--topology`: the same table, JSON and CSV as for a model."""
+    from costmodel.simulate import Report, simulate_ops
+    from costmodel.workload import Workload, gemm_ops
+
+    _check_outputs(args)
+    rep = Report(simulate_ops(gemm_ops(gemms), hw), hw, Workload())
+    source = f"topology {args.topology}" if args.topology and not args.gemm else "GEMMs"
+    _print_report(rep, f"{len(gemms)} {source} {_on_hw(hw)}", [], args.summary, False)
+    _print_total(rep)
+    data = {"model": None, "gemms": [{"name": n, "M": m, "K": k, "N": nn} for n, m, k, nn in gemms],
+            "topology": args.topology, **rep.to_dict(), "workload": None}
+    _write_outputs(args, data, data["ops"])
+    if args.plot:
+        _plot(rep, f"{len(gemms)} GEMMs on {hw.name}", args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_simulate(args) -> int:
     from costmodel.simulate import simulate
     from costmodel.sparsity import AttentionSparsity
 
-    hw = load_hardware(args.hw)
+    gemms = _gemm_list(args)
+    hw = _hardware(args)
+    if gemms:
+        return _simulate_gemms(args, hw, gemms)
     arch, wl = _workload(args)
     if args.sparsity is not None and args.mask:
         raise UserError("give either --sparsity or --mask, not both")
@@ -316,29 +424,12 @@ def cmd_simulate(args) -> int:
     head = _lm_head(wl, sum(c.cycles for c in rep.ops if _is_lm_head(c.op)), rep.cycles,
                     "cycles")
 
-    agg = _aggregate(rep.ops, args.summary)
-    total = rep.cycles or 1.0
     extra = f", sparsity {sparsity.sparsity:.3g} ({sparsity.pattern})" if sparsity else ""
     if sparsity is not None and sparsity.mask_seq not in (None, wl.seq):
         extra += f", {sparsity.mask_seq}-token mask rescaled to {wl.seq}"
-    print(f"{args.model} ({arch.key}) on {hw.name} [{hw.hash()}], {wl.key}{extra}")
-    if head:
-        print(head["note"])
     engines = sparsity is not None and hw.sparse_engine   # show both engines' busy cycles
-    _print_table(["operator", "shape", "cycles", "share", "energy", "bound", "util"]
-                 + (["dense eng", "sparse eng"] if engines else []),
-                 [[n, r["shape"], _fmt(r["cycles"]), f"{100 * r['cycles'] / total:.1f}%",
-                   _fmt(r["energy_pj"] * 1e-12, small=True) + "J",
-                   r["bound"], f"{100 * r['util']:.0f}%"]
-                  + ([_fmt(r["dense"]) if r["dense"] or r["sparse"] else "",
-                      _fmt(r["sparse"]) if r["dense"] or r["sparse"] else ""] if engines else [])
-                  for n, r in agg.items()])
-    print()
-    _print_table(["class", "cycles", "share", "energy", "share"],
-                 [[c, _fmt(r["cycles"]), f"{100 * r['cycles'] / total:.1f}%",
-                   _fmt(r["energy_pj"] * 1e-12, small=True) + "J",
-                   f"{100 * r['energy_pj'] * 1e-12 / (rep.energy_j or 1.0):.1f}%"]
-                  for c, r in rep.by_class().items()])
+    _print_report(rep, f"{args.model} ({arch.key}) {_on_hw(hw)}, {wl.key}{extra}",
+                  [head["note"]] if head else [], args.summary, engines)
     if wl.mode == "decoder":
         phases = rep.by_phase()
         pre = phases.get("prefill", {"cycles": 0.0, "energy_pj": 0.0})
@@ -348,8 +439,7 @@ def cmd_simulate(args) -> int:
             dec = phases.get("decode", {"cycles": 0.0, "energy_pj": 0.0})
             print(f"decode ({wl.gen} tokens): {dec['cycles'] / hw.clock_hz * 1e3 / wl.gen:.4g} "
                   f"ms and {dec['energy_pj'] * 1e-9 / wl.gen:.4g} mJ per generated token")
-    print(f"\ntotal: {rep.cycles:,.0f} cycles = {rep.latency_ms:.4g} ms at "
-          f"{hw.clock_hz / 1e6:g} MHz, energy {rep.energy_mj:.4g} mJ, EDP {rep.edp:.4g} J*s")
+    _print_total(rep)
     data = {"model": args.model, "arch": arch.to_dict(), "lm_head": head, **rep.to_dict()}
     _write_outputs(args, data, data["ops"])
     if args.plot:

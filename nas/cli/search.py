@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", default="tiny", help="search-space preset or YAML (default: tiny)")
     p.add_argument("--hw", default="gemmini-transformer",
                    help="hardware preset or YAML (default: gemmini-transformer)")
+    _mapping_arg(p)
     p.add_argument("--seq", type=int, default=128,
                    help="tokens per sequence (decoder: prompt length) (default: 128)")
     p.add_argument("--batch", type=int, default=1, help="sequences per batch (default: 1)")
@@ -87,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                 "for it; without --hw the table's hardware is used. Without "
                                 "--lut: the hardware to build the table for (default: "
                                 "gemmini-transformer)")
+    _mapping_arg(p)
     _sparsity_args(p)
     add_options(p, _search_config())
     p.add_argument("--split", default="valid", choices=("train", "valid", "test"),
@@ -146,6 +148,14 @@ def _search_config():
     return SearchConfig
 
 
+def _mapping_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mapping", choices=("scalesim", "gemmini", "search"),
+                   help="how GEMMs are mapped onto the array, overriding the hardware's "
+                        "`mapping` field: scalesim (SCALE-Sim's fold model), gemmini "
+                        "(Gemmini's software tiler), search (a per-operator mapping search); "
+                        "default: the hardware's")
+
+
 def _sparsity_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparsity", type=float,
                    help="attention sparsity in [0, 1) for hardware with a sparse engine "
@@ -177,10 +187,13 @@ def cmd_build_lut(args: argparse.Namespace) -> int:
     from nas.core.atomic import writable_target
     from nas.pipeline import build_table
 
+    from costmodel.mapping import with_mapping
+
     writable_target(args.out, "lookup table")
     workload = Workload(seq=args.seq, batch=args.batch, mode=args.mode, gen=args.gen,
                         vocab=args.vocab)
-    build_table(SearchSpace.load(args.space), load_hardware(args.hw), workload, Path(args.out),
+    hw = with_mapping(load_hardware(args.hw), args.mapping)
+    build_table(SearchSpace.load(args.space), hw, workload, Path(args.out),
                 _sparsity(args, workload.seq), progress=args.progress)
     return 0
 
@@ -190,7 +203,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     run_search(SearchJob(
         ckpt=args.ckpt, out=Path(args.out), config=from_args(_search_config(), args),
-        lut=args.lut, hw=args.hw, sparsity=_sparsity(args), rescale_mask=args.rescale_mask,
+        lut=args.lut, hw=args.hw, mapping=args.mapping, sparsity=_sparsity(args),
+        rescale_mask=args.rescale_mask,
         split=args.split,
         max_tokens=args.max_tokens, batch_size=args.batch_size, workers=args.workers,
         threads=args.threads, resume=args.resume, progress=args.progress))
