@@ -225,13 +225,21 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 def cmd_hw_list(args) -> int:
     from costmodel.hardware import PRESETS
 
-    rows = [[n, f"{h.rows}x{h.cols}", h.dataflow, h.mapping, f"{h.scratchpad_kib:g}K",
-             f"{h.accumulator_kib:g}K",
-             f"{h.dram_bytes_per_cycle * 8:g}b", h.sfu,
-             f"{1 - h.sparse_pe_fraction:.2g}:{h.sparse_pe_fraction:.2g}" if h.sparse_engine else "-",
+    def engines(h) -> str:
+        if not h.sparse_engine:
+            return "-"
+        if h.sparse_allocation == "dynamic":
+            return "per head"
+        return f"{1 - h.sparse_pe_fraction:.2g}:{h.sparse_pe_fraction:.2g}"
+
+    lines = lambda h: h.pe_array == "lines"  # noqa: E731 - MAC lines: no dataflow or mapping
+    rows = [[n, f"{h.rows}x{h.cols}" + (" lines" if lines(h) else ""),
+             "-" if lines(h) else h.dataflow, "-" if lines(h) else h.mapping,
+             f"{h.scratchpad_kib:g}K", f"{h.accumulator_kib:g}K",
+             f"{h.dram_bytes_per_cycle * h.clock_hz / 1e9:.3g} GB/s", h.sfu, engines(h),
              h.hash()] for n, h in PRESETS.items()]
-    _print_table(["preset", "array", "flow", "mapping", "scratchpad", "accumulator", "bus", "sfu",
-                  "dense:sparse", "hash"], rows)
+    _print_table(["preset", "array", "flow", "mapping", "scratchpad", "accumulator", "DRAM",
+                  "sfu", "dense:sparse", "hash"], rows)
     print()
     for n, h in PRESETS.items():
         print(f"{n}: {h.description}")
