@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from nas.core.atomic import existing_file
 from nas.core.errors import UserError
 
 PATTERNS = ("global-local", "random", "mask")
@@ -159,11 +160,7 @@ class _MaskStats(NamedTuple):
 @lru_cache(maxsize=8)
 def _mask_file_stats(path: str, dense_threshold: float) -> _MaskStats:
     """Statistics of a mask file, with one-line errors for anything but a numpy bool array."""
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"mask file {p} is a folder, not a file")
-    if not p.is_file():
-        raise UserError(f"mask file not found: {p}")
+    p = existing_file(path, "mask file")
     not_masks = (f"mask file {p} is not a numpy boolean array file (one saved with numpy.save, "
                  "True = pruned)")
     try:

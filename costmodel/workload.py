@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nas.core.arch import Arch
+from nas.core.atomic import existing_file
 from nas.core.errors import UserError
 
 GEMM, SOFTMAX, LAYERNORM, GELU, ADD = "gemm", "softmax", "layernorm", "gelu", "add"
@@ -235,11 +236,7 @@ def load_topology(path: str | Path) -> list[tuple[str, int, int, int]]:
     `Layer, M, N, K,` (note: N before K; a trailing comma is allowed, extra columns such as
     SCALE-Sim 3's sparsity are ignored), then one GEMM per row, OUT[M,N] = A[M,K] @ B[K,N].
     Repeated layer names get a '#2', '#3' ... suffix."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"topology file {path} is a folder, not a file")
-    if not path.is_file():
-        raise UserError(f"topology file not found: {path}")
+    path = existing_file(path, "topology file")
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:

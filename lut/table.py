@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from nas.core.atomic import atomic_path
+from nas.core.atomic import atomic_path, existing_file
 from nas.core.arch import Arch, SearchSpace
 from nas.core.errors import UserError
 from nas.core.progress import progress as progress_bar
@@ -207,11 +207,7 @@ class CostTable:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        path = Path(path)
-        if path.is_dir():
-            raise UserError(f"lookup table {path} is a folder, not a file")
-        if not path.is_file():
-            raise UserError(f"lookup table not found: {path} (build one with `nas build-lut`)")
+        path = existing_file(path, "lookup table", " (build one with `nas build-lut`)")
         try:
             table = pq.read_table(path)
         except (pa.ArrowException, OSError) as exc:

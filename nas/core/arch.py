@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from nas.core.atomic import existing_file
 from nas.core.errors import UserError
 
 
@@ -131,11 +132,7 @@ class Arch:
 
 def load_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """Read a YAML/JSON file into a dict, with one-line errors for missing or malformed files."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{what} file {path} is a folder, not a file")
-    if not path.is_file():
-        raise UserError(f"{what} file not found: {path}")
+    path = existing_file(path, f"{what} file")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

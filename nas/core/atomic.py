@@ -1,4 +1,5 @@
-"""Atomic file writes: a temporary file beside the target, renamed over it only on success.
+"""File helpers: atomic writes (a temporary file beside the target, renamed over it only on
+success) and one-line errors for a path that is missing, a folder, or not writable.
 
 The file gets the permissions of any file the user creates (0666 less the umask), not the
 0600 of a temporary file. A target that is a folder, or a place that can not be written, is a
@@ -20,6 +21,16 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def existing_file(path: str | Path, what: str, hint: str = "") -> Path:
+    """`path` if it is a file, else a UserError saying it is a folder or missing (+ `hint`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder, not a file")
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}{hint}")
+    return path
 
 
 def writable_target(path: str | Path, what: str = "output") -> Path:
