@@ -75,6 +75,7 @@ class SearchJob:
     lut: str | None = None          # a table from `nas build-lut`; None: build one into out
     hw: str | None = None           # preset or YAML; None: the table's, else gemmini-transformer
     mapping: str | None = None      # override of the hardware's GEMM mapping mode
+    hw_space: str | None = None     # search the hardware too: a hardware-space preset or YAML
     sparsity: Any = None            # costmodel.sparsity.AttentionSparsity, None = dense
     rescale_mask: bool = False      # allow a mask of another size than the context
     split: str = "valid"
@@ -107,23 +108,64 @@ class SearchJob:
 @dataclass
 class SearchOutcome:
     result: Any                     # nas.search.engine.SearchResult
-    table: Any                      # lut.table.CostTable
+    table: Any                      # lut.table.CostTable, or JointCosts in a joint search
     paths: dict[str, Path]
 
 
+def hardware_point(hw, searched: tuple[str, ...] = ()):
+    """A hardware config as the search records it: name, hash, area (costmodel.area) and the
+    values of the `searched` fields."""
+    from costmodel.area import area
+    from nas.search.candidate import HardwarePoint
+    return HardwarePoint(hw.name, hw.hash(), area(hw).total_mm2,
+                         tuple((f, getattr(hw, f)) for f in searched))
+
+
+class JointCosts:
+    """The cost source of a joint architecture x hardware search: each design's cost from the
+    lookup table of its hardware point, built on first use and cached on disk by hardware hash
+    (lut.cache.TableCache)."""
+
+    def __init__(self, hw_space, cache):
+        import hashlib
+        import json
+        self.hw_space, self.cache = hw_space, cache
+        blob = json.dumps(hw_space.to_dict(), sort_keys=True, default=str).encode()
+        self.id = "hw-space-" + hashlib.sha1(blob).hexdigest()[:12]
+        self._points: dict[str, Any] = {}
+
+    def point(self, hw):
+        if hw.hash() not in self._points:
+            self._points[hw.hash()] = hardware_point(hw, tuple(f for f, _ in self.hw_space.genes()))
+        return self._points[hw.hash()]
+
+    def __call__(self, designs) -> list[tuple[Any, Any]]:
+        return [(self.cache.table(d.hw).cost(d.arch), self.point(d.hw)) for d in designs]
+
+
 def run_search(job: SearchJob) -> SearchOutcome:
-    """Load the supernet, get the table (load and check --lut, reuse OUT/lut.parquet, or build
-    it), run the search (resuming it when asked), write the front files and print a summary."""
+    """Load the supernet, get the costs (load and check --lut, reuse OUT/lut.parquet, or build
+    it; with --hw-space, a table per hardware point in OUT/luts), run the search (resuming it
+    when asked), write the front files and print a summary."""
+    from dataclasses import asdict
+
     from costmodel.hardware import load_hardware
     from costmodel.mapping import with_mapping
     from lut.table import CostTable
     from nas.search.engine import STATE_FILE, Search
-    from nas.search.outputs import summary_lines, write_outputs
+    from nas.search.outputs import summary_lines, table_source, write_outputs
     from supernet.perplexity import SupernetPerplexity
 
     job.check()
     out = Path(job.out)
+    if job.hw_space and (job.lut or job.hw or job.mapping):
+        raise UserError("--hw-space searches the hardware too: give none of --lut, --hw, "
+                        "--mapping with it (the space sets the mapping)")
     hw = with_mapping(load_hardware(job.hw), job.mapping) if job.hw else None
+    hw_space = None
+    if job.hw_space:
+        from costmodel.hwspace import HardwareSpace
+        hw_space = HardwareSpace.load(job.hw_space)
     quality = SupernetPerplexity(job.ckpt, split=job.split, max_tokens=job.max_tokens,
                                  batch_size=job.batch_size,
                                  threads=job.threads or (1 if job.workers > 1 else None))
@@ -134,32 +176,54 @@ def run_search(job: SearchJob) -> SearchOutcome:
     workload = supernet_workload(ev)
     if job.sparsity is not None:
         job.sparsity.check_seq(workload.seq, rescale=job.rescale_mask)
-    own_table = out / LUT_FILE
-    default_hw = with_mapping(load_hardware("gemmini-transformer"), job.mapping)
-    if job.lut:
-        table = CostTable.load(job.lut)
-        if hw is None and job.mapping:      # the table's hardware, mapped as asked
-            hw = with_mapping(table.hardware, job.mapping)
-        table.check(ev.space, workload, sparsity=job.sparsity, hw=hw)
-        if hw is None:
-            print(f"hardware: '{table.hw_name}', the table's (no --hw given)")
-        print(table.describe())
-    elif own_table.is_file():
-        table = load_table(own_table, ev.space, workload, job.sparsity, hw or default_hw)
-        print(table.describe())
+    common = dict(vocab=ev.vocab_size, max_seq=ev.block_size, workers=job.workers,
+                  state_path=out / STATE_FILE, identity={"perplexity": quality.describe()},
+                  progress=job.progress)
+    if hw_space is not None:
+        from lut.cache import TableCache
+        cache = TableCache(ev.space, workload, job.sparsity, folder=out / "luts")
+        table = JointCosts(hw_space, cache)
+        anchor = hw_space.decode(hw_space.encode(load_hardware(hw_space.base)))
+        print(f"hardware space '{hw_space.name}': {hw_space.size():,} points around "
+              f"'{hw_space.base}'; lookup tables built per point on first use, cached in "
+              f"{cache.folder}")
+        search = Search(ev.space, quality, table, job.config, hw_space=hw_space,
+                        anchor_hw=anchor, **common)
+        source = {"ids": {"hw_space": hw_space.name, "table_id": table.id},
+                  "table": f"one lookup table per hardware point of '{hw_space.name}', "
+                           f"cached in {cache.folder}",
+                  "workload": asdict(workload), "hw_space": hw_space.to_dict()}
     else:
-        table = build_table(ev.space, hw or default_hw, workload, own_table, job.sparsity,
-                            progress=job.progress)
-    search = Search(ev.space, quality, table, job.config, vocab=ev.vocab_size,
-                    max_seq=ev.block_size, workers=job.workers, state_path=out / STATE_FILE,
-                    identity={"perplexity": quality.describe()}, progress=job.progress)
+        own_table = out / LUT_FILE
+        default_hw = with_mapping(load_hardware("gemmini-transformer"), job.mapping)
+        if job.lut:
+            table = CostTable.load(job.lut)
+            if hw is None and job.mapping:      # the table's hardware, mapped as asked
+                hw = with_mapping(table.hardware, job.mapping)
+            table.check(ev.space, workload, sparsity=job.sparsity, hw=hw)
+            if hw is None:
+                print(f"hardware: '{table.hw_name}', the table's (no --hw given)")
+            print(table.describe())
+        elif own_table.is_file():
+            table = load_table(own_table, ev.space, workload, job.sparsity, hw or default_hw)
+            print(table.describe())
+        else:
+            table = build_table(ev.space, hw or default_hw, workload, own_table, job.sparsity,
+                                progress=job.progress)
+        search = Search(ev.space, quality, table, job.config,
+                        hardware=hardware_point(table.hardware), **common)
+        source = table_source(table)
     result = search.run(resume=job.resume)
     info = {"command": " ".join(["nas"] + sys.argv[1:]),
             "perplexity_source": quality.describe(), "workers": job.workers,
             "space": ev.space.to_dict()}
-    paths = write_outputs(result, out, table, info)
+    paths = write_outputs(result, out, source, info)
     for line in summary_lines(result):
         print(line)
+    if hw_space is not None:
+        c = table.cache
+        print(f"lookup tables: {c.built} built, {c.loaded} loaded from {c.folder}, "
+              f"{c.hits} reused in memory")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return SearchOutcome(result, table, paths)
 
@@ -181,11 +245,11 @@ def export_front(front: str | Path, picks: list[str] | None = None, out: str | P
     written: dict[Path, list[str]] = {}
     for expr, cands in chosen.items():
         for cand in cands:
-            target = out / f"{cand.key}.yaml"
-            if target not in written:
-                atomic_write_text(target, _export_header(cand, expr, doc) + yaml.safe_dump(
-                    cand.arch.to_dict(), sort_keys=False, default_flow_style=None))
-            written.setdefault(target, []).append(expr)
+            for target, data in _export_files(cand, doc, out):
+                if target not in written:
+                    atomic_write_text(target, _export_header(cand, expr, doc) + yaml.safe_dump(
+                        data, sort_keys=False, default_flow_style=None))
+                written.setdefault(target, []).append(expr)
     for target, names in written.items():
         print(f"{', '.join(names)}: {target}")
     history = doc.history() if plot else None
@@ -199,11 +263,25 @@ def export_front(front: str | Path, picks: list[str] | None = None, out: str | P
     return written
 
 
+def _export_files(cand: Candidate, doc, out: Path) -> list[tuple[Path, dict]]:
+    """The architecture YAML of a pick and, when the search chose its hardware, a hardware
+    YAML (the space's base preset and the chosen fields) for `nas simulate --hw` and
+    `nas build-lut --hw`."""
+    files = [(out / f"{cand.arch.key}.yaml", cand.arch.to_dict())]
+    hw = cand.hardware
+    if hw is not None and hw.searched:
+        base = (doc.hw_space or {}).get("base")
+        files.append((out / f"hw-{hw.hash}.yaml",
+                       {"base": base, "name": f"hw-{hw.hash}", **dict(hw.fields)}))
+    return files
+
+
 def _export_header(cand: Candidate, expr: str, doc) -> str:
     return (f"# exported by `nas export --pick {expr}` from {doc.path}\n"
             f"# perplexity {cand.perplexity:.4f}, EDP {cand.edp:.4e} J s, latency "
             f"{cand.latency_ms:.4f} ms, energy {cand.energy_mj:.5f} mJ, {cand.params:,} "
-            f"parameters on {doc.hw} (table {doc.table_id})\n")
+            f"parameters on {cand.hardware.name if cand.hardware else doc.hw}"
+            f"{f', {cand.area_mm2:.3g} mm2' if cand.area_mm2 else ''} (table {doc.table_id})\n")
 
 
 # -- quickstart ----------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from nas.search.config import SearchConfig
 from nas.search.engine import Search
 from nas.search.genome import GenomeCodec
 from nas.search.candidate import lowest_within
-from nas.search.outputs import FILES, pick, read_front, summary_lines, write_outputs
+from nas.search.outputs import (FILES, pick, read_front, summary_lines, table_source,
+                                write_outputs)
 from nas.search.pareto import Normaliser, hypervolume_2d, pareto_indices
 from nas.search.selection import constrained_fronts
 
@@ -208,7 +209,8 @@ def test_bad_settings_are_user_errors():
 
 def test_outputs_read_back_as_the_same_candidates(tmp_path):
     res = run(SearchConfig(population=10, generations=3, seed=0))
-    paths = write_outputs(res, tmp_path, synthetic_table(), {"perplexity_source": "synthetic"})
+    paths = write_outputs(res, tmp_path, table_source(synthetic_table()),
+                          {"perplexity_source": "synthetic"})
     assert sorted(p.name for p in paths.values()) == sorted(FILES)
     doc = read_front(tmp_path)
     assert doc.front == res.front and doc.largest == res.largest      # typed, exact round trip
@@ -244,7 +246,7 @@ def test_picks_follow_their_rules():
 
 def test_export_writes_picks_and_leaves_nothing_when_a_pick_fails(tmp_path, capsys):
     res = run(SearchConfig(population=10, generations=3, seed=0))
-    write_outputs(res, tmp_path, synthetic_table(), {})
+    write_outputs(res, tmp_path, table_source(synthetic_table()), {})
     assert main(["export", "--front", str(tmp_path), "--pick", "best-ppl", "min-edp", "0",
                  "--out", str(tmp_path / "x")]) == 0
     files = sorted((tmp_path / "x").glob("*.yaml"))
@@ -278,10 +280,99 @@ def test_pareto_plot_labels_the_objective_and_marks_picks_and_infeasible(tmp_pat
     base = run(SearchConfig(population=10, generations=2, seed=0))
     res = run(SearchConfig(population=10, generations=2, seed=0, objective="latency",
                            max_ppl=sorted(c.perplexity for c in base.history)[10]))
-    write_outputs(res, tmp_path, synthetic_table(), {})
+    write_outputs(res, tmp_path, table_source(synthetic_table()), {})
     ax = drawn["fig"].axes[0]
     assert ax.get_ylabel() == "latency (ms)"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(lab.startswith("infeasible") for lab in labels)
     assert "exported picks" in labels and any(lab.startswith("feasible") for lab in labels)
     assert {t.get_text() for t in ax.texts} >= {"best-ppl", "min-latency"}
+
+
+# -- joint architecture x hardware search (synthetic hardware space) --------------------------
+
+class FakeHW:
+    """A stand-in hardware config: the search needs only hash() from it."""
+
+    def __init__(self, rows: int, sram: int):
+        self.rows, self.sram = rows, sram
+        self.name = f"fake:{self.hash()}"
+
+    def hash(self) -> str:
+        return f"r{self.rows}s{self.sram}"
+
+
+class FakeHWSpace:
+    CHOICES = (("rows", (8, 16, 32)), ("sram", (64, 256)))
+
+    def genes(self):
+        return list(self.CHOICES)
+
+    def decode(self, idx):
+        return FakeHW(*(c[i] for (_, c), i in zip(self.CHOICES, idx)))
+
+    def encode(self, hw):
+        return [c.index(getattr(hw, f)) for f, c in self.CHOICES]
+
+    def to_dict(self):
+        return {"name": "fake", "base": "gemmini", "choices": [list(c) for c in self.CHOICES]}
+
+
+def fake_joint_costs(designs):
+    """A bigger array is faster and larger; more SRAM saves DRAM energy and costs area."""
+    from lut.table import Cost
+    from nas.search.candidate import HardwarePoint
+    out = []
+    for d in designs:
+        base = synthetic_table().cost(d.arch)
+        speed = d.hw.rows / 16
+        cost = Cost(cycles=base.cycles / speed, latency_s=base.latency_s / speed,
+                    energy_j=base.energy_j * (1.2 if d.hw.sram == 64 else 1.0))
+        area = 0.004 * d.hw.rows ** 2 + 0.01 * d.hw.sram
+        out.append((cost, HardwarePoint(d.hw.name, d.hw.hash(), area,
+                                        (("rows", d.hw.rows), ("sram", d.hw.sram)))))
+    return out
+
+
+def run_joint(config, state=None, quality=None, resume=False):
+    search = Search(SPACE, quality or SyntheticPerplexity(), fake_joint_costs, config,
+                    vocab=65, max_seq=32, state_path=state, hw_space=FakeHWSpace(),
+                    anchor_hw=FakeHW(16, 256))
+    return search.run(resume=resume)
+
+
+def test_joint_search_varies_hardware_and_measures_each_architecture_once(tmp_path):
+    quality = SyntheticPerplexity()
+    res = run_joint(SearchConfig(population=10, generations=4, seed=0), quality=quality)
+    assert len({c.hardware.hash for c in res.history}) > 1
+    assert all("@" in c.key for c in res.history)
+    assert quality.calls == len({c.arch.key for c in res.history})   # perplexity per arch
+    assert res.largest.hardware.hash == "r16s256"                     # the anchors' point
+    # same seed, same front; a kill and --resume continue to the same front
+    full = run_joint(SearchConfig(population=10, generations=4, seed=0),
+                     state=tmp_path / "a.pkl")
+    assert fingerprint(full) == fingerprint(res)
+    with pytest.raises(KeyboardInterrupt):
+        run_joint(SearchConfig(population=10, generations=4, seed=0), state=tmp_path / "b.pkl",
+                  quality=SyntheticPerplexity(fail_after=25))
+    resumed = run_joint(SearchConfig(population=10, generations=4, seed=0),
+                        state=tmp_path / "b.pkl", resume=True)
+    assert fingerprint(resumed) == fingerprint(full)
+
+
+def test_joint_search_area_constraint_and_outputs(tmp_path, capsys):
+    res = run_joint(SearchConfig(population=10, generations=3, seed=1, max_area_mm2=2.0))
+    assert res.front and all(c.area_mm2 <= 2.0 for c in res.front)
+    assert any(c.area_mm2 > 2.0 for c in res.history)                 # tried, then excluded
+    source = {"ids": {"hw_space": "fake", "table_id": "t"}, "table": "synthetic",
+              "workload": {}, "hw_space": FakeHWSpace().to_dict()}
+    write_outputs(res, tmp_path, source, {})
+    doc = read_front(tmp_path)
+    assert doc.front == res.front and doc.history() == res.history
+    assert main(["export", "--front", str(tmp_path), "--pick", "best-ppl",
+                 "--out", str(tmp_path / "x")]) == 0
+    best = min(res.front, key=lambda c: c.perplexity)
+    import yaml
+    hw_file = yaml.safe_load((tmp_path / "x" / f"hw-{best.hardware.hash}.yaml").read_text())
+    assert hw_file["base"] == "gemmini" and hw_file["rows"] == dict(best.hardware.fields)["rows"]
+    assert Arch.load(tmp_path / "x" / f"{best.arch.key}.yaml") == best.arch

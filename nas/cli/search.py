@@ -23,6 +23,7 @@ EXAMPLES_SEARCH = """examples:
   nas search --ckpt runs/supernet --hw gemmini --objective latency --max-ppl 12 \\
       --out runs/search-lat
   nas search --ckpt runs/supernet --out runs/search --generations 60 --resume
+  nas search --ckpt runs/supernet --hw-space edge-hw --max-area-mm2 2 --out runs/cosearch
 writes: OUT/front.csv, front.json, history.csv, search.json, pareto.png, state.pkl
 (and lut.parquet when no --lut is given)"""
 
@@ -89,6 +90,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                 "--lut: the hardware to build the table for (default: "
                                 "gemmini-transformer)")
     _mapping_arg(p)
+    p.add_argument("--hw-space", help="search the hardware too: a hardware-space preset "
+                                      "(edge-hw) or YAML. The genome gets one gene per field; "
+                                      "a lookup table per hardware point is built on first "
+                                      "use and cached in OUT/luts; bound the area with "
+                                      "--max-area-mm2. Not with --lut, --hw or --mapping")
     _sparsity_args(p)
     add_options(p, _search_config())
     p.add_argument("--split", default="valid", choices=("train", "valid", "test"),
@@ -203,7 +209,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     run_search(SearchJob(
         ckpt=args.ckpt, out=Path(args.out), config=from_args(_search_config(), args),
-        lut=args.lut, hw=args.hw, mapping=args.mapping, sparsity=_sparsity(args),
+        lut=args.lut, hw=args.hw, mapping=args.mapping, hw_space=args.hw_space,
+        sparsity=_sparsity(args),
         rescale_mask=args.rescale_mask,
         split=args.split,
         max_tokens=args.max_tokens, batch_size=args.batch_size, workers=args.workers,

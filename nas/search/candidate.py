@@ -38,8 +38,34 @@ PPL_DELTAS = (0.1, 1.0)
 
 
 @dataclass(frozen=True)
+class HardwarePoint:
+    """The accelerator a candidate's costs were simulated on, as plain data: its name, hash and
+    area, and, when the search chose it from a hardware space, the fields it chose."""
+
+    name: str
+    hash: str
+    area_mm2: float = 0.0
+    fields: tuple[tuple[str, Any], ...] = ()     # (HardwareConfig field, value); () = fixed
+
+    @property
+    def searched(self) -> bool:
+        return bool(self.fields)
+
+
+def _scalar(text: str) -> Any:
+    """A hardware field's value back from CSV text: int, float, bool or string."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(text, text)
+
+
+@dataclass(frozen=True)
 class Candidate:
-    """One evaluated architecture. Costs are those of the lookup table's workload."""
+    """One evaluated design: an architecture and, in a joint search, the hardware it runs on.
+    Costs are those of the lookup table's workload on that hardware."""
 
     arch: Arch
     perplexity: float
@@ -51,6 +77,7 @@ class Candidate:
     violation: float = 0.0  # total relative violation of the constraints (0 = feasible)
     generation: int = 0     # generation that first evaluated it
     eval_index: int = 0     # position in evaluation order
+    hardware: HardwarePoint | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.perplexity):
@@ -58,7 +85,14 @@ class Candidate:
 
     @property
     def key(self) -> str:
-        return self.arch.key
+        """The architecture's key, with '@' and the hardware hash when the hardware was
+        searched too (the same architecture on two accelerators is two candidates)."""
+        hw = self.hardware
+        return f"{self.arch.key}@{hw.hash}" if hw is not None and hw.searched else self.arch.key
+
+    @property
+    def area_mm2(self) -> float:
+        return self.hardware.area_mm2 if self.hardware is not None else 0.0
 
     @property
     def feasible(self) -> bool:
@@ -74,11 +108,16 @@ class Candidate:
     # -- rows (CSV and JSON) -----------------------------------------------------------------
     def to_row(self) -> dict[str, Any]:
         a = self.arch
-        row = {"key": a.key, "layers": a.layers, "d": a.d,
+        row = {"key": self.key, "layers": a.layers, "d": a.d,
                "heads": ".".join(map(str, a.heads)), "ffn": ".".join(map(str, a.ffn)),
                "head_dim": a.head_dim}
-        row.update({f.name: getattr(self, f.name) for f in fields(self) if f.name != "arch"})
+        row.update({f.name: getattr(self, f.name) for f in fields(self)
+                    if f.name not in ("arch", "hardware")})
         row["feasible"] = self.feasible
+        hw = self.hardware
+        if hw is not None:
+            row.update({"hw": hw.name, "hw_hash": hw.hash, "area_mm2": hw.area_mm2})
+            row.update({f"hw.{k}": v for k, v in hw.fields})
         return row
 
     @classmethod
@@ -86,11 +125,18 @@ class Candidate:
         """Inverse of `to_row` (values may be the strings of a CSV file); a row may carry the
         architecture as an `arch` mapping instead of its key."""
         try:
-            arch = Arch.from_dict(row["arch"]) if "arch" in row else Arch.from_key(row["key"])
-            kw = {f.name: f.type for f in fields(cls) if f.name != "arch"}
+            arch = (Arch.from_dict(row["arch"]) if "arch" in row
+                    else Arch.from_key(row["key"].split("@")[0]))
+            kw = {f.name: f.type for f in fields(cls) if f.name not in ("arch", "hardware")}
             values = {name: (int(float(row[name])) if typ == "int" else float(row[name]))
                       for name, typ in kw.items() if name in row}
-            return cls(arch=arch, **values)
+            hardware = None
+            if row.get("hw_hash") and "area_mm2" in row:
+                hw_fields = tuple((k[3:], _scalar(v) if isinstance(v, str) else v)
+                                  for k, v in row.items() if k.startswith("hw."))
+                hardware = HardwarePoint(str(row["hw"]), str(row["hw_hash"]),
+                                         float(row["area_mm2"]), hw_fields)
+            return cls(arch=arch, hardware=hardware, **values)
         except (KeyError, ValueError, TypeError) as exc:
             raise UserError(f"not a candidate row ({type(exc).__name__}: {exc})") from None
 
@@ -143,5 +189,5 @@ def reductions(candidates: Iterable[Candidate], baseline: Candidate, objective: 
                       objective) for d in deltas]
 
 
-__all__ = ["Candidate", "Objective", "OBJECTIVES", "PPL_DELTAS", "CSV_FIELDS", "Reduction",
+__all__ = ["Candidate", "HardwarePoint", "Objective", "OBJECTIVES", "PPL_DELTAS", "CSV_FIELDS", "Reduction",
            "lowest_within", "reductions"]

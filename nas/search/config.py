@@ -17,7 +17,8 @@ ALGORITHMS = ("nsga2", "random", "evolution")
 
 # constraint setting -> the Candidate field it bounds
 CONSTRAINTS = {"max_ppl": "perplexity", "max_latency_ms": "latency_ms",
-               "max_energy_mj": "energy_mj", "max_params": "params"}
+               "max_energy_mj": "energy_mj", "max_params": "params",
+               "max_area_mm2": "area_mm2"}
 
 
 @dataclass
@@ -37,6 +38,8 @@ class SearchConfig:
     max_latency_ms: float | None = option(None, "constraint: latency <= X ms")
     max_energy_mj: float | None = option(None, "constraint: energy <= X mJ")
     max_params: float | None = option(None, "constraint: parameters <= X")
+    max_area_mm2: float | None = option(None, "constraint: accelerator area <= X mm2 (with "
+                                        "--hw-space: the hardware the search chooses)")
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:

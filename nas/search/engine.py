@@ -37,15 +37,15 @@ from nas.core.arch import Arch, SearchSpace
 from nas.core.atomic import atomic_path
 from nas.core.errors import UserError
 from nas.core.progress import progress
-from nas.search.candidate import Candidate
+from nas.search.candidate import Candidate, HardwarePoint
 from nas.search.config import SearchConfig
-from nas.search.genome import GenomeCodec
+from nas.search.genome import Design, GenomeCodec
 from nas.search.pareto import Normaliser, pareto_indices
 from nas.search.selection import crowded_tournament, select_survivors
 
 Quality = Callable[[list[Arch]], list[float]]
 STATE_FILE = "state.pkl"
-STATE_VERSION = 2           # 2: candidates are `Candidate` records
+STATE_VERSION = 3           # 2: `Candidate` records; 3: designs (joint search)
 
 if not hasattr(creator, "NasFitness"):
     creator.create("NasFitness", base.Fitness, weights=(-1.0, -1.0))     # minimise both
@@ -66,15 +66,29 @@ def _worker_eval(archs: list[Arch]) -> list[float]:
     return list(_WORKER_QUALITY(archs))
 
 
-class Evaluator:
-    """Scores architectures once each: perplexity (batched, optionally over worker processes),
-    cost from the lookup table, parameter count. Keeps every result (the search's archive)."""
+class FixedHardware:
+    """The cost source of an architecture-only search: one lookup table (anything with
+    `.costs(archs)`), and the hardware it was built for (`HardwarePoint`, or None)."""
 
-    def __init__(self, quality: Quality, table, config: SearchConfig, vocab: int = 0,
+    def __init__(self, table, hardware: HardwarePoint | None = None):
+        self.table, self.hardware = table, hardware
+        self.id = getattr(table, "id", None)
+
+    def __call__(self, designs: Sequence[Design]) -> list[tuple[Any, HardwarePoint | None]]:
+        return [(c, self.hardware) for c in self.table.costs([d.arch for d in designs])]
+
+
+class Evaluator:
+    """Scores designs once each: perplexity (once per architecture, batched, optionally over
+    worker processes), cost and hardware from the cost source (a callable designs -> [(cost,
+    HardwarePoint)]), parameter count. Keeps every result (the search's archive)."""
+
+    def __init__(self, quality: Quality, costs: Callable, config: SearchConfig, vocab: int = 0,
                  max_seq: int = 0, workers: int = 1):
-        self.quality, self.table, self.config = quality, table, config
+        self.quality, self.costs, self.config = quality, costs, config
         self.vocab, self.max_seq, self.workers = vocab, max_seq, workers
-        self.cache: dict[str, Candidate] = {}       # arch key -> candidate, in eval order
+        self.cache: dict[str, Candidate] = {}       # design key -> candidate, in eval order
+        self.perplexity: dict[str, float] = {}      # arch key -> perplexity (shared by designs)
         self.seconds = {"perplexity": 0.0, "cost": 0.0}
         self._pool = None
 
@@ -96,27 +110,30 @@ class Evaluator:
         chunks = [archs[i * len(archs) // n:(i + 1) * len(archs) // n] for i in range(n)]
         return [p for part in self._pool.map(_worker_eval, chunks) for p in part]
 
-    def evaluate(self, archs: Sequence[Arch], generation: int) -> list[Candidate]:
-        """Candidates for `archs` (same order); only architectures never seen are evaluated."""
-        new: dict[str, Arch] = {}
-        for a in archs:
-            if a.key not in self.cache and a.key not in new:
-                new[a.key] = a
+    def evaluate(self, designs: Sequence[Design], generation: int) -> list[Candidate]:
+        """Candidates for `designs` (same order); only designs never seen are evaluated, and
+        an architecture's perplexity only once whatever its hardware."""
+        new = {d.key: d for d in designs if d.key not in self.cache}
         if new:
             todo = list(new.values())
+            archs = list({d.arch.key: d.arch for d in todo
+                          if d.arch.key not in self.perplexity}.values())
             t0 = time.perf_counter()
-            ppls = self._perplexities(todo)
+            if archs:
+                self.perplexity.update(zip((a.key for a in archs), self._perplexities(archs)))
             t1 = time.perf_counter()
-            costs = self.table.costs(todo)
+            costs = self.costs(todo)
             self.seconds["perplexity"] += t1 - t0
             self.seconds["cost"] += time.perf_counter() - t1
-            for a, ppl, cost in zip(todo, ppls, costs):
-                cand = Candidate(arch=a, perplexity=float(ppl), latency_ms=cost.latency_ms,
-                                 energy_mj=cost.energy_mj, edp=cost.edp, cycles=cost.cycles,
-                                 params=a.params(self.vocab, self.max_seq),
-                                 generation=generation, eval_index=len(self.cache))
-                self.cache[a.key] = cand.with_(violation=self.config.violation(cand))
-        return [self.cache[a.key] for a in archs]
+            for d, (cost, hardware) in zip(todo, costs):
+                cand = Candidate(arch=d.arch, perplexity=float(self.perplexity[d.arch.key]),
+                                 latency_ms=cost.latency_ms, energy_mj=cost.energy_mj,
+                                 edp=cost.edp, cycles=cost.cycles,
+                                 params=d.arch.params(self.vocab, self.max_seq),
+                                 generation=generation, eval_index=len(self.cache),
+                                 hardware=hardware)
+                self.cache[d.key] = cand.with_(violation=self.config.violation(cand))
+        return [self.cache[d.key] for d in designs]
 
 
 # -- the search ------------------------------------------------------------------------------
@@ -141,12 +158,23 @@ class Search:
     def __init__(self, space: SearchSpace, quality: Quality, table, config: SearchConfig,
                  vocab: int = 0, max_seq: int = 0, workers: int = 1,
                  state_path: str | Path | None = None, identity: dict[str, Any] | None = None,
-                 progress: bool = False):
-        self.space, self.config, self.codec = space, config, GenomeCodec(space)
-        self.evaluator = Evaluator(quality, table, config, vocab, max_seq, workers)
+                 progress: bool = False, hardware: HardwarePoint | None = None,
+                 hw_space: Any = None, anchor_hw: Any = None):
+        """`table`: a lookup table (`.costs(archs)`) for an architecture-only search on its
+        `hardware`; with `hw_space` (a joint search), a callable designs -> [(cost,
+        HardwarePoint)], and `anchor_hw` the point of `hw_space` the anchors run on."""
+        self.space, self.config = space, config
+        self.codec = GenomeCodec(space, hw_space)
+        if hw_space is not None and anchor_hw is None:
+            raise ValueError("a joint search needs anchor_hw, a point of its hardware space")
+        self.anchor_hw = anchor_hw
+        costs = FixedHardware(table, hardware) if hw_space is None else table
+        self.evaluator = Evaluator(quality, costs, config, vocab, max_seq, workers)
         self.state_path = Path(state_path) if state_path else None
         self.identity = {"config": config.identity(), "space": space.to_dict(),
-                         "table": getattr(table, "id", None), **(identity or {})}
+                         "table": getattr(table, "id", None),
+                         "hw_space": hw_space.to_dict() if hw_space is not None else None,
+                         **(identity or {})}
         self.progress = progress
         self.rng = random.Random(config.seed)
         self.population: list = []              # current DEAP individuals
@@ -173,8 +201,7 @@ class Search:
         return (cand.perplexity, cand.value(self.config.objective))
 
     def _individuals(self, genomes: list[list[int]], generation: int) -> list:
-        archs = [self.codec.decode(g) for g in genomes]
-        cands = self.evaluator.evaluate(archs, generation)
+        cands = self.evaluator.evaluate([self.codec.design(g) for g in genomes], generation)
         inds = []
         for g, c in zip(genomes, cands):
             ind = creator.NasIndividual(g)
@@ -268,6 +295,7 @@ class Search:
         self.generation, self._saved_population = state["generation"], state["population"]
         self.rng.setstate(state["rng"])
         self.evaluator.cache, self.hv = state["cache"], state["hv"]
+        self.evaluator.perplexity = {c.arch.key: c.perplexity for c in state["cache"].values()}
         for k, v in state["seconds"].items():
             if k.startswith("eval_"):
                 self.evaluator.seconds[k[5:]] = v
@@ -294,9 +322,10 @@ class Search:
             if self.progress:
                 print(f"resuming the search from generation {self.generation} "
                       f"({len(self.evaluator.cache)} candidates evaluated)")
-        anchors = [codec.encode(self.space.largest()), codec.encode(self.space.smallest())]
+        anchors = [codec.encode(self.space.largest(), self.anchor_hw),
+                   codec.encode(self.space.smallest(), self.anchor_hw)]
         largest, smallest = self.evaluator.evaluate(
-            [codec.decode(g) for g in anchors], generation=0)
+            [codec.design(g) for g in anchors], generation=0)
         if self.generation < 0:
             # Generation 0: the two anchors plus distinct random genomes.
             with self._deap_random():
@@ -305,8 +334,8 @@ class Search:
                     if len(genomes) == cfg.population:
                         break
                     g = codec.random(random)
-                    if codec.decode(g).key not in keys:
-                        keys.add(codec.decode(g).key)
+                    if codec.design(g).key not in keys:
+                        keys.add(codec.design(g).key)
                         genomes.append(g)
             pop = self._select(self._individuals(genomes, 0))
             self.generation = 0

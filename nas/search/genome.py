@@ -1,26 +1,45 @@
-"""Integer genome <-> architecture for one search space.
+"""Integer genome <-> design (architecture, and hardware in a joint search).
 
-Genome (indices into the space's choices):
+Genome (indices into the spaces' choices):
     [depth, d, heads of layer 0 .. L-1, ffn of layer 0 .. L-1]     (L = the space's max depth)
+    + [one gene per field of the hardware space]                   (joint search only)
 Genes of layers beyond the genome's depth are reset to 0 ("canonical"), so two genomes that decode
-to the same architecture are equal and the per-architecture cache never evaluates it twice.
+to the same architecture are equal and the per-design cache never evaluates it twice.
+
+The hardware space is any object with `genes()` -> [(field, choices)], `decode(indices)` -> a
+hardware config and `encode(hw)` -> indices (costmodel.hwspace.HardwareSpace); this module does
+not import the simulator.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import Any, NamedTuple, Sequence
 
 from nas.core.arch import Arch, SearchSpace
 
 
+class Design(NamedTuple):
+    """What one genome decodes to: an architecture, and its hardware in a joint search (None:
+    the fixed hardware of the lookup table)."""
+
+    arch: Arch
+    hw: Any = None
+
+    @property
+    def key(self) -> str:
+        return self.arch.key if self.hw is None else f"{self.arch.key}@{self.hw.hash()}"
+
+
 class GenomeCodec:
-    def __init__(self, space: SearchSpace):
-        self.space = space
+    def __init__(self, space: SearchSpace, hw_space: Any = None):
+        self.space, self.hw_space = space, hw_space
         self.max_layers = space.layers[-1]
-        self.choices: list[tuple[int, ...]] = ([space.layers, space.d]
+        self.arch_genes = 2 + 2 * self.max_layers
+        hw_choices = [c for _, c in hw_space.genes()] if hw_space is not None else []
+        self.choices: list[tuple[Any, ...]] = ([space.layers, space.d]
                                                + [space.heads] * self.max_layers
-                                               + [space.ffn] * self.max_layers)
+                                               + [space.ffn] * self.max_layers + hw_choices)
         self.low = [0] * len(self.choices)
         self.up = [len(c) - 1 for c in self.choices]
 
@@ -38,12 +57,19 @@ class GenomeCodec:
         return Arch(d=s.d[genes[1]], heads=tuple(s.heads[g] for g in genes[2:2 + n]),
                     ffn=tuple(s.ffn[g] for g in genes[2 + L:2 + L + n]), head_dim=s.head_dim)
 
-    def encode(self, arch: Arch) -> list[int]:
+    def design(self, genes: Sequence[int]) -> Design:
+        hw = None if self.hw_space is None else self.hw_space.decode(genes[self.arch_genes:])
+        return Design(self.decode(genes), hw)
+
+    def encode(self, arch: Arch, hw: Any = None) -> list[int]:
+        """The genome of `arch` (and of `hw` in a joint search: required there)."""
         self.space.check(arch)
         s, L = self.space, self.max_layers
         genes = [s.layers.index(arch.layers), s.d.index(arch.d)] + [0] * (2 * L)
         for i, (h, f) in enumerate(zip(arch.heads, arch.ffn)):
             genes[2 + i], genes[2 + L + i] = s.heads.index(h), s.ffn.index(f)
+        if self.hw_space is not None:
+            genes += self.hw_space.encode(hw)
         return genes
 
     def random(self, rng: random.Random) -> list[int]:

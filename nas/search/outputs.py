@@ -104,26 +104,31 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def table_ids(table) -> dict[str, Any]:
-    return {"hw": table.hw_name, "hw_hash": table.hw_hash, "table_id": table.id}
+def table_source(table) -> dict[str, Any]:
+    """Where an architecture-only search's costs came from: one lookup table (`ids` go into
+    every front row; `table` describes it; `workload` is what it was built for)."""
+    return {"ids": {"hw": table.hw_name, "hw_hash": table.hw_hash, "table_id": table.id},
+            "table": table.describe(), "workload": table.meta["workload"]}
 
 
-def write_outputs(result: SearchResult, out: str | Path, table, info: dict[str, Any],
-                  plot: bool = True) -> dict[str, Path]:
-    """front.csv, front.json, history.csv, search.json and pareto.png in `out`."""
+def write_outputs(result: SearchResult, out: str | Path, source: dict[str, Any],
+                  info: dict[str, Any], plot: bool = True) -> dict[str, Path]:
+    """front.csv, front.json, history.csv, search.json and pareto.png in `out`; `source` says
+    where the costs came from (`table_source`, or the joint search's hardware space)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ids = table_ids(table)
+    ids = source["ids"]
     objective = result.config.objective
     paths = {name: out / name for name in FILES}
     atomic_write_text(paths["front.csv"], _csv([{**c.to_row(), **ids} for c in result.front]))
     atomic_write_text(paths["history.csv"], _csv([c.to_row() for c in result.history]))
-    front_doc = {"objective": objective, **ids, "workload": table.meta["workload"],
+    front_doc = {"objective": objective, **ids, "workload": source["workload"],
+                 "hw_space": source.get("hw_space"),
                  "largest": result.largest.to_dict(),
                  "front": [{**c.to_dict(), **ids} for c in result.front]}
     atomic_write_text(paths["front.json"], json.dumps(front_doc, indent=1))
     search_doc = {
-        "settings": asdict(result.config), **info, **ids, "table": table.describe(),
+        "settings": asdict(result.config), **info, **ids, "table": source["table"],
         "generations_done": result.generations_done, "evaluations": len(result.history),
         "front_size": len(result.front),
         "hypervolume": result.hypervolume, "hypervolume_normaliser": result.normaliser,
@@ -140,7 +145,8 @@ def write_outputs(result: SearchResult, out: str | Path, table, info: dict[str, 
             skip_unmatched=True).items()}
         plot_pareto(result.history, result.front, result.largest, paths["pareto.png"],
                     objective=objective, picks=picks,
-                    title=f"{result.config.algorithm}, objective {objective}, {table.hw_name}, "
+                    title=f"{result.config.algorithm}, objective {objective}, "
+                          f"{ids.get('hw') or 'hardware space ' + str(ids.get('hw_space'))}, "
                           f"{len(result.history)} candidates; circled: nas export's defaults")
     else:
         paths.pop("pareto.png")
@@ -189,6 +195,7 @@ class FrontFile:
     hw_hash: str
     table_id: str
     workload: dict[str, Any]
+    hw_space: dict[str, Any] | None = None      # a joint search's hardware space
 
     @property
     def folder(self) -> Path:
@@ -215,6 +222,7 @@ def read_front(front: str | Path) -> FrontFile:
                          largest=Candidate.from_row(doc["largest"]),
                          front=[Candidate.from_row(r) for r in doc["front"]],
                          hw=doc.get("hw", "?"), hw_hash=doc.get("hw_hash", "?"),
-                         table_id=doc.get("table_id", "?"), workload=doc.get("workload", {}))
+                         table_id=doc.get("table_id", "?"), workload=doc.get("workload", {}),
+                         hw_space=doc.get("hw_space"))
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, UserError):
         raise UserError(f"{path}: not a front.json written by `nas search`") from None

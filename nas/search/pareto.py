@@ -80,8 +80,15 @@ def plot_pareto(history: Sequence[Candidate], front: Sequence[Candidate], larges
     y = lambda cs: [c.value(objective) for c in cs]  # noqa: E731
     feasible = [c for c in history if c.feasible]
     infeasible = [c for c in history if not c.feasible]
-    ax.scatter([c.perplexity for c in feasible], y(feasible), s=8, color="0.65",
-               label=f"feasible ({len(feasible)})")
+    if any(c.hardware is not None and c.hardware.searched for c in history):
+        # joint search: each point coloured by the area of the accelerator it runs on
+        dots = ax.scatter([c.perplexity for c in feasible], y(feasible), s=10,
+                          c=[c.area_mm2 for c in feasible], cmap="viridis",
+                          label=f"feasible ({len(feasible)}), colour = area")
+        fig.colorbar(dots, ax=ax, label="accelerator area (mm2)")
+    else:
+        ax.scatter([c.perplexity for c in feasible], y(feasible), s=8, color="0.65",
+                   label=f"feasible ({len(feasible)})")
     if infeasible:
         ax.scatter([c.perplexity for c in infeasible], y(infeasible), s=12, marker="x",
                    color="C1", alpha=0.6, lw=0.8,
