@@ -8,6 +8,8 @@ sparse attention engine pair (see costmodel.sparse_engine for its model and sour
 
 Every default number carries its source in a comment. Energies are per action in picojoules.
 Presets live in `costmodel/presets/<name>.yaml` and only list what differs from the defaults.
+Silicon area and leakage, with their sources: `costmodel.area`; search spaces of configurations
+around a preset: `costmodel.hwspace`.
 """
 
 from __future__ import annotations

@@ -27,8 +27,11 @@ hold, in which order the tiles are visited, and what overlaps what. Three mapper
   operator's latency, energy or EDP (`mapping_objective`). The `scalesim` mapping is one of its
   candidates, so with the latency objective it is never slower than `scalesim`.
 
-All candidates of a mapper are evaluated at once with numpy (`evaluate`), and `map_gemm` is
-cached on the GEMM's shape, so lookup tables stay fast with the search on.
+All candidates of a mapper are evaluated at once with numpy, on a grid of (setting, tm, tn, tk)
+whose terms are computed on the axes they depend on (`_grid_terms`, the same numbers as
+`evaluate` per candidate), and `map_gemm` is cached on the GEMM's shape, so lookup tables stay
+fast with the search on (a survey-space table per hardware point well under 0.5 s:
+experiments/cosearch/table_speed.json).
 """
 
 from __future__ import annotations
@@ -302,64 +305,187 @@ def search_tiles(total: int, unit: int) -> list[int]:
     return sorted(sizes)
 
 
-def _grid(m_sizes: list[int], n_sizes: list[int], k_sizes: list[int]):
-    """Every (tm, tk, tn), ordered tm outermost, then tn, then tk (the original loop order)."""
-    tm, tn, tk = np.meshgrid(np.array(m_sizes), np.array(n_sizes), np.array(k_sizes),
-                             indexing="ij")
-    return tm.ravel(), tk.ravel(), tn.ravel()
-
-
 def _dataflows(hw: HardwareConfig) -> tuple[str, ...]:
     return ("ws", "os") if hw.dataflow == "both" else (hw.dataflow,)
 
 
 # -- the three mappers ----------------------------------------------------------------------------
 
-class _Pool(NamedTuple):
-    """Feasible candidates of several settings, flattened."""
-    terms: Terms
-    tm: np.ndarray
-    tk: np.ndarray
-    tn: np.ndarray
-    setting: np.ndarray      # index into the list of settings
+class _Group(NamedTuple):
+    """Candidates of consecutive settings that share a tile-size function, as a broadcast grid
+    of shape (settings, M sizes, N sizes, K sizes): flattened in C order this is the order of
+    the original candidate list (setting by setting, then tm, tn, tk), which breaks ties."""
+    terms: Terms             # each field broadcastable to `shape`
+    ok: np.ndarray           # the candidate fits the buffers (broadcastable to `shape`)
+    shape: tuple[int, int, int, int]
+    first: int               # index of the group's first setting
+    m_sizes: list[int]
+    n_sizes: list[int]
+    k_sizes: list[int]
+
+
+def _grid_terms(m: int, k: int, n: int, rows: int, cols: int, hw: HardwareConfig,
+                settings: list[Setting], m_sizes: list[int], n_sizes: list[int],
+                k_sizes: list[int]) -> tuple[Terms, np.ndarray]:
+    """`evaluate` and `fits` of every (setting, tm, tn, tk) at once, on broadcast axes: a
+    term that depends on one tile dimension is computed on that axis only. Each branch on a
+    setting is computed for every setting and picked per setting, with the same formulas and
+    dtypes, so every number equals `evaluate`'s (and the whole grid costs a few numpy passes,
+    which keeps lookup-table builds fast with the search on)."""
+    ib, ab, bw = hw.in_bytes, hw.acc_bytes, hw.dram_bytes_per_cycle
+
+    def per_setting(values: list, dtype=bool):
+        """One value per setting on the settings axis, or the value itself when every
+        setting has it (so a term that does not depend on it stays off that axis)."""
+        if all(v == values[0] for v in values):
+            return values[0]
+        return np.array(values, dtype=dtype).reshape(-1, 1, 1, 1)
+
+    def pick(flag, a, b):
+        """np.where(flag, a, b), without building either branch's array when flag is one
+        Python bool for every setting."""
+        if isinstance(flag, bool):
+            return a() if flag else b()
+        return np.where(flag, a(), b())
+
+    ws = per_setting([s.dataflow == "ws" for s in settings])
+    dma = per_setting([s.dma_overlap for s in settings])
+    pre = per_setting([s.preload_overlap for s in settings])
+    reuse = per_setting([s.reuse for s in settings])
+    bias = per_setting([s.bias for s in settings])
+    buffers = per_setting([s.buffers for s in settings], np.int64)
+    gemmini_acc = per_setting([s.gemmini_acc for s in settings])
+    tm = np.array(m_sizes, dtype=np.int64).reshape(1, -1, 1, 1)
+    tn = np.array(n_sizes, dtype=np.int64).reshape(1, 1, -1, 1)
+    tk = np.array(k_sizes, dtype=np.int64).reshape(1, 1, 1, -1)
+
+    m_tiles, k_tiles, n_tiles = cdiv(m, tm), cdiv(k, tk), cdiv(n, tn)
+    compute = pick(ws, lambda: pick(pre, lambda: ws_compute_cycles(m, k, n, rows, cols, tm, True),
+                                    lambda: ws_compute_cycles(m, k, n, rows, cols, tm, False)),
+                   lambda: os_compute_cycles(m, k, n, rows, cols, tk))
+    k_steps = pick(ws, lambda: cdiv(k, rows), lambda: k_tiles)
+    b_array_reads = pick(ws, lambda: m_tiles, lambda: cdiv(m, rows))
+    (a1, b1), (a2, b2) = operand_reads(m_tiles, k_tiles, n_tiles, reuse)
+    first = m * k * a1 + k * n * b1 <= m * k * a2 + k * n * b2   # fewer DRAM reads, mnk on ties
+    a_reads, b_reads = np.where(first, a1, a2), np.where(first, b1, b2)
+    dram_a, dram_b = m * k * a_reads * ib, k * n * b_reads * ib
+    dram_out = m * n * ib
+    dram_bias = pick(bias, lambda: m * n * ab, lambda: 0)
+    dram = (dram_a + dram_b + dram_bias + dram_out) / bw
+    exposed = pick(dma, lambda: ((tm * tk + tk * tn) * ib
+                                 + tm * tn * (ib + pick(bias, lambda: ab, lambda: 0))) / bw,
+                   lambda: np.zeros(1))
+    compute = np.asarray(compute, dtype=float)   # cast once, not per element while broadcasting
+    steady = pick(dma, lambda: np.maximum(compute, dram), lambda: compute + dram)
+    sp_read = (m * k * cdiv(n, cols) + k * n * b_array_reads) * ib
+    bias_step = bias.astype(np.int64) if isinstance(bias, np.ndarray) else int(bias)
+    as_float = lambda x: np.asarray(x, dtype=float)             # noqa: E731
+    terms = Terms(compute=compute, dram=dram, exposed=as_float(exposed),
+                  dram_a=as_float(dram_a), dram_b=as_float(dram_b),
+                  dram_bias=as_float(dram_bias), dram_out=as_float(dram_out),
+                  sp_read=as_float(sp_read), sp_write=as_float(dram_a + dram_b),
+                  acc_read=as_float(m * n * (k_steps - 1 + bias_step) * ab),
+                  acc_write=as_float(m * n * (k_steps + bias_step) * ab),
+                  acc_drain=as_float(m * n * ab), steady=as_float(steady),
+                  order=np.where(first, 0, 1), a_reads=a_reads, b_reads=b_reads)
+    one_block = cdiv(tn, cols) == 1
+    one_tile = (m_tiles == 1) & (n_tiles == 1)
+    copies = pick(gemmini_acc, lambda: buffers,
+                  lambda: np.where(one_block & ~one_tile, buffers, 1))
+    ok = ((buffers * (tm * tk + tk * tn) * ib <= hw.scratchpad_bytes)
+          & (copies * tm * tn * ab <= hw.accumulator_bytes))
+    return terms, ok
 
 
 def _pool(m: int, k: int, n: int, rows: int, cols: int, hw: HardwareConfig,
-          settings: list[Setting], tile_sizes: list) -> _Pool:
-    """Every tile that fits, for each setting with its tile-size function."""
-    parts = []
-    for i, (s, sizes) in enumerate(zip(settings, tile_sizes)):
-        tm, tk, tn = _grid(sizes(m, rows), sizes(n, cols), sizes(k, rows))
-        ok = fits(m, n, cols, hw, s, tm, tk, tn)
-        tm, tk, tn = tm[ok], tk[ok], tn[ok]
-        parts.append((evaluate(m, k, n, rows, cols, hw, s, tm, tk, tn), tm, tk, tn,
-                      np.full(tm.shape, i)))
-    if not sum(len(p[1]) for p in parts):    # cannot happen: HardwareConfig checks one tile fits
+          settings: list[Setting], tile_sizes: list) -> list[_Group]:
+    """Every candidate tile, for each setting with its tile-size function, as broadcast grids
+    (with which of them fit)."""
+    groups: list[_Group] = []
+    start = 0
+    while start < len(settings):
+        sizes = tile_sizes[start]
+        end = start
+        while end < len(settings) and tile_sizes[end] is sizes:
+            end += 1
+        m_sizes, n_sizes, k_sizes = sizes(m, rows), sizes(n, cols), sizes(k, rows)
+        terms, ok = _grid_terms(m, k, n, rows, cols, hw, settings[start:end], m_sizes,
+                                n_sizes, k_sizes)
+        groups.append(_Group(terms, ok, (end - start, len(m_sizes), len(n_sizes),
+                                         len(k_sizes)), start, m_sizes, n_sizes, k_sizes))
+        start = end
+    if not any(np.any(g.ok) for g in groups):  # cannot happen: HardwareConfig checks one fits
         raise AssertionError(f"no tile of {m}x{k}x{n} fits {hw.name}")
-    terms = Terms(*(np.concatenate([p[0][j] for p in parts]) for j in range(len(Terms._fields))))
-    return _Pool(terms, *(np.concatenate([p[j] for p in parts]) for j in range(1, 5)))
+    return groups
 
 
-def _result(mode: str, m: int, k: int, n: int, rows: int, cols: int, s: Setting, t: Terms,
-            i: int, tile: tuple[int, int, int]) -> GemmCost:
-    """The GemmCost, with its Mapping, of candidate `i` of `t`."""
+def _flat(groups: list[_Group], values) -> np.ndarray:
+    """One array over every candidate of `groups` (in pool order) of `values(group)`, or of
+    `values[i]` for group i when `values` is a list."""
+    if isinstance(values, list):
+        parts = [np.broadcast_to(v, g.shape).ravel() for g, v in zip(groups, values)]
+    else:
+        parts = [np.broadcast_to(values(g), g.shape).ravel() for g in groups]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _result(mode: str, m: int, k: int, n: int, rows: int, cols: int, s: Setting,
+            value, tile: tuple[int, int, int]) -> GemmCost:
+    """The GemmCost, with its Mapping, of one candidate (`value(field)`: its Terms value)."""
     tm, tk, tn = tile
-    mapping = Mapping(mode, s.dataflow, tile, (rows, cols), LOOP_ORDERS[int(t.order[i])],
-                      (cdiv(m, tm), cdiv(k, tk), cdiv(n, tn)), int(t.a_reads[i]),
-                      int(t.b_reads[i]), s.reuse, s.preload_overlap and s.dataflow == "ws",
+    mapping = Mapping(mode, s.dataflow, tile, (rows, cols), LOOP_ORDERS[int(value("order"))],
+                      (cdiv(m, tm), cdiv(k, tk), cdiv(n, tn)), int(value("a_reads")),
+                      int(value("b_reads")), s.reuse, s.preload_overlap and s.dataflow == "ws",
                       s.dma_overlap, int(accumulator_copies(m, n, cols, s, tm, tn)), s.bias)
-    # the cost fields GemmCost shares with Terms, for candidate i
-    c = {name: float(getattr(t, name)[i]) for name in GemmCost._fields if hasattr(t, name)}
+    # the cost fields GemmCost shares with Terms, for this candidate
+    c = {name: float(value(name)) for name in GemmCost._fields if name in Terms._fields}
     return GemmCost(**c, tile=tile, overlap=s.dma_overlap, mapping=mapping)
 
 
+def _first_min(alive: np.ndarray, keys: tuple) -> int:
+    """Index of the candidate, among the `alive` ones, that sorts first by `keys` (most
+    important first), then by index: np.lexsort((index,) + reversed(keys)) over the alive
+    candidates, in linear time (narrow them to the smallest value of each key in turn)."""
+    alive = alive.copy()
+    for key in keys:
+        key = np.broadcast_to(key, alive.shape)
+        alive &= key == key[alive].min()
+    return int(np.argmax(alive))
+
+
+def _locate(groups: list[_Group], flat) -> list[tuple[_Group, tuple]]:
+    """The group of each flat pool index in `flat` (ascending), and its index there."""
+    found: list[tuple[_Group, tuple]] = []
+    start = 0
+    flat = np.asarray(flat)
+    for g in groups:
+        size = math.prod(g.shape)
+        mine = flat[(flat >= start) & (flat < start + size)] - start
+        if len(mine):
+            found.append((g, np.unravel_index(mine, g.shape)))
+        start += size
+    return found
+
+
+def _candidate(mode: str, m: int, k: int, n: int, rows: int, cols: int,
+               settings: list[Setting], groups: list[_Group], best: int) -> GemmCost:
+    """The GemmCost of candidate `best` (a flat pool index)."""
+    ((g, (si, im, jn, lk)),) = _locate(groups, [best])
+    idx = (int(si[0]), int(im[0]), int(jn[0]), int(lk[0]))
+
+    def value(name: str):
+        return np.broadcast_to(getattr(g.terms, name), g.shape)[idx]
+
+    return _result(mode, m, k, n, rows, cols, settings[g.first + idx[0]], value,
+                   (int(g.m_sizes[idx[1]]), int(g.k_sizes[idx[3]]), int(g.n_sizes[idx[2]])))
+
+
 def _best(mode: str, m: int, k: int, n: int, rows: int, cols: int, settings: list[Setting],
-          p: _Pool, keys: tuple) -> GemmCost:
-    """The candidate of `p` that sorts first by `keys` (most important first), then by its
-    place in the pool."""
-    best = int(np.lexsort((np.arange(len(p.tm)),) + tuple(reversed(keys)))[0])
-    return _result(mode, m, k, n, rows, cols, settings[int(p.setting[best])], p.terms, best,
-                   (int(p.tm[best]), int(p.tk[best]), int(p.tn[best])))
+          groups: list[_Group], keys: tuple) -> GemmCost:
+    """The fitting candidate that sorts first by `keys` (flat arrays over the pool, most
+    important first), then by its place in the pool."""
+    best = _first_min(_flat(groups, lambda g: g.ok), keys)
+    return _candidate(mode, m, k, n, rows, cols, settings, groups, best)
 
 
 def scalesim_mapping(m: int, k: int, n: int, rows: int, cols: int,
@@ -369,7 +495,8 @@ def scalesim_mapping(m: int, k: int, n: int, rows: int, cols: int,
     settings = _scalesim_settings(hw)
     p = _pool(m, k, n, rows, cols, hw, settings, [power_of_two_tiles] * len(settings))
     return _best("scalesim", m, k, n, rows, cols, settings, p,
-                 (p.terms.steady, p.terms.dram_bytes, p.terms.exposed))
+                 (_flat(p, lambda g: g.terms.steady), _flat(p, lambda g: g.terms.dram_bytes),
+                  _flat(p, lambda g: g.terms.exposed)))
 
 
 def _scalesim_settings(hw: HardwareConfig) -> list[Setting]:
@@ -426,7 +553,7 @@ def gemmini_mapping(m: int, k: int, n: int, rows: int, cols: int, hw: HardwareCo
     tile = gemmini_tiles(m, k, n, rows, cols, hw, double)
     s = Setting(dataflow, 2 if double else 1, False, False, False, bias, gemmini_acc=True)
     t = evaluate(m, k, n, rows, cols, hw, s, *([x] for x in tile))
-    return _result("gemmini", m, k, n, rows, cols, s, t, 0, tile)
+    return _result("gemmini", m, k, n, rows, cols, s, lambda name: getattr(t, name)[0], tile)
 
 
 def search_mapping(m: int, k: int, n: int, rows: int, cols: int, hw: HardwareConfig,
@@ -449,22 +576,35 @@ def search_mapping(m: int, k: int, n: int, rows: int, cols: int, hw: HardwareCon
     extra = [s for s in _scalesim_settings(hw) if s not in settings]
     settings, sizes = settings + extra, sizes + [power_of_two_tiles] * len(extra)
     p = _pool(m, k, n, rows, cols, hw, settings, sizes)
-    t = p.terms
-    cycles = batch * t.steady + t.exposed
-    energy = sum(_energy(hw, cycles, macs=batch * m * k * n, sp=batch * (t.sp_read + t.sp_write),
-                         acc=batch * (t.acc_read + t.acc_write + t.acc_drain),
-                         dram=batch * t.dram_bytes).values())
+
+    def times(x):                        # batch * x (1 * x is x: skip the pass when batch is 1)
+        return x if batch == 1 else batch * x
+
+    per_group = []
+    for g in p:
+        t = g.terms
+        cycles = times(t.steady) + t.exposed
+        energy = sum(_energy(hw, cycles, macs=batch * m * k * n,
+                             sp=times(t.sp_read + t.sp_write),
+                             acc=times(t.acc_read + t.acc_write + t.acc_drain),
+                             dram=times(t.dram_bytes)).values())
+        per_group.append((cycles, energy))
+    cycles = _flat(p, [c for c, _ in per_group])
+    energy = _flat(p, [e for _, e in per_group])
+    ok = _flat(p, lambda g: g.ok)
     if hw.mapping_objective == "latency":
         # the fewest cycles; within LATENCY_TOLERANCE of them (and never slower than the
         # scalesim candidates), the least energy: a hair of latency is not worth re-reading
-        # an operand many times over
-        scalesim = np.isin(p.setting, [i for i, s in enumerate(settings)
-                                       if s in _scalesim_settings(hw)])
-        slowest = min(cycles.min() * (1 + LATENCY_TOLERANCE), cycles[scalesim].min())
-        keys = (np.where(cycles <= slowest, 0, 1), energy, cycles)
-    else:
-        keys = {"energy": (energy, cycles), "edp": (energy * cycles, cycles)}[hw.mapping_objective]
-    return _best("search", m, k, n, rows, cols, settings, p, keys)
+        # an operand many times over. (The first key, "within", is 0 for the fastest
+        # candidate, so it narrows the candidates to those within.)
+        scalesim_ids = [i for i, s in enumerate(settings) if s in _scalesim_settings(hw)]
+        scalesim = _flat(p, lambda g: np.isin(np.arange(g.first, g.first + g.shape[0]),
+                                              scalesim_ids).reshape(-1, 1, 1, 1))
+        slowest = min(cycles[ok].min() * (1 + LATENCY_TOLERANCE), cycles[scalesim & ok].min())
+        best = _first_min(ok & (cycles <= slowest), (energy, cycles))
+        return _candidate("search", m, k, n, rows, cols, settings, p, best)
+    keys = {"energy": (energy, cycles), "edp": (energy * cycles, cycles)}[hw.mapping_objective]
+    return _candidate("search", m, k, n, rows, cols, settings, p, _first_min(ok, keys))
 
 
 @lru_cache(maxsize=65536)

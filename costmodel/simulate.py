@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -79,12 +79,35 @@ class OpCost:
 
 # -- GEMM -----------------------------------------------------------------------------------
 
+# Fields a GEMM's mapping and cost never read (costmodel.mapping reads the array, buffers, DRAM
+# bus, mapping mode and energy per action): hardware that differs only in them shares its GEMM
+# mappings (`_gemm_view`), e.g. the same accelerator with its non-linear units on chip or on
+# the host, two points of a hardware search space (costmodel.hwspace).
+GEMM_BLIND_FIELDS = ("sfu", "sfu_lanes", "sfu_cycles_per_element", "host_clock_hz",
+                     "host_cycles_softmax", "host_cycles_layernorm", "host_cycles_gelu",
+                     "host_cycles_add", "host_cycles_quant", "sparse_engine",
+                     "sparse_pe_fraction", "sparse_allocation", "attention_fusion",
+                     "qk_compression", "attention_lanes", "head_timing")
+_BLIND_DEFAULTS = {f.name: f.default for f in fields(HardwareConfig)
+                   if f.name in GEMM_BLIND_FIELDS}
+
+
+@lru_cache(maxsize=4096)
+def _gemm_view(hw: HardwareConfig) -> HardwareConfig:
+    """`hw` with the fields GEMMs never read set to their defaults (and one name): the key
+    under which `map_gemm` caches, so that such hardware shares GEMM mappings."""
+    if all(getattr(hw, f) == v for f, v in _BLIND_DEFAULTS.items()) and hw.name == "gemm-view":
+        return hw
+    return replace(hw, name="gemm-view", description="", **_BLIND_DEFAULTS)
+
+
 def gemm_cost(m: int, k: int, n: int, hw: HardwareConfig, rows: int | None = None,
               bias: bool = False, batch: int = 1) -> GemmCost:
     """One M x K x N GEMM instance on `rows` (default: all) rows of `hw`, mapped by
-    `hw.mapping` (costmodel.mapping, cached per shape). `bias`: the layer has a bias (moved in
-    by Gemmini's tiler); `batch`: instances run back to back (what the search optimises)."""
-    return map_gemm(m, k, n, hw, rows or hw.rows, bias and hw.mapping == "gemmini",
+    `hw.mapping` (costmodel.mapping, cached per shape and per `_gemm_view` of `hw`). `bias`:
+    the layer has a bias (moved in by Gemmini's tiler); `batch`: instances run back to back
+    (what the search optimises)."""
+    return map_gemm(m, k, n, _gemm_view(hw), rows or hw.rows, bias and hw.mapping == "gemmini",
                     batch if hw.mapping == "search" else 1)
 
 

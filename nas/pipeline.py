@@ -112,13 +112,16 @@ class SearchOutcome:
     paths: dict[str, Path]
 
 
-def hardware_point(hw, searched: tuple[str, ...] = ()):
-    """A hardware config as the search records it: name, hash, area (costmodel.area) and the
-    values of the `searched` fields."""
+def hardware_point(hw, hw_space=None):
+    """A hardware config as the search records it: name, hash, area (costmodel.area) and,
+    when it is a point of `hw_space`, the values of the space's fields and its hardware file."""
     from costmodel.area import area
     from nas.search.candidate import HardwarePoint
+    if hw_space is None:
+        return HardwarePoint(hw.name, hw.hash(), area(hw).total_mm2)
     return HardwarePoint(hw.name, hw.hash(), area(hw).total_mm2,
-                         tuple((f, getattr(hw, f)) for f in searched))
+                         tuple((f, getattr(hw, f)) for f, _ in hw_space.genes()),
+                         tuple(hw_space.hardware_dict(hw).items()))
 
 
 class JointCosts:
@@ -136,7 +139,7 @@ class JointCosts:
 
     def point(self, hw):
         if hw.hash() not in self._points:
-            self._points[hw.hash()] = hardware_point(hw, tuple(f for f, _ in self.hw_space.genes()))
+            self._points[hw.hash()] = hardware_point(hw, self.hw_space)
         return self._points[hw.hash()]
 
     def __call__(self, designs) -> list[tuple[Any, Any]]:
@@ -270,9 +273,8 @@ def _export_files(cand: Candidate, doc, out: Path) -> list[tuple[Path, dict]]:
     files = [(out / f"{cand.arch.key}.yaml", cand.arch.to_dict())]
     hw = cand.hardware
     if hw is not None and hw.searched:
-        base = (doc.hw_space or {}).get("base")
-        files.append((out / f"hw-{hw.hash}.yaml",
-                       {"base": base, "name": f"hw-{hw.hash}", **dict(hw.fields)}))
+        config = dict(hw.config) or {"base": (doc.hw_space or {}).get("base"), **dict(hw.fields)}
+        files.append((out / f"hw-{hw.hash}.yaml", config))
     return files
 
 

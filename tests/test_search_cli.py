@@ -126,3 +126,37 @@ def test_quickstart_runs_every_stage_then_skips_them(tmp_path, capsys):
     assert "resuming" in capsys.readouterr().out
     from supernet.checkpoint import load_checkpoint
     assert load_checkpoint(tmp_path / "supernet", "last")["step"] == 4
+
+
+def test_joint_search_end_to_end(supernet, tmp_path, capsys):
+    common = ["search", "--ckpt", str(supernet), "--hw-space", "edge-hw", "--population", "6",
+              "--max-tokens", "256", "--seed", "1", "--max-area-mm2", "2", "--no-progress"]
+    out = tmp_path / "joint"
+    assert main(common + ["--generations", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "hardware space 'edge-hw'" in printed and "lookup tables:" in printed
+    front = json.loads((out / "front.json").read_text())
+    assert front["front"] and all(r["area_mm2"] <= 2 and "@" in r["key"] and "hw.rows" in r
+                                  for r in front["front"])
+    tables = sorted((out / "luts").glob("*.parquet"))
+    assert {t.stem for t in tables} >= {r["hw_hash"] for r in front["front"]}
+    # resume to 2 generations = a fresh 2-generation run (and the tables are reused)
+    assert main(common + ["--generations", "2", "--out", str(out), "--resume"]) == 0
+    fresh = tmp_path / "fresh"
+    assert main(common + ["--generations", "2", "--out", str(fresh)]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "search.json").read_text())["hypervolume"] == \
+        json.loads((fresh / "search.json").read_text())["hypervolume"]
+    # export: architecture + hardware YAML; the hardware file rebuilds the same accelerator
+    assert main(["export", "--front", str(out), "--pick", "best-ppl", "--out",
+                 str(tmp_path / "x")]) == 0
+    capsys.readouterr()
+    best = min(front["front"], key=lambda r: r["perplexity"])
+    hw_file = tmp_path / "x" / f"hw-{best['hw_hash']}.yaml"
+    from costmodel.hardware import load_hardware
+    assert load_hardware(hw_file).hash() == best["hw_hash"]
+    assert main(["simulate", "--model", str(tmp_path / "x" / f"{best['key'].split('@')[0]}.yaml"),
+                 "--hw", str(hw_file), "--seq", "16"]) == 0
+    # --hw-space with --lut or --hw is refused
+    assert main(common + ["--out", str(tmp_path / "y"), "--hw", "gemmini"]) == 2
+    assert "--hw-space" in capsys.readouterr().err

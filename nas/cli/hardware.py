@@ -223,7 +223,9 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 # -- nas hw ------------------------------------------------------------------------------------
 
 def cmd_hw_list(args) -> int:
+    from costmodel.area import area
     from costmodel.hardware import PRESETS
+    from costmodel.hwspace import HW_SPACE_PRESETS, HardwareSpace
 
     def engines(h) -> str:
         if not h.sparse_engine:
@@ -237,13 +239,28 @@ def cmd_hw_list(args) -> int:
              "-" if lines(h) else h.dataflow, "-" if lines(h) else h.mapping,
              f"{h.scratchpad_kib:g}K", f"{h.accumulator_kib:g}K",
              f"{h.dram_bytes_per_cycle * h.clock_hz / 1e9:.3g} GB/s", h.sfu, engines(h),
-             h.hash()] for n, h in PRESETS.items()]
+             f"{area(h).total_mm2:.2f}", h.hash()] for n, h in PRESETS.items()]
     _print_table(["preset", "array", "flow", "mapping", "scratchpad", "accumulator", "DRAM",
-                  "sfu", "dense:sparse", "hash"], rows)
+                  "sfu", "dense:sparse", "mm2", "hash"], rows)
     print()
     for n, h in PRESETS.items():
         print(f"{n}: {h.description}")
+    print("\narea: costmodel/area.py (40 nm; PE array, SRAMs, non-linear units, control)")
+    for name in HW_SPACE_PRESETS:
+        space = HardwareSpace.load(name)
+        print(f"hardware space {name}: {space.size():,} points around {space.base} "
+              f"({', '.join(f for f, _ in space.genes())}); costmodel/spaces/{name}.yaml")
     return 0
+
+
+def _area_lines(hw) -> list[str]:
+    from costmodel.area import area
+
+    a = area(hw)
+    return [f"# area: {a.total_mm2:.3f} mm2 at 40 nm (PE array {a.pe_array_mm2:.3f}, scratchpad "
+            f"{a.scratchpad_mm2:.3f}, accumulator {a.accumulator_mm2:.3f}, non-linear units "
+            f"{a.sfu_mm2:.3f}, other {a.other_mm2:.3f}), leakage {a.leakage_mw:.1f} mW "
+            "(costmodel/area.py)"]
 
 
 def cmd_hw_show(args) -> int:
@@ -251,6 +268,8 @@ def cmd_hw_show(args) -> int:
 
     hw = load_hardware(args.name)
     print(f"# hash: {hw.hash()}")
+    for line in _area_lines(hw):
+        print(line)
     print(hw.to_yaml(), end="")
     return 0
 

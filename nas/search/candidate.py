@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterable, Mapping
 
 from nas.core.arch import Arch
@@ -46,6 +46,8 @@ class HardwarePoint:
     hash: str
     area_mm2: float = 0.0
     fields: tuple[tuple[str, Any], ...] = ()     # (HardwareConfig field, value); () = fixed
+    # the hardware file that rebuilds it (`base:` + fields), for `nas export`; JSON only
+    config: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     @property
     def searched(self) -> bool:
@@ -135,14 +137,19 @@ class Candidate:
                 hw_fields = tuple((k[3:], _scalar(v) if isinstance(v, str) else v)
                                   for k, v in row.items() if k.startswith("hw."))
                 hardware = HardwarePoint(str(row["hw"]), str(row["hw_hash"]),
-                                         float(row["area_mm2"]), hw_fields)
+                                         float(row["area_mm2"]), hw_fields,
+                                         tuple(dict(row.get("hw_config") or {}).items()))
             return cls(arch=arch, hardware=hardware, **values)
         except (KeyError, ValueError, TypeError) as exc:
             raise UserError(f"not a candidate row ({type(exc).__name__}: {exc})") from None
 
     def to_dict(self) -> dict[str, Any]:
-        """A row plus the architecture as a mapping (front.json)."""
-        return {**self.to_row(), "arch": self.arch.to_dict()}
+        """A row plus the architecture (and a searched hardware's file) as mappings
+        (front.json)."""
+        out = {**self.to_row(), "arch": self.arch.to_dict()}
+        if self.hardware is not None and self.hardware.config:
+            out["hw_config"] = dict(self.hardware.config)
+        return out
 
 
 CSV_FIELDS = list(Candidate(Arch.uniform(1, 1, 1, 1), 0, 0, 0, 0, 0, 0).to_row())

@@ -10,8 +10,11 @@ Algorithms (`SearchConfig.algorithm`):
              constraint.
 
 The perplexity source is any callable list[Arch] -> list[float] (a `Quality`; the supernet's is
-`supernet.perplexity.SupernetPerplexity`); hardware costs come from a `lut.CostTable`. Every
-evaluated architecture becomes a `Candidate` in the archive; results are its feasible Pareto
+`supernet.perplexity.SupernetPerplexity`); hardware costs come from a `lut.CostTable` on fixed
+hardware or, in a joint search (`hw_space`), from a callable that costs each (architecture,
+hardware) design (`nas.pipeline.JointCosts`: a table per hardware point). An architecture's
+perplexity is measured once, whatever hardware it is paired with. Every evaluated design
+becomes a `Candidate` in the archive; results are its feasible Pareto
 front and the hypervolume of that front after every generation (`nas.search.pareto.Normaliser`:
 both objectives normalised between the largest and the smallest subnet, reference (1.1, 1.1)).
 

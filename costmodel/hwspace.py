@@ -1,0 +1,414 @@
+"""Hardware search spaces: the accelerator half of a joint architecture x hardware search.
+
+A space is a YAML file like the architecture spaces (nas/core/spaces): a `base` preset that
+every point derives from (`costmodel.hardware.derive`: fields not listed keep the preset's
+values, SRAM and register energies are re-derived from the new sizes) and, per
+`HardwareConfig` field, the list of values it may take (a gene). `tie` sets a field equal to
+another one's value at every point (e.g. one SFU lane per array column):
+
+```yaml
+base: gemmini-transformer
+rows: [8, 16, 32]
+cols: [8, 16, 32]
+scratchpad_kib: [32, 64, 128, 256, 512]
+sfu: [onchip, host]
+tie:
+  sfu_lanes: cols
+```
+
+A scalar is a one-value list. The genes are ordered as the fields of `HardwareConfig` (not as
+the file lists them), so two files with the same choices give the same genomes. A genome is one
+index per gene; `decode` turns it into a valid `HardwareConfig` named
+`<space>:<hash>`, `encode` does the reverse and names the field of a config that lies outside.
+
+Every genome decodes to a valid configuration. How choices that are invalid together are kept
+out (checked when the space is loaded, repaired when it is decoded):
+
+- a buffer too small for one tile of the array: when the space is loaded, the largest
+  `scratchpad_kib` / `accumulator_kib` choice must hold one double-buffered tile of the largest
+  array (else a one-line error); a genome with a smaller buffer than its array needs decodes to
+  the smallest listed size that fits;
+- `attention_fusion` with `sfu: host` (a fused softmax needs on-chip SFUs): decodes with
+  attention_fusion off;
+- a sparse engine whose share leaves an engine without a PE row: every listed (rows,
+  `sparse_pe_fraction`) pair is checked when the space is loaded.
+
+Canonical points: a gene that cannot change cost or area at a point decodes to the
+`HardwareConfig` default, so genomes that differ only there decode to equal configurations with
+equal hashes: `sparse_pe_fraction` without a sparse engine or with ViTCoD's dynamic split,
+the other sparse-engine fields (`sparse_allocation`, `attention_fusion`, `qk_compression`,
+`attention_lanes`, `head_timing`) without a sparse engine, `dataflow` and `mapping` on MAC lines
+(`pe_array: lines`), `mapping_objective` unless `mapping: search`. `encode` accepts any value of
+such a gene (it returns index 0 for it, or the default's index where it is listed).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import random
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from costmodel.hardware import (DATAFLOWS, HEAD_TIMINGS, MAPPING_MODES, MAPPING_OBJECTIVES,
+                                PE_ARRAYS, PRESETS, SFU_PLACES, SPARSE_ALLOCATIONS,
+                                HardwareConfig, derive)
+from nas.core.arch import load_mapping
+from nas.core.errors import UserError
+
+SPACE_DIR = Path(__file__).resolve().parent / "spaces"
+HW_SPACE_PRESETS: tuple[str, ...] = tuple(sorted(p.stem for p in SPACE_DIR.glob("*.yaml")))
+
+NOT_GENES = ("name", "description")                        # HardwareConfig fields never genes
+STRING_CHOICES = {"dataflow": DATAFLOWS, "mapping": MAPPING_MODES,
+                  "mapping_objective": MAPPING_OBJECTIVES, "sfu": SFU_PLACES,
+                  "pe_array": PE_ARRAYS, "sparse_allocation": SPARSE_ALLOCATIONS,
+                  "head_timing": HEAD_TIMINGS}
+SPARSE_FIELDS = ("sparse_pe_fraction", "sparse_allocation", "attention_fusion", "qk_compression",
+                 "attention_lanes", "head_timing")
+
+_FIELDS = {f.name: f for f in fields(HardwareConfig)}
+_ORDER = [f.name for f in fields(HardwareConfig)]
+DEFAULTS = {f.name: f.default for f in fields(HardwareConfig) if f.default is not MISSING}
+
+
+def irrelevant(values: dict[str, Any]) -> set[str]:
+    """Fields whose value cannot change cost or area at a point with these `values` (every
+    field given): see the module docstring."""
+    out: set[str] = set()
+    if not values["sparse_engine"]:
+        out.update(SPARSE_FIELDS)
+    elif values["sparse_allocation"] == "dynamic":
+        out.add("sparse_pe_fraction")
+    if values["pe_array"] == "lines":
+        out.update(("dataflow", "mapping", "mapping_objective"))
+    elif values["mapping"] != "search":
+        out.add("mapping_objective")
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, str) or isinstance(b, str):
+        return a == b and type(a) is type(b)
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
+
+
+def _coerce(space: str, name: str, value: Any) -> Any:
+    """One choice of field `name`, typed as HardwareConfig types it, or a one-line error."""
+    kind = _FIELDS[name].type
+    bad = UserError(f"hardware space '{space}': {name} choice {value!r} is not "
+                    f"{'an integer' if kind == 'int' else 'a number' if kind == 'float' else kind}")
+    if kind in ("int", "float"):
+        if isinstance(value, str):           # YAML 1.1 reads 5.0e8 (no exponent sign) as text
+            try:
+                value = float(value)
+            except ValueError:
+                raise bad from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise bad
+        if kind == "int":
+            if value != int(value):
+                raise bad
+            return int(value)
+        return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise UserError(f"hardware space '{space}': {name} choice {value!r} is not "
+                            "true or false")
+        return value
+    if not isinstance(value, str):
+        raise UserError(f"hardware space '{space}': {name} choice {value!r} is not a string")
+    if name in STRING_CHOICES and value not in STRING_CHOICES[name]:
+        raise UserError(f"hardware space '{space}': {name} choice {value!r} is not one of "
+                        f"{', '.join(STRING_CHOICES[name])}")
+    return value
+
+
+def _probe(space: str, name: str, value: Any) -> None:
+    """Check one value of one field on its own (positive sizes, ranges...): a configuration
+    with ample buffers, on-chip SFUs and no sparse engine, with only `name` set to `value`."""
+    data = {"scratchpad_kib": 2.0 ** 30, "accumulator_kib": 2.0 ** 30, "sfu": "onchip",
+            "sparse_engine": False}
+    if name in ("sparse_pe_fraction",):       # checked with the rows it meets (see _check)
+        return
+    data[name] = value
+    try:
+        HardwareConfig(name=space, **data)
+    except UserError as exc:
+        msg = str(exc).split(": ", 1)[-1]
+        raise UserError(f"hardware space '{space}': {name} choice {value!r}: {msg}") from None
+
+
+@dataclass(frozen=True)
+class HardwareSpace:
+    """Choices per `HardwareConfig` field around a base preset (see the module docstring)."""
+
+    name: str
+    base: str                                  # preset name every point derives from
+    choices: tuple[tuple[str, tuple], ...]     # (HardwareConfig field, allowed values), gene order
+    ties: tuple[tuple[str, str], ...] = ()     # (field, field whose value it takes)
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False,
+                        hash=False)
+
+    def __post_init__(self) -> None:
+        if self.base not in PRESETS:
+            raise UserError(f"hardware space '{self.name}': base '{self.base}' is not a preset "
+                            f"({', '.join(PRESETS)})")
+        if not self.choices:
+            raise UserError(f"hardware space '{self.name}': no genes (list at least one "
+                            "HardwareConfig field with its choices)")
+        seen: set[str] = set()
+        typed = []
+        for name, values in self.choices:
+            if name not in _FIELDS or name in NOT_GENES:
+                raise UserError(f"hardware space '{self.name}': unknown field '{name}' (a "
+                                "HardwareConfig field: see `nas hw show gemmini`)")
+            if name in seen:
+                raise UserError(f"hardware space '{self.name}': field '{name}' listed twice")
+            seen.add(name)
+            if not isinstance(values, (tuple, list)) or not values:
+                raise UserError(f"hardware space '{self.name}': {name} has no choices")
+            vals = tuple(_coerce(self.name, name, v) for v in values)
+            for i, v in enumerate(vals):
+                if any(_same(v, w) for w in vals[:i]):
+                    raise UserError(f"hardware space '{self.name}': {name} lists {v!r} twice")
+                _probe(self.name, name, v)
+            typed.append((name, vals))
+        typed.sort(key=lambda nv: _ORDER.index(nv[0]))
+        object.__setattr__(self, "choices", tuple(typed))
+        ties = []
+        for target, source in self.ties:
+            for what, f in (("tie", target), ("tie source", source)):
+                if f not in _FIELDS or f in NOT_GENES:
+                    raise UserError(f"hardware space '{self.name}': {what} '{f}' is not a "
+                                    "HardwareConfig field")
+            if target in seen:
+                raise UserError(f"hardware space '{self.name}': '{target}' is a gene and tied "
+                                f"to '{source}'; give one or the other")
+            if target == source or source in dict(self.ties):
+                raise UserError(f"hardware space '{self.name}': tie {target}: {source} would "
+                                "chain ties")
+            if _FIELDS[target].type != _FIELDS[source].type:
+                raise UserError(f"hardware space '{self.name}': tie {target}: {source} mixes a "
+                                f"{_FIELDS[target].type} with a {_FIELDS[source].type}")
+            ties.append((target, source))
+        object.__setattr__(self, "ties", tuple(sorted(ties, key=lambda t: _ORDER.index(t[0]))))
+        self._check()
+
+    # -- whole-space checks -----------------------------------------------------------------
+    def _options(self, name: str) -> tuple:
+        """Every value `name` can take at a point (its choices, its tie source's, or the base's)."""
+        genes = dict(self.choices)
+        source = dict(self.ties).get(name, name)
+        return genes.get(source, (getattr(PRESETS[self.base], source),))
+
+    def _check(self) -> None:
+        rows, cols = max(self._options("rows")), max(self._options("cols"))
+        ib = max(self._options("input_bits")) // 8
+        ab = max(self._options("acc_bits")) // 8
+        nbuf = 2 if True in self._options("double_buffer") else 1
+        need_sp = nbuf * (rows * rows + rows * cols) * ib / 1024
+        need_acc = nbuf * rows * cols * ab / 1024
+        for buf, need in (("scratchpad_kib", need_sp), ("accumulator_kib", need_acc)):
+            if max(self._options(buf)) < need:
+                raise UserError(f"hardware space '{self.name}': no {buf} choice holds one tile "
+                                f"of the {rows}x{cols} array (needs {need:g} KiB)")
+        if True in self._options("sparse_engine"):
+            fractions = set(self._options("sparse_pe_fraction")) | {
+                DEFAULTS["sparse_pe_fraction"]}
+            for r in self._options("rows"):
+                for f in sorted(fractions):
+                    if not 1 <= int(round(r * f)) < r:
+                        raise UserError(
+                            f"hardware space '{self.name}': sparse_pe_fraction {f:g} leaves an "
+                            f"engine of the {r}-row array without rows")
+
+    # -- genes ------------------------------------------------------------------------------
+    def genes(self) -> list[tuple[str, tuple]]:
+        return list(self.choices)
+
+    def size(self) -> int:
+        """Number of genomes: the product of the choice counts (genomes that decode to one
+        configuration, see the module docstring, count once each)."""
+        return math.prod(len(v) for _, v in self.choices)
+
+    def sample(self, rng: random.Random) -> HardwareConfig:
+        return self.decode([rng.randrange(len(v)) for _, v in self.choices])
+
+    def decode(self, indices: Sequence[int]) -> HardwareConfig:
+        """The configuration of a genome (one index per gene, in gene order)."""
+        key = self._genome(indices)
+        hw = self._memo.get(key)
+        if hw is None:
+            hw = self._memo[key] = self._decode(key)
+        return hw
+
+    def _genome(self, indices: Sequence[int]) -> tuple[int, ...]:
+        """`indices` as a tuple of ints, checked against the genes."""
+        key = tuple(indices)
+        if len(key) != len(self.choices):
+            raise UserError(f"hardware space '{self.name}': a genome has {len(self.choices)} "
+                            f"genes, got {len(key)}")
+        out = []
+        for i, ((name, vals), idx) in enumerate(zip(self.choices, key)):
+            try:
+                ok = not isinstance(idx, bool) and 0 <= operator.index(idx) < len(vals)
+            except TypeError:
+                ok = False
+            if not ok:
+                raise UserError(f"hardware space '{self.name}': gene {i} ({name}) index {idx!r} "
+                                f"is not in 0..{len(vals) - 1}")
+            out.append(operator.index(idx))
+        return tuple(out)
+
+    def _decode(self, key: tuple[int, ...]) -> HardwareConfig:
+        values = PRESETS[self.base].to_dict()
+        changes: dict[str, Any] = {}
+        for (name, vals), idx in zip(self.choices, key):
+            changes[name] = vals[idx]
+        values.update(changes)
+        for target, source in self.ties:
+            values[target] = changes[target] = values[source]
+        # repairs (module docstring): fusion needs on-chip SFUs; buffers hold one tile
+        if values["sfu"] != "onchip" and values["attention_fusion"]:
+            values["attention_fusion"] = changes["attention_fusion"] = False
+        genes = dict(self.choices)
+        nbuf, r, c = 2 if values["double_buffer"] else 1, values["rows"], values["cols"]
+        need = {"scratchpad_kib": nbuf * (r * r + r * c) * values["input_bits"] // 8,
+                "accumulator_kib": nbuf * r * c * values["acc_bits"] // 8}
+        for buf, need_bytes in need.items():
+            if buf in genes and values[buf] * 1024 < need_bytes:
+                fits = [v for v in sorted(genes[buf]) if v * 1024 >= need_bytes]
+                values[buf] = changes[buf] = fits[0]           # _check: the largest fits
+        for name in irrelevant(values) & genes.keys():
+            values[name] = changes[name] = DEFAULTS[name]
+        desc = ", ".join(f"{n}={changes[n]:g}" if isinstance(changes[n], float)
+                         else f"{n}={changes[n]}" for n in _ORDER if n in changes)
+        try:
+            hw = derive(self.base, self.name, f"point of hardware space '{self.name}' "
+                        f"(base {self.base}): {desc}", **changes)
+        except UserError as exc:                            # not expected: _check guards it
+            raise UserError(f"hardware space '{self.name}': genome {list(key)} is not a valid "
+                            f"configuration: {exc}") from None
+        return replace(hw, name=f"{self.name}:{hw.hash()}")
+
+    def encode(self, hw: HardwareConfig) -> list[int]:
+        """The genome of `hw`; a UserError naming the first field outside the space."""
+        def outside(what: str) -> UserError:
+            return UserError(f"hardware '{hw.name}' is outside hardware space '{self.name}': "
+                             f"{what}")
+        values = hw.to_dict()
+        skip = irrelevant(values)
+        indices = []
+        for name, vals in self.choices:
+            if name in skip:
+                default = [i for i, v in enumerate(vals) if _same(v, DEFAULTS[name])]
+                indices.append(default[0] if default else 0)
+                continue
+            match = [i for i, v in enumerate(vals) if _same(v, values[name])]
+            if not match:
+                raise outside(f"{name}={values[name]!r} not in {list(vals)}")
+            indices.append(match[0])
+        point = self.decode(indices).to_dict()
+        ties = dict(self.ties)
+        for name in _ORDER:
+            if name in NOT_GENES or name in skip:
+                continue
+            if not _same(point[name], values[name]):
+                why = (f"tied to {ties[name]}={values[ties[name]]!r}" if name in ties else
+                       f"every point has {point[name]!r} (base {self.base})")
+                raise outside(f"{name}={values[name]!r}, but {why}")
+        return indices
+
+    def __contains__(self, hw: object) -> bool:
+        if not isinstance(hw, HardwareConfig):
+            return False
+        try:
+            self.encode(hw)
+        except UserError:
+            return False
+        return True
+
+    # -- files ------------------------------------------------------------------------------
+    def hardware_dict(self, hw: HardwareConfig) -> dict[str, Any]:
+        """`hw` as a hardware file starting from the space's base preset (`base:` plus the
+        fields that differ from it; SRAM and register energies only where they are not the
+        ones derived from the sizes): what `load_hardware` reads back to the same hash."""
+        from costmodel.hardware import register_pj_per_mac, sram_pj_per_byte
+
+        derived = {"scratchpad_pj_per_byte": sram_pj_per_byte(hw.scratchpad_kib),
+                   "accumulator_pj_per_byte": sram_pj_per_byte(hw.accumulator_kib),
+                   "rf_pj_per_mac": register_pj_per_mac(hw.input_bits, hw.acc_bits)}
+        base = PRESETS[self.base].to_dict()
+        out: dict[str, Any] = {"base": self.base, "name": hw.name,
+                               "description": hw.description}
+        for name, value in hw.to_dict().items():
+            if name in NOT_GENES or (name in derived and value == derived[name]):
+                continue
+            if name in derived or value != base[name]:
+                out[name] = value
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "base": self.base}
+        out.update({n: list(v) for n, v in self.choices})
+        if self.ties:
+            out["tie"] = dict(self.ties)
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+    @classmethod
+    def from_dict(cls, data: Any, name: str = "custom") -> HardwareSpace:
+        if not isinstance(data, dict):
+            raise UserError(f"hardware space '{name}': expected a mapping, got "
+                            f"{type(data).__name__}")
+        data = dict(data)
+        if not isinstance(data.get("name", name), str):
+            raise UserError(f"hardware space '{name}': name must be a string")
+        name = data.pop("name", name)
+        data.pop("description", None)
+        if "base" not in data:
+            raise UserError(f"hardware space '{name}': missing 'base' (the preset every point "
+                            f"derives from: {', '.join(PRESETS)})")
+        base = str(data.pop("base"))
+        tie = data.pop("tie", None) or {}
+        if not isinstance(tie, dict):
+            raise UserError(f"hardware space '{name}': tie must map a field to the field whose "
+                            "value it takes, e.g. {sfu_lanes: cols}")
+        unknown = sorted(k for k in data if k not in _FIELDS or k in NOT_GENES)
+        if unknown:
+            raise UserError(f"hardware space '{name}': unknown field(s) {unknown} (HardwareConfig "
+                            "fields, plus base, name, description, tie)")
+        choices = []
+        for key, value in data.items():
+            if isinstance(value, dict):
+                raise UserError(f"hardware space '{name}': {key} must be a list of choices")
+            choices.append((key, tuple(value) if isinstance(value, list) else (value,)))
+        return cls(name=name, base=base, choices=tuple(choices),
+                   ties=tuple((str(k), str(v)) for k, v in tie.items()))
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> HardwareSpace:
+        """A built-in space (`HW_SPACE_PRESETS`) or a YAML file."""
+        key = str(name_or_path)
+        if key in HW_SPACE_PRESETS:
+            path = SPACE_DIR / f"{key}.yaml"
+            return cls.from_dict(yaml.safe_load(path.read_text()), name=key)
+        path = Path(key)
+        if not path.suffix and not path.exists():
+            raise UserError(f"unknown hardware space '{key}'; built-in: "
+                            f"{', '.join(HW_SPACE_PRESETS)} (or a YAML file)")
+        data = load_mapping(path, what="hardware space")
+        try:
+            return cls.from_dict(data, name=path.stem)
+        except UserError as exc:
+            raise UserError(f"hardware space file {path}: {exc}") from None
+
+
+__all__ = ["HardwareSpace", "HW_SPACE_PRESETS", "irrelevant"]
