@@ -96,6 +96,10 @@ def main() -> int:
     ap.add_argument("--hw-space", default="edge-hw")
     ap.add_argument("--area-budget-mm2", type=float,
                     help="default: the area of the largest preset that is a point of the space")
+    ap.add_argument("--joint-mutation", choices=("same", "scaled"), default="scaled",
+                    help="per-gene mutation probability of the joint search: the same 0.2 as "
+                         "the architecture-only searches, or scaled so that a child gets as "
+                         "many mutated genes on average (0.2 x arch genes / all genes)")
     ap.add_argument("--out", type=Path, default=HERE / "cosearch.json")
     args = ap.parse_args()
 
@@ -115,6 +119,12 @@ def main() -> int:
     anchor_hw = hw_space.decode(hw_space.encode(load_hardware(hw_space.base)))
     evaluations = args.population * (args.generations + 1)
     area_rule = SearchConfig(max_area_mm2=budget)        # the one constraint of every method
+    # --joint-mutation scaled: the joint genome is longer, so the same per-gene probability
+    # would mutate more genes per child than the architecture-only searches do
+    arch_genes = 2 + 2 * ev.space.layers[-1]
+    joint_mutation = (SearchConfig().mutation_prob * arch_genes
+                      / (arch_genes + len(hw_space.genes())) if args.joint_mutation == "scaled"
+                      else SearchConfig().mutation_prob)
     common = {"vocab": ev.vocab_size, "max_seq": ev.block_size}
 
     def arch_search(hw, seed: int, generations: int):
@@ -156,7 +166,8 @@ def main() -> int:
         # (iii) joint
         joint = Search(ev.space, memo, joint_costs,
                        SearchConfig(population=args.population, generations=args.generations,
-                                    seed=seed, max_area_mm2=budget),
+                                    seed=seed, max_area_mm2=budget,
+                                    mutation_prob=joint_mutation),
                        hw_space=hw_space, anchor_hw=anchor_hw, **common).run()
         for name, cands in (("best_preset", fixed), ("sequential", seq_cands),
                             ("joint", joint.history)):
@@ -187,6 +198,7 @@ def main() -> int:
         "supernet": str(ckpt), "space": ev.space.name, "hw_space": hw_space.to_dict(),
         "area_budget_mm2": budget, "presets_within_budget": list(presets),
         "evaluations_per_method": evaluations, "largest_perplexity": base_ppl,
+        "joint_mutation_prob": joint_mutation,
         "edp_gain_vs_best_preset": gain("best_preset", PPL_DELTAS[0])["mean"],
         "edp_gain_vs_sequential": gain("sequential", PPL_DELTAS[0])["mean"],
         "edp_gain_vs_best_preset_at_+1": gain("best_preset", PPL_DELTAS[1])["mean"],
