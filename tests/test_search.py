@@ -14,7 +14,7 @@ from nas.core.arch import Arch, SearchSpace
 from nas.cli import main
 from nas.core.errors import UserError
 from nas.search.config import SearchConfig
-from nas.search.engine import Search
+from nas.search.engine import MemoQuality, Search
 from nas.search.genome import GenomeCodec
 from nas.search.candidate import lowest_within
 from nas.search.outputs import (FILES, pick, read_front, summary_lines, table_source,
@@ -376,3 +376,13 @@ def test_joint_search_area_constraint_and_outputs(tmp_path, capsys):
     hw_file = yaml.safe_load((tmp_path / "x" / f"hw-{best.hardware.hash}.yaml").read_text())
     assert hw_file["base"] == "gemmini" and hw_file["rows"] == dict(best.hardware.fields)["rows"]
     assert Arch.load(tmp_path / "x" / f"{best.arch.key}.yaml") == best.arch
+
+
+def test_memo_quality_measures_each_architecture_once_across_searches():
+    inner = SyntheticPerplexity()
+    memo = MemoQuality(inner)
+    first = run(SearchConfig(population=8, generations=2, seed=0), quality=memo)
+    second = run(SearchConfig(population=8, generations=2, seed=1), quality=memo)
+    keys = {c.key for c in first.history} | {c.key for c in second.history}
+    assert inner.calls == len(keys)                    # each architecture measured once
+    assert memo([first.largest.arch]) == [first.largest.perplexity] and inner.calls == len(keys)

@@ -42,7 +42,7 @@ from nas.core.plotting import pyplot, save_figure
 from nas.pipeline import JointCosts, hardware_point, supernet_workload
 from nas.search.candidate import PPL_DELTAS, lowest_within
 from nas.search.config import SearchConfig
-from nas.search.engine import Search
+from nas.search.engine import MemoQuality, Search
 from nas.search.genome import Design
 from nas.search.pareto import Normaliser, pareto_indices
 from supernet.perplexity import SupernetPerplexity
@@ -50,19 +50,6 @@ from supernet.perplexity import SupernetPerplexity
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
-
-
-class Memo:
-    """One perplexity per architecture for every run (same supernet, same tokens)."""
-
-    def __init__(self, quality):
-        self.quality, self.values = quality, {}
-
-    def __call__(self, archs):
-        todo = [a for a in archs if a.key not in self.values]
-        for a, p in zip(todo, self.quality(todo) if todo else []):
-            self.values[a.key] = p
-        return [self.values[a.key] for a in archs]
 
 
 def train_supernet(out: Path, steps: int) -> Path:
@@ -108,7 +95,7 @@ def main() -> int:
                                                           args.steps)
     quality = SupernetPerplexity(ckpt, max_tokens=args.max_tokens, threads=1)
     ev = quality.evaluator
-    memo = Memo(quality)
+    memo = MemoQuality(quality)
     workload = supernet_workload(ev)
     hw_space = HardwareSpace.load(args.hw_space)
     presets = {n: h for n, h in PRESETS.items() if h in hw_space}

@@ -27,25 +27,11 @@ from costmodel.hardware import load_hardware
 from nas.core.plotting import pyplot, save_figure
 from nas.pipeline import build_table, supernet_workload
 from nas.search.config import SearchConfig
-from nas.search.engine import Search
+from nas.search.engine import MemoQuality, Search
 from nas.search.pareto import Normaliser, pareto_indices
 from supernet.perplexity import SupernetPerplexity
 
 HERE = Path(__file__).resolve().parent
-
-
-class Memo:
-    """Shares perplexities between the runs of part 2 (same supernet, same validation subset:
-    the value of an architecture does not depend on the run)."""
-
-    def __init__(self, quality):
-        self.quality, self.values = quality, {}
-
-    def __call__(self, archs):
-        todo = [a for a in archs if a.key not in self.values]
-        for a, p in zip(todo, self.quality(todo) if todo else []):
-            self.values[a.key] = p
-        return [self.values[a.key] for a in archs]
 
 
 def hv_curve(history, normaliser, objective, counts):
@@ -99,7 +85,7 @@ def main() -> None:
            "table": table.describe()}
 
     # -- 2. NSGA-II vs random at equal evaluations ----------------------------------------------
-    memo = Memo(probe)
+    memo = MemoQuality(probe)
     runs = {"nsga2": {}, "random": {}}
     normaliser = None
     for seed in args.seeds:

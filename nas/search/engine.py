@@ -69,6 +69,21 @@ def _worker_eval(archs: list[Arch]) -> list[float]:
     return list(_WORKER_QUALITY(archs))
 
 
+class MemoQuality:
+    """A perplexity source that remembers every value it gave: one shared by several searches
+    on the same supernet and tokens (benchmarks comparing methods) measures each architecture
+    once."""
+
+    def __init__(self, quality: Quality):
+        self.quality, self.values = quality, {}
+
+    def __call__(self, archs: list[Arch]) -> list[float]:
+        todo = list({a.key: a for a in archs if a.key not in self.values}.values())
+        for a, p in zip(todo, self.quality(todo) if todo else []):
+            self.values[a.key] = p
+        return [self.values[a.key] for a in archs]
+
+
 class FixedHardware:
     """The cost source of an architecture-only search: one lookup table (anything with
     `.costs(archs)`), and the hardware it was built for (`HardwarePoint`, or None)."""
