@@ -151,6 +151,7 @@ def test_joint_search_end_to_end(supernet, tmp_path, capsys):
     assert main(["export", "--front", str(out), "--pick", "best-ppl", "--out",
                  str(tmp_path / "x")]) == 0
     capsys.readouterr()
+    front = json.loads((out / "front.json").read_text())          # after the resume
     best = min(front["front"], key=lambda r: r["perplexity"])
     hw_file = tmp_path / "x" / f"hw-{best['hw_hash']}.yaml"
     from costmodel.hardware import load_hardware

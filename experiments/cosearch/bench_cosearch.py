@@ -39,7 +39,7 @@ from costmodel.hwspace import HardwareSpace
 from lut.cache import TableCache
 from nas.core.atomic import atomic_write_text
 from nas.core.plotting import pyplot, save_figure
-from nas.pipeline import JointCosts, hardware_point, supernet_workload
+from nas.pipeline import JointCosts, hardware_point, space_presets, supernet_workload
 from nas.search.candidate import PPL_DELTAS, lowest_within
 from nas.search.config import SearchConfig
 from nas.search.engine import MemoQuality, Search
@@ -83,10 +83,8 @@ def main() -> int:
     ap.add_argument("--hw-space", default="edge-hw")
     ap.add_argument("--area-budget-mm2", type=float,
                     help="default: the area of the largest preset that is a point of the space")
-    ap.add_argument("--joint-mutation", choices=("same", "scaled"), default="scaled",
-                    help="per-gene mutation probability of the joint search: the same 0.2 as "
-                         "the architecture-only searches, or scaled so that a child gets as "
-                         "many mutated genes on average (0.2 x arch genes / all genes)")
+    ap.add_argument("--no-seeds", action="store_true",
+                    help="joint search without the presets in its initial population")
     ap.add_argument("--out", type=Path, default=HERE / "cosearch.json")
     args = ap.parse_args()
 
@@ -106,12 +104,7 @@ def main() -> int:
     anchor_hw = hw_space.decode(hw_space.encode(load_hardware(hw_space.base)))
     evaluations = args.population * (args.generations + 1)
     area_rule = SearchConfig(max_area_mm2=budget)        # the one constraint of every method
-    # --joint-mutation scaled: the joint genome is longer, so the same per-gene probability
-    # would mutate more genes per child than the architecture-only searches do
-    arch_genes = 2 + 2 * ev.space.layers[-1]
-    joint_mutation = (SearchConfig().mutation_prob * arch_genes
-                      / (arch_genes + len(hw_space.genes())) if args.joint_mutation == "scaled"
-                      else SearchConfig().mutation_prob)
+    seeds = [] if args.no_seeds else space_presets(hw_space)   # what `nas search` seeds
     common = {"vocab": ev.vocab_size, "max_seq": ev.block_size}
 
     def arch_search(hw, seed: int, generations: int):
@@ -153,9 +146,8 @@ def main() -> int:
         # (iii) joint
         joint = Search(ev.space, memo, joint_costs,
                        SearchConfig(population=args.population, generations=args.generations,
-                                    seed=seed, max_area_mm2=budget,
-                                    mutation_prob=joint_mutation),
-                       hw_space=hw_space, anchor_hw=anchor_hw, **common).run()
+                                    seed=seed, max_area_mm2=budget),
+                       hw_space=hw_space, anchor_hw=anchor_hw, hw_seeds=seeds, **common).run()
         for name, cands in (("best_preset", fixed), ("sequential", seq_cands),
                             ("joint", joint.history)):
             m = {"evaluations": len(cands), "hv": front_hv(cands, normaliser)}
@@ -185,7 +177,7 @@ def main() -> int:
         "supernet": str(ckpt), "space": ev.space.name, "hw_space": hw_space.to_dict(),
         "area_budget_mm2": budget, "presets_within_budget": list(presets),
         "evaluations_per_method": evaluations, "largest_perplexity": base_ppl,
-        "joint_mutation_prob": joint_mutation,
+        "joint_seeded_with": [h.name for h in seeds],
         "edp_gain_vs_best_preset": gain("best_preset", PPL_DELTAS[0])["mean"],
         "edp_gain_vs_sequential": gain("sequential", PPL_DELTAS[0])["mean"],
         "edp_gain_vs_best_preset_at_+1": gain("best_preset", PPL_DELTAS[1])["mean"],

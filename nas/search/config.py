@@ -31,7 +31,9 @@ class SearchConfig:
                             "--max-ppl alone)", choices=ALGORITHMS)
     population: int = option(40, "candidates per generation")
     generations: int = option(40, "generations after the initial population")
-    mutation_prob: float = option(0.2, "per-gene probability of a uniform resample")
+    mutation_prob: float = option(0.2, "per-gene probability of a uniform resample (of an "
+                                  "architecture genome; a joint genome with --hw-space is "
+                                  "longer and scales it to mutate as many genes per child)")
     crossover_prob: float = option(0.9, "probability of uniform crossover per pair of parents")
     seed: int = option(0, "random seed: the same seed, supernet and table give the same front")
     max_ppl: float | None = option(None, "constraint: perplexity <= X")
