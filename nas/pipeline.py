@@ -146,13 +146,6 @@ class JointCosts:
         return [(self.cache.table(d.hw).cost(d.arch), self.point(d.hw)) for d in designs]
 
 
-def space_presets(hw_space) -> list:
-    """The built-in presets that are points of `hw_space`, as the space decodes them (they seed
-    a joint search's initial population)."""
-    from costmodel.hardware import PRESETS
-    return [hw_space.decode(hw_space.encode(hw)) for hw in PRESETS.values() if hw in hw_space]
-
-
 def run_search(job: SearchJob) -> SearchOutcome:
     """Load the supernet, get the costs (load and check --lut, reuse OUT/lut.parquet, or build
     it; with --hw-space, a table per hardware point in OUT/luts), run the search (resuming it
@@ -198,7 +191,7 @@ def run_search(job: SearchJob) -> SearchOutcome:
               f"'{hw_space.base}'; lookup tables built per point on first use, cached in "
               f"{cache.folder}")
         search = Search(ev.space, quality, table, job.config, hw_space=hw_space,
-                        anchor_hw=anchor, hw_seeds=space_presets(hw_space), **common)
+                        anchor_hw=anchor, **common)
         source = {"ids": {"hw_space": hw_space.name, "table_id": table.id},
                   "table": f"one lookup table per hardware point of '{hw_space.name}', "
                            f"cached in {cache.folder}",

@@ -388,15 +388,12 @@ def test_memo_quality_measures_each_architecture_once_across_searches():
     assert memo([first.largest.arch]) == [first.largest.perplexity] and inner.calls == len(keys)
 
 
-def test_joint_search_seeds_and_scaled_mutation():
-    seeds = [FakeHW(32, 64), FakeHW(8, 64)]
+def test_joint_search_scales_mutation_to_its_genome():
     search = Search(SPACE, SyntheticPerplexity(), fake_joint_costs,
                     SearchConfig(population=10, generations=1, seed=0), vocab=65, max_seq=32,
-                    hw_space=FakeHWSpace(), anchor_hw=FakeHW(16, 256), hw_seeds=seeds)
+                    hw_space=FakeHWSpace(), anchor_hw=FakeHW(16, 256))
     genes = len(search.codec.choices)
     assert genes == search.codec.arch_genes + 2
     assert search.mutation_prob == pytest.approx(0.2 * search.codec.arch_genes / genes)
-    first = [c for c in search.run().history if c.generation == 0]
-    for hw in seeds:                    # each seed's largest and smallest subnet start in gen 0
-        for arch in (SPACE.largest(), SPACE.smallest()):
-            assert any(c.key == f"{arch.key}@{hw.hash()}" for c in first)
+    plain = Search(SPACE, SyntheticPerplexity(), synthetic_table(), SearchConfig())
+    assert plain.mutation_prob == 0.2                   # an architecture genome: as configured

@@ -39,7 +39,7 @@ from costmodel.hwspace import HardwareSpace
 from lut.cache import TableCache
 from nas.core.atomic import atomic_write_text
 from nas.core.plotting import pyplot, save_figure
-from nas.pipeline import JointCosts, hardware_point, space_presets, supernet_workload
+from nas.pipeline import JointCosts, hardware_point, supernet_workload
 from nas.search.candidate import PPL_DELTAS, lowest_within
 from nas.search.config import SearchConfig
 from nas.search.engine import MemoQuality, Search
@@ -83,8 +83,6 @@ def main() -> int:
     ap.add_argument("--hw-space", default="edge-hw")
     ap.add_argument("--area-budget-mm2", type=float,
                     help="default: the area of the largest preset that is a point of the space")
-    ap.add_argument("--no-seeds", action="store_true",
-                    help="joint search without the presets in its initial population")
     ap.add_argument("--out", type=Path, default=HERE / "cosearch.json")
     args = ap.parse_args()
 
@@ -104,7 +102,6 @@ def main() -> int:
     anchor_hw = hw_space.decode(hw_space.encode(load_hardware(hw_space.base)))
     evaluations = args.population * (args.generations + 1)
     area_rule = SearchConfig(max_area_mm2=budget)        # the one constraint of every method
-    seeds = [] if args.no_seeds else space_presets(hw_space)   # what `nas search` seeds
     common = {"vocab": ev.vocab_size, "max_seq": ev.block_size}
 
     def arch_search(hw, seed: int, generations: int):
@@ -144,10 +141,11 @@ def main() -> int:
                                   edp=cost.edp, cycles=cost.cycles, hardware=point)
                 seq_cands.append(cand.with_(violation=area_rule.violation(cand)))
         # (iii) joint
-        joint = Search(ev.space, memo, joint_costs,
-                       SearchConfig(population=args.population, generations=args.generations,
-                                    seed=seed, max_area_mm2=budget),
-                       hw_space=hw_space, anchor_hw=anchor_hw, hw_seeds=seeds, **common).run()
+        joint_cfg = SearchConfig(population=args.population, generations=args.generations,
+                                 seed=seed, max_area_mm2=budget)
+        joint_search = Search(ev.space, memo, joint_costs, joint_cfg, hw_space=hw_space,
+                              anchor_hw=anchor_hw, **common)
+        joint = joint_search.run()
         for name, cands in (("best_preset", fixed), ("sequential", seq_cands),
                             ("joint", joint.history)):
             m = {"evaluations": len(cands), "hv": front_hv(cands, normaliser)}
@@ -177,7 +175,7 @@ def main() -> int:
         "supernet": str(ckpt), "space": ev.space.name, "hw_space": hw_space.to_dict(),
         "area_budget_mm2": budget, "presets_within_budget": list(presets),
         "evaluations_per_method": evaluations, "largest_perplexity": base_ppl,
-        "joint_seeded_with": [h.name for h in seeds],
+        "joint_mutation_prob": joint_search.mutation_prob,   # scaled to the joint genome
         "edp_gain_vs_best_preset": gain("best_preset", PPL_DELTAS[0])["mean"],
         "edp_gain_vs_sequential": gain("sequential", PPL_DELTAS[0])["mean"],
         "edp_gain_vs_best_preset_at_+1": gain("best_preset", PPL_DELTAS[1])["mean"],

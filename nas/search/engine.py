@@ -177,18 +177,15 @@ class Search:
                  vocab: int = 0, max_seq: int = 0, workers: int = 1,
                  state_path: str | Path | None = None, identity: dict[str, Any] | None = None,
                  progress: bool = False, hardware: HardwarePoint | None = None,
-                 hw_space: Any = None, anchor_hw: Any = None, hw_seeds: Sequence[Any] = ()):
+                 hw_space: Any = None, anchor_hw: Any = None):
         """`table`: a lookup table (`.costs(archs)`) for an architecture-only search on its
         `hardware`; with `hw_space` (a joint search), a callable designs -> [(cost,
-        HardwarePoint)], `anchor_hw` the point of `hw_space` the anchors run on, and
-        `hw_seeds` more points (e.g. the presets) whose largest and smallest subnets join the
-        initial population."""
+        HardwarePoint)], and `anchor_hw` the point of `hw_space` the anchors run on."""
         self.space, self.config = space, config
         self.codec = GenomeCodec(space, hw_space)
         if hw_space is not None and anchor_hw is None:
             raise ValueError("a joint search needs anchor_hw, a point of its hardware space")
         self.anchor_hw = anchor_hw
-        self.hw_seeds = list(hw_seeds)
         # the per-gene probability is set for an architecture genome; a joint genome is
         # longer, so it is scaled to mutate as many genes per child on average
         self.mutation_prob = (config.mutation_prob * self.codec.arch_genes
@@ -199,7 +196,7 @@ class Search:
         self.identity = {"config": config.identity(), "space": space.to_dict(),
                          "table": getattr(table, "id", None),
                          "hw_space": hw_space.to_dict() if hw_space is not None else None,
-                         "hw_seeds": [hw.hash() for hw in hw_seeds], **(identity or {})}
+                         **(identity or {})}
         self.progress = progress
         self.rng = random.Random(config.seed)
         self.population: list = []              # current DEAP individuals
@@ -352,15 +349,9 @@ class Search:
         largest, smallest = self.evaluator.evaluate(
             [codec.design(g) for g in anchors], generation=0)
         if self.generation < 0:
-            # Generation 0: the two anchors, the seeds' extremes, then distinct random genomes.
-            seeded = [codec.encode(a, hw) for hw in self.hw_seeds
-                      for a in (self.space.largest(), self.space.smallest())]
+            # Generation 0: the two anchors plus distinct random genomes.
             with self._deap_random():
                 genomes, keys = list(anchors), {largest.key, smallest.key}
-                for g in seeded[:max(0, cfg.population - len(genomes))]:
-                    if codec.design(g).key not in keys:
-                        keys.add(codec.design(g).key)
-                        genomes.append(g)
                 for _ in range(100 * cfg.population):
                     if len(genomes) == cfg.population:
                         break
