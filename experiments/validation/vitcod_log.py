@@ -96,7 +96,7 @@ def compare(mask: Path = MASK) -> dict:
     """{"vitcod": {attention_cycles, linear_cycles, mlp_cycles, ...}, "vitcod_sim": {...},
     "reference": {...}} plus errors, the per-layer check and the vitcod / vitcod-sim gap."""
     sparsity = AttentionSparsity.from_mask(mask, per_layer=True)
-    sim, hw = PRESETS["vitcod-sim"], PRESETS["vitcod"]
+    sim = PRESETS["vitcod-sim"]
     ours = {key: class_cycles(run_deit(PRESETS[name], sparsity))
             for key, name in (("vitcod", "vitcod"), ("vitcod_sim", "vitcod-sim"))}
     errors = {key: {cls: _error_pct(r[cls], REFERENCE[cls])
