@@ -127,6 +127,24 @@ class AttentionSparsity:
         return (self.split(q, ctx, layer),) * heads
 
 
+def from_options(sparsity: float | None = None, mask: str | None = None,
+                 pattern: str = "global-local", per_layer: bool = False,
+                 rescale_mask: bool = False, seq: int | None = None) -> AttentionSparsity | None:
+    """What the command line's --sparsity / --mask / --pattern / --per-layer-mask /
+    --rescale-mask ask for (None: dense attention), the mask checked against `seq` when given."""
+    if sparsity is not None and mask:
+        raise UserError("give either --sparsity or --mask, not both")
+    for flag, given in (("--per-layer-mask", per_layer), ("--rescale-mask", rescale_mask)):
+        if given and not mask:
+            raise UserError(f"{flag} needs --mask")
+    if mask:
+        out = AttentionSparsity.from_mask(mask, per_layer=per_layer)
+        if seq is not None:
+            out.check_seq(seq, rescale_mask)
+        return out
+    return None if sparsity is None else AttentionSparsity(sparsity, pattern=pattern)
+
+
 def _count(x: float) -> float:
     """A count computed from shares: float noise removed (391.99999999999994 -> 392.0)."""
     return float(round(x, 6))
@@ -209,4 +227,4 @@ def generate_mask(n: int, sparsity: float, pattern: str = "global-local",
     return ~kept
 
 
-__all__ = ["AttentionSparsity", "generate_mask", "mask_stats", "PATTERNS", "VITCOD_DENSE_THRESHOLD"]
+__all__ = ["AttentionSparsity", "from_options", "generate_mask", "mask_stats", "PATTERNS", "VITCOD_DENSE_THRESHOLD"]

@@ -424,25 +424,16 @@ def _simulate_gemms(args, hw, gemms: list[tuple[str, int, int, int]]) -> int:
 
 def cmd_simulate(args) -> int:
     from costmodel.simulate import simulate
-    from costmodel.sparsity import AttentionSparsity
+    from costmodel.sparsity import from_options
 
     gemms = _gemm_list(args)
     hw = _hardware(args)
     if gemms:
         return _simulate_gemms(args, hw, gemms)
     arch, wl = _workload(args)
-    if args.sparsity is not None and args.mask:
-        raise UserError("give either --sparsity or --mask, not both")
-    for flag, given in (("--per-layer-mask", args.per_layer_mask),
-                        ("--rescale-mask", args.rescale_mask)):
-        if given and not args.mask:
-            raise UserError(f"{flag} needs --mask")
-    sparsity = None
-    if args.mask:
-        sparsity = AttentionSparsity.from_mask(args.mask, per_layer=args.per_layer_mask)
-        sparsity.check_seq(wl.seq, args.rescale_mask)   # (simulate checks too) before any output
-    elif args.sparsity is not None:
-        sparsity = AttentionSparsity(args.sparsity, pattern=args.pattern)
+    # checked against the sequence here (simulate checks too), before any output is touched
+    sparsity = from_options(args.sparsity, args.mask, args.pattern, args.per_layer_mask,
+                            args.rescale_mask, seq=wl.seq)
     _check_outputs(args)
     if sparsity is not None and not hw.sparse_engine:
         print(f"nas simulate: note: hardware '{hw.name}' has no sparse attention engine; "

@@ -8,7 +8,6 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from nas.core.errors import UserError
 from nas.core.options import add_options, add_progress_option, from_args
 
 EXAMPLES_LUT = """examples:
@@ -174,16 +173,8 @@ def _sparsity_args(p: argparse.ArgumentParser) -> None:
 
 def _sparsity(args: argparse.Namespace, seq: int | None = None):
     """The AttentionSparsity of --sparsity/--mask (None: dense), checked against `seq`."""
-    if args.sparsity is not None and args.mask:
-        raise UserError("give either --sparsity or --mask, not both")
-    if args.sparsity is None and not args.mask:
-        return None
-    from costmodel.sparsity import AttentionSparsity
-    sparsity = (AttentionSparsity.from_mask(args.mask) if args.mask
-                else AttentionSparsity(sparsity=args.sparsity))
-    if seq is not None and args.mask:
-        sparsity.check_seq(seq, rescale=args.rescale_mask)
-    return sparsity
+    from costmodel.sparsity import from_options
+    return from_options(args.sparsity, args.mask, rescale_mask=args.rescale_mask, seq=seq)
 
 
 def cmd_build_lut(args: argparse.Namespace) -> int:
