@@ -55,12 +55,11 @@ def load_table(path: str | Path, space: SearchSpace, workload, sparsity=None, hw
     return table
 
 
-def supernet_workload(evaluator):
+def supernet_workload(model):
     """What a supernet's candidates are costed on: its context as a decoder prefill, with its
-    vocabulary as the LM head."""
+    vocabulary as the LM head (`model`: a SupernetEvaluator or a ModelConfig)."""
     from costmodel.workload import Workload
-    return Workload(seq=evaluator.block_size, batch=1, mode="decoder",
-                    vocab=evaluator.vocab_size)
+    return Workload(seq=model.block_size, batch=1, mode="decoder", vocab=model.vocab_size)
 
 
 # -- search --------------------------------------------------------------------------------------
@@ -327,16 +326,19 @@ def quickstart(q: Quickstart) -> None:
     # 1. supernet (continues an interrupted run)
     train_supernet_stage(run_dir, q)
 
-    # 2. lookup table for the supernet's space, context and vocabulary
-    from supernet.perplexity import SupernetPerplexity
-    ev = SupernetPerplexity(run_dir, max_tokens=q.max_tokens, threads=q.threads).evaluator
-    workload = supernet_workload(ev)
+    # 2. lookup table for the supernet's space, context and vocabulary (from the checkpoint
+    # alone: the search loads the data)
+    from supernet.checkpoint import load_checkpoint, space_of
+    from supernet.model import ModelConfig
+    ckpt = load_checkpoint(run_dir, "best")
+    space, workload = space_of(ckpt), supernet_workload(ModelConfig(**ckpt["model_config"]))
+    del ckpt
     if lut_path.is_file():
-        load_table(lut_path, ev.space, workload, hw=hw)
+        load_table(lut_path, space, workload, hw=hw)
         print(f"[2/4] lookup table: exists, {lut_path}")
     else:
         print(f"[2/4] lookup table: {hw.name}, workload {workload.key}")
-        build_table(ev.space, hw, workload, lut_path, progress=q.progress)
+        build_table(space, hw, workload, lut_path, progress=q.progress)
 
     # 3. search (a reduced population/generations so it stays within minutes)
     config = SearchConfig(population=q.population, generations=q.generations, seed=q.seed)
