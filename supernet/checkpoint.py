@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from nas.core.atomic import atomic_path
+from nas.core.atomic import atomic_path, existing_file
 from nas.core.arch import Arch, SearchSpace
 from nas.core.errors import UserError
 from supernet.model import GPT, ElasticGPT, ModelConfig, num_params
@@ -103,9 +103,7 @@ def export_subnet(data: dict[str, Any], arch: Arch, path: str | Path) -> dict[st
 
 def load_subnet(path: str | Path) -> tuple[GPT, dict[str, Any]]:
     """A model written by `export_subnet`, and its info (arch, params, tokenizer, source)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"subnet file not found: {path}")
+    path = existing_file(path, "subnet file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
