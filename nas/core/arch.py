@@ -8,6 +8,9 @@ An `Arch` is a decoder/encoder transformer stack:
     heads[i]  attention heads of layer i; attention width of layer i = heads[i] * head_dim
     ffn[i]    hidden width of the feed-forward block of layer i
     head_dim  width of one attention head (64 in GPT-2/BERT and in the survey's space)
+    attention[i]  attention kind of layer i (nas.core.attention): softmax (the default),
+              taylor or sparseNN. An all-softmax architecture has the key, file and
+              checkpoint entries it had before kinds existed.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from typing import Any
 import yaml
 
 from nas.core.atomic import existing_file
+from nas.core.attention import SOFTMAX, check_kind, kind_code, kind_from_code
 from nas.core.errors import UserError
+
+_KEY = re.compile(r"L(\d+)-d(\d+)-h([\d.]+)-f([\d.]+)-hd(\d+)(?:-a([a-z\d.]+))?")
 
 
 @dataclass(frozen=True)
@@ -32,16 +38,24 @@ class Arch:
     heads: tuple[int, ...]
     ffn: tuple[int, ...]
     head_dim: int = 64
+    attention: tuple[str, ...] = ()      # () = softmax in every layer
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", tuple(int(h) for h in self.heads))
         object.__setattr__(self, "ffn", tuple(int(f) for f in self.ffn))
+        kinds = (self.attention,) if isinstance(self.attention, str) else tuple(self.attention)
+        if isinstance(self.attention, str) or not kinds:
+            kinds = (kinds[0] if kinds else SOFTMAX,) * len(self.heads)
+        object.__setattr__(self, "attention", tuple(check_kind(k) for k in kinds))
         if not self.heads:
             raise UserError("architecture: needs at least one layer (heads is empty)")
         if len(self.heads) != len(self.ffn):
             raise UserError(
                 f"architecture: heads has {len(self.heads)} layers but ffn has {len(self.ffn)}"
             )
+        if len(self.attention) != len(self.heads):
+            raise UserError(f"architecture: heads has {len(self.heads)} layers but attention "
+                            f"has {len(self.attention)}")
         for name, values in (("d", [self.d]), ("head_dim", [self.head_dim]),
                              ("heads", self.heads), ("ffn", self.ffn)):
             for v in values:
@@ -56,25 +70,42 @@ class Arch:
         return self.heads[layer] * self.head_dim
 
     @property
+    def softmax_only(self) -> bool:
+        return all(k == SOFTMAX for k in self.attention)
+
+    def with_attention(self, kinds: str | tuple[str, ...]) -> Arch:
+        """The same architecture with other attention kinds (one kind: every layer)."""
+        return Arch(self.d, self.heads, self.ffn, self.head_dim, kinds)
+
+    @property
     def key(self) -> str:
-        """Stable string key, e.g. 'L2-d384-h4.6-f768.1024-hd64'; `Arch.from_key` inverts it."""
-        return (f"L{self.layers}-d{self.d}-h{'.'.join(map(str, self.heads))}"
-                f"-f{'.'.join(map(str, self.ffn))}-hd{self.head_dim}")
+        """Stable string key, e.g. 'L2-d384-h4.6-f768.1024-hd64', and with other attention
+        kinds than softmax '-a' + a code per layer ('...-hd64-at.sp25': taylor, sparse25);
+        `Arch.from_key` inverts it."""
+        key = (f"L{self.layers}-d{self.d}-h{'.'.join(map(str, self.heads))}"
+               f"-f{'.'.join(map(str, self.ffn))}-hd{self.head_dim}")
+        if self.softmax_only:
+            return key
+        return key + "-a" + ".".join(kind_code(k) for k in self.attention)
 
     @classmethod
     def from_key(cls, key: str) -> Arch:
-        m = re.fullmatch(r"L(\d+)-d(\d+)-h([\d.]+)-f([\d.]+)-hd(\d+)", key.strip())
+        m = _KEY.fullmatch(key.strip())
         if not m:
             raise UserError(f"not an architecture key: {key!r}")
+        kinds = tuple(kind_from_code(c) for c in m[6].split(".")) if m[6] else ()
         arch = cls(d=int(m[2]), heads=tuple(int(x) for x in m[3].split(".")),
-                   ffn=tuple(int(x) for x in m[4].split(".")), head_dim=int(m[5]))
+                   ffn=tuple(int(x) for x in m[4].split(".")), head_dim=int(m[5]),
+                   attention=kinds)
         if arch.layers != int(m[1]):
             raise UserError(f"architecture key {key!r}: L{m[1]} but {arch.layers} layers listed")
         return arch
 
     @classmethod
-    def uniform(cls, layers: int, d: int, heads: int, ffn: int, head_dim: int = 64) -> Arch:
-        return cls(d=d, heads=(heads,) * layers, ffn=(ffn,) * layers, head_dim=head_dim)
+    def uniform(cls, layers: int, d: int, heads: int, ffn: int, head_dim: int = 64,
+                attention: str = SOFTMAX) -> Arch:
+        return cls(d=d, heads=(heads,) * layers, ffn=(ffn,) * layers, head_dim=head_dim,
+                   attention=(attention,) * layers)
 
     def params(self, vocab: int = 0, max_seq: int = 0) -> int:
         """Weights and biases of the stack (+ tied embedding and positions when given)."""
@@ -89,15 +120,18 @@ class Arch:
 
     # -- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"d": self.d, "heads": list(self.heads), "ffn": list(self.ffn),
-                "head_dim": self.head_dim}
+        out = {"d": self.d, "heads": list(self.heads), "ffn": list(self.ffn),
+               "head_dim": self.head_dim}
+        if not self.softmax_only:
+            out["attention"] = list(self.attention)
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> Arch:
         if not isinstance(data, dict):
             raise UserError(f"architecture: expected a mapping, got {type(data).__name__}")
         data = dict(data.get("arch", data))
-        unknown = set(data) - {"d", "heads", "ffn", "head_dim", "layers"}
+        unknown = set(data) - {"d", "heads", "ffn", "head_dim", "layers", "attention"}
         if unknown:
             raise UserError(f"architecture: unknown field(s) {sorted(unknown)}")
         for req in ("d", "heads", "ffn"):
@@ -109,8 +143,11 @@ class Arch:
             heads = [heads] * int(layers or 1)
         if isinstance(ffn, int):
             ffn = [ffn] * int(layers or len(heads))
+        attention = data.get("attention", ())
+        if not isinstance(attention, (str, list, tuple)):
+            raise UserError("architecture: attention must be a kind or a list of kinds")
         arch = cls(d=data["d"], heads=tuple(heads), ffn=tuple(ffn),
-                   head_dim=data.get("head_dim", 64))
+                   head_dim=data.get("head_dim", 64), attention=attention)
         if layers is not None and layers != arch.layers:
             raise UserError(f"architecture: layers={layers} but {arch.layers} layers listed")
         return arch
@@ -148,7 +185,9 @@ def load_mapping(path: str | Path, what: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Choices for depth, embedding width, and per-layer heads and FFN width (HAT/BigNAS style)."""
+    """Choices for depth, embedding width, and per-layer heads, FFN width and attention kind
+    (HAT/BigNAS style). The first attention kind is that of the largest and smallest subnets
+    (the sandwich's teacher and floor); a space with one kind draws none."""
 
     name: str
     layers: tuple[int, ...]
@@ -156,6 +195,7 @@ class SearchSpace:
     heads: tuple[int, ...]
     ffn: tuple[int, ...]
     head_dim: int = 64
+    attention: tuple[str, ...] = (SOFTMAX,)
 
     def __post_init__(self) -> None:
         for f in ("layers", "d", "heads", "ffn"):
@@ -168,23 +208,34 @@ class SearchSpace:
             object.__setattr__(self, f, values)
         if self.head_dim <= 0:
             raise UserError(f"search space '{self.name}': head_dim must be positive")
+        kinds = (self.attention,) if isinstance(self.attention, str) else self.attention
+        kinds = tuple(dict.fromkeys(check_kind(k) for k in kinds))    # order kept, no repeats
+        if not kinds:
+            raise UserError(f"search space '{self.name}': attention needs at least one kind")
+        object.__setattr__(self, "attention", kinds)
 
     def largest(self) -> Arch:
         return Arch.uniform(self.layers[-1], self.d[-1], self.heads[-1], self.ffn[-1],
-                            self.head_dim)
+                            self.head_dim, self.attention[0])
 
     def smallest(self) -> Arch:
-        return Arch.uniform(self.layers[0], self.d[0], self.heads[0], self.ffn[0], self.head_dim)
+        return Arch.uniform(self.layers[0], self.d[0], self.heads[0], self.ffn[0], self.head_dim,
+                            self.attention[0])
 
     def sample(self, rng: random.Random) -> Arch:
-        """Uniform choice of depth, d, and of heads and FFN width independently per layer."""
+        """Uniform choice of depth, d, and of heads, FFN width and (with several kinds) the
+        attention kind independently per layer."""
         n = rng.choice(self.layers)
-        return Arch(d=rng.choice(self.d), heads=tuple(rng.choice(self.heads) for _ in range(n)),
-                    ffn=tuple(rng.choice(self.ffn) for _ in range(n)), head_dim=self.head_dim)
+        d = rng.choice(self.d)
+        heads = tuple(rng.choice(self.heads) for _ in range(n))
+        ffn = tuple(rng.choice(self.ffn) for _ in range(n))
+        kinds = (tuple(rng.choice(self.attention) for _ in range(n))
+                 if len(self.attention) > 1 else self.attention[0])
+        return Arch(d=d, heads=heads, ffn=ffn, head_dim=self.head_dim, attention=kinds)
 
     def check(self, arch: Arch) -> Arch:
         """Return `arch` if it lies in the space, else raise UserError naming the first bad field."""
-        def bad(what: str, value: Any, choices: tuple[int, ...]) -> UserError:
+        def bad(what: str, value: Any, choices: tuple[Any, ...]) -> UserError:
             return UserError(f"architecture {arch.key} is outside search space '{self.name}': "
                              f"{what}={value} not in {list(choices)}")
         if arch.head_dim != self.head_dim:
@@ -193,11 +244,13 @@ class SearchSpace:
             raise bad("layers", arch.layers, self.layers)
         if arch.d not in self.d:
             raise bad("d", arch.d, self.d)
-        for i, (h, f) in enumerate(zip(arch.heads, arch.ffn)):
+        for i, (h, f, k) in enumerate(zip(arch.heads, arch.ffn, arch.attention)):
             if h not in self.heads:
                 raise bad(f"heads[{i}]", h, self.heads)
             if f not in self.ffn:
                 raise bad(f"ffn[{i}]", f, self.ffn)
+            if k not in self.attention:
+                raise bad(f"attention[{i}]", k, self.attention)
         return arch
 
     def __contains__(self, arch: Arch) -> bool:
@@ -209,12 +262,16 @@ class SearchSpace:
 
     def size(self) -> int:
         """Number of distinct architectures in the space."""
-        per_layer = len(self.heads) * len(self.ffn)
+        per_layer = len(self.heads) * len(self.ffn) * len(self.attention)
         return len(self.d) * sum(per_layer ** n for n in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in fields(self)}
+        """Every field; `attention` only when it is not softmax alone (as before kinds)."""
+        out = {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+               for f in fields(self)}
+        if self.attention == (SOFTMAX,):
+            del out["attention"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], name: str = "custom") -> SearchSpace:
@@ -229,6 +286,14 @@ class SearchSpace:
         data.setdefault("name", name)
         for f in ("layers", "d", "heads", "ffn"):
             data[f] = _choices(data[f], f)
+        if "attention" in data:
+            kinds = data["attention"]
+            if isinstance(kinds, str):
+                kinds = [kinds]
+            if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+                raise UserError("search space: attention must be a list of kinds "
+                                "(softmax, taylor, sparseNN)")
+            data["attention"] = tuple(kinds)
         return cls(**data)
 
     @classmethod
@@ -258,7 +323,7 @@ def _choices(value: Any, what: str) -> tuple[int, ...]:
     raise UserError(f"search space: {what} must be a list of integers or {{min, max, step}}")
 
 
-SPACE_PRESETS = ("survey", "tiny")
+SPACE_PRESETS = ("survey", "tiny", "survey-kinds", "tiny-kinds")
 
 
 # -- named models ------------------------------------------------------------------------------
@@ -293,7 +358,7 @@ def resolve_model(name_or_path: str) -> tuple[Arch, NamedModel | None]:
     if name_or_path in NAMED_MODELS:
         model = NAMED_MODELS[name_or_path]
         return model.arch, model
-    if re.fullmatch(r"L\d+-d\d+-h[\d.]+-f[\d.]+-hd\d+", name_or_path):
+    if _KEY.fullmatch(name_or_path):
         return Arch.from_key(name_or_path), None
     if re.fullmatch(r"L\d+-d\d+-h[\d.]+-f[\d.]+", name_or_path):
         raise UserError(f"unknown model '{name_or_path}': an architecture key needs its -hdN "

@@ -2,6 +2,7 @@
 
 Genome (indices into the spaces' choices):
     [depth, d, heads of layer 0 .. L-1, ffn of layer 0 .. L-1]     (L = the space's max depth)
+    + [attention kind of layer 0 .. L-1]                           (spaces with several kinds)
     + [one gene per field of the hardware space]                   (joint search only)
 Genes of layers beyond the genome's depth are reset to 0 ("canonical"), so two genomes that decode
 to the same architecture are equal and the per-design cache never evaluates it twice.
@@ -34,12 +35,14 @@ class Design(NamedTuple):
 class GenomeCodec:
     def __init__(self, space: SearchSpace, hw_space: Any = None):
         self.space, self.hw_space = space, hw_space
-        self.max_layers = space.layers[-1]
-        self.arch_genes = 2 + 2 * self.max_layers
+        self.max_layers = L = space.layers[-1]
+        self.kind_genes = L if len(space.attention) > 1 else 0
+        self.arch_genes = 2 + 2 * L + self.kind_genes
         hw_choices = [c for _, c in hw_space.genes()] if hw_space is not None else []
-        self.choices: list[tuple[Any, ...]] = ([space.layers, space.d]
-                                               + [space.heads] * self.max_layers
-                                               + [space.ffn] * self.max_layers + hw_choices)
+        self.choices: list[tuple[Any, ...]] = ([space.layers, space.d] + [space.heads] * L
+                                               + [space.ffn] * L
+                                               + [space.attention] * self.kind_genes
+                                               + hw_choices)
         self.low = [0] * len(self.choices)
         self.up = [len(c) - 1 for c in self.choices]
 
@@ -49,13 +52,18 @@ class GenomeCodec:
         for i in range(depth, L):
             genes[2 + i] = 0
             genes[2 + L + i] = 0
+            if self.kind_genes:
+                genes[2 + 2 * L + i] = 0
         return genes
 
     def decode(self, genes: Sequence[int]) -> Arch:
         s, L = self.space, self.max_layers
         n = s.layers[genes[0]]
+        kinds = (tuple(s.attention[g] for g in genes[2 + 2 * L:2 + 2 * L + n])
+                 if self.kind_genes else s.attention[0])
         return Arch(d=s.d[genes[1]], heads=tuple(s.heads[g] for g in genes[2:2 + n]),
-                    ffn=tuple(s.ffn[g] for g in genes[2 + L:2 + L + n]), head_dim=s.head_dim)
+                    ffn=tuple(s.ffn[g] for g in genes[2 + L:2 + L + n]), head_dim=s.head_dim,
+                    attention=kinds)
 
     def design(self, genes: Sequence[int]) -> Design:
         hw = None if self.hw_space is None else self.hw_space.decode(genes[self.arch_genes:])
@@ -65,9 +73,11 @@ class GenomeCodec:
         """The genome of `arch` (and of `hw` in a joint search: required there)."""
         self.space.check(arch)
         s, L = self.space, self.max_layers
-        genes = [s.layers.index(arch.layers), s.d.index(arch.d)] + [0] * (2 * L)
-        for i, (h, f) in enumerate(zip(arch.heads, arch.ffn)):
+        genes = [s.layers.index(arch.layers), s.d.index(arch.d)] + [0] * (2 * L + self.kind_genes)
+        for i, (h, f, k) in enumerate(zip(arch.heads, arch.ffn, arch.attention)):
             genes[2 + i], genes[2 + L + i] = s.heads.index(h), s.ffn.index(f)
+            if self.kind_genes:
+                genes[2 + 2 * L + i] = s.attention.index(k)
         if self.hw_space is not None:
             genes += self.hw_space.encode(hw)
         return genes
