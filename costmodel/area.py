@@ -45,6 +45,12 @@ Units and their models:
   of a fixed split, every line with ViTCoD's dynamic split; this project's assumption).
   Attention lanes beyond the array (`attention_lanes`, a simulator convention of vitcod-sim)
   add nothing: area counts the rows x cols MACs that exist.
+- **Linear Taylor attention units** (ViTALiTy, seed 003): SA-Diag's `diag_pes` PEs are MACs
+  like the array's and count in `pe_array_mm2`; the pre-processors count in `other_mm2`, per
+  lane (`preproc_lanes`) of each array: the accumulator array an acc_bits adder and an acc_bits
+  register (its running sum), the adder array an acc_bits adder, the divider array a 32 x 32-bit
+  multiplier and a 32-bit register (one Newton-Raphson iteration per pass; this project's
+  assumption, no published breakdown was found).
 
 Leakage: SRAMs from the CACTI table above; logic (MACs, adders, registers, scaling) from
 Aladdin's leakage power of each unit; SFUs and control at the leakage density of the PE
@@ -183,7 +189,7 @@ def _core(hw: HardwareConfig) -> tuple[Area, float]:
     """Everything but the SFUs: (Area with sfu 0 and leakage without the SFUs, leakage
     density of the PE array in mW/mm^2)."""
     mac_um2, mac_mw = mac_unit(hw)
-    pe_um2, pe_mw = mac_um2 * hw.pes, mac_mw * hw.pes
+    pe_um2, pe_mw = mac_um2 * (hw.pes + hw.diag_pes), mac_mw * (hw.pes + hw.diag_pes)
     if hw.pe_array == "lines":                        # one output register per line
         r_um2, r_mw = registers(hw.acc_bits)
         pe_um2, pe_mw = pe_um2 + r_um2 * hw.rows, pe_mw + r_mw * hw.rows
@@ -201,6 +207,14 @@ def _core(hw: HardwareConfig) -> tuple[Area, float]:
         sparse_macs = hw.pes if hw.sparse_allocation == "dynamic" else hw.sparse_rows * hw.cols
         extra = SPARSE_LOGIC_SHARE * sparse_macs * mac_um2 * UM2
         other_mm2, other_mw = other_mm2 + extra, other_mw + extra * density
+
+    if hw.preproc_lanes:
+        ab, f = hw.acc_bits, hw.clock_hz
+        lane = _add(adder(ab, f), registers(ab),                     # accumulator array
+                    adder(ab, f),                                    # adder array
+                    multiplier(32, 32, f), registers(32))            # divider array
+        other_mm2 += lane[0] * hw.preproc_lanes * UM2
+        other_mw += lane[1] * hw.preproc_lanes
 
     leak = (pe_mw + sram_leakage_mw(hw.scratchpad_kib) + sram_leakage_mw(hw.accumulator_kib)
             + lane_mw * out_lanes + other_mw)

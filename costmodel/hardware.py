@@ -139,6 +139,22 @@ class HardwareConfig:
                                         # attention product lasts as long as its slowest head, or
                                         # head 0 ("first": what ViTCoD's simulator counts)
 
+    # -- linear Taylor attention units (ViTALiTy, Dass et al. HPCA 2023, seed 003: "the systolic
+    # array (SA) is partitioned into a smaller sub-array named SA-Diag to compute the matrix and
+    # diagonal matrix multiplications ... and a larger sub-array dubbed SA-General"; "the
+    # pre-processors include an accumulator array for performing column(token)-wise summation,
+    # and a divider array and a adder array"; "an intra-layer pipeline"). rows x cols above is
+    # SA-General; these add the rest. 0 / false = none: Taylor attention's vector operators run
+    # on the SFUs (or the host), as on any other hardware (costmodel.simulate).
+    diag_pes: int = 0                   # SA-Diag multipliers: normaliser dot products, diagonal
+                                        # scaling (one multiply per PE per cycle)
+    preproc_lanes: int = 0              # lanes of each pre-processor array (accumulator array:
+                                        # column/prefix sums; adder array: centring; divider
+                                        # array: reciprocals), one element per lane per cycle
+    taylor_pipeline: bool = False       # intra-layer pipeline: the pre/post-processors and
+                                        # SA-Diag work on token chunks beside SA-General, their
+                                        # intermediates stay on chip (costmodel.simulate)
+
     # -- energy per action (pJ); 0 = derive from the sizes above
     mac_pj: float = 0.3                 # Horowitz 2014 45 nm: 8-bit mult 0.2 pJ + 32-bit add 0.1 pJ
     rf_pj_per_mac: float = 0.0          # PE registers; 0 -> register_pj_per_mac(input_bits, acc_bits)
@@ -175,7 +191,8 @@ class HardwareConfig:
                                 f"got {getattr(self, name)}")
         for name in ("mac_pj", "rf_pj_per_mac", "scratchpad_pj_per_byte", "host_cycles_quant",
                      "accumulator_pj_per_byte", "dram_pj_per_byte", "sfu_pj_per_op",
-                     "host_pj_per_cycle", "static_power_w", "attention_lanes"):
+                     "host_pj_per_cycle", "static_power_w", "attention_lanes", "diag_pes",
+                     "preproc_lanes"):
             if getattr(self, name) < 0:
                 raise UserError(f"hardware '{self.name}': {name} must be >= 0, "
                                 f"got {getattr(self, name)}")
@@ -266,8 +283,11 @@ class HardwareConfig:
         return asdict(self)
 
     def hash(self) -> str:
-        """12 hex chars of the sha1 of every cost-relevant field (name and description excluded)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")}
+        """12 hex chars of the sha1 of every cost-relevant field (name and description excluded;
+        fields added since simulator 2.0 only when they differ from their default, so earlier
+        configurations keep their hashes and lookup tables)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")
+             and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod
@@ -285,6 +305,10 @@ class HardwareConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+
+# Fields added after simulator 2.0 (attention kinds), with their defaults: left out of `hash`
+# at those defaults.
+LATER_FIELDS = {"diag_pes": 0, "preproc_lanes": 0, "taylor_pipeline": False}
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 

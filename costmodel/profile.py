@@ -8,6 +8,11 @@ Hardware-independent (the survey's Sec. 2.2 analysis, Kim et al. 2023):
 - Ideal memory operations (MOPs): every operand and the output moved exactly once, in bytes at
   `bytes_per_element` (1 = int8): GEMM (M*K + K*N + M*N) per instance, softmax/LayerNorm/GELU
   2 elements (in, out), add 3 (two inputs, output).
+- Taylor attention's vector operators (per element of work, m x n): column/prefix sums,
+  centring and diagonal scaling 1 FLOP, the normaliser's multiply-add 2, a reciprocal 1; their
+  MOPs are the elements they read and write (`Op.reads`, `Op.writes`).
+- sparseNN attention: Q.K^T, softmax and scores.V count the kept scores of the kind's pattern
+  only (their FLOPs and score traffic times the kept share).
 - Arithmetic intensity = FLOPs / MOPs (FLOPs per byte).
 """
 
@@ -16,9 +21,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from costmodel.workload import ADD, GELU, GEMM, LAYERNORM, SOFTMAX, Op
+from costmodel.workload import (ADD, CENTRE, COLSUM, CUMSUM, GELU, GEMM, LAYERNORM, NORM, RECIP,
+                                SCALE, SOFTMAX, TAYLOR_VECTOR_KINDS, Op)
 
-FLOPS_PER_ELEMENT = {SOFTMAX: 5, LAYERNORM: 7, GELU: 8, ADD: 1}
+FLOPS_PER_ELEMENT = {SOFTMAX: 5, LAYERNORM: 7, GELU: 8, ADD: 1, COLSUM: 1, CUMSUM: 1, CENTRE: 1,
+                     NORM: 2, RECIP: 1, SCALE: 1}
 TENSORS_MOVED = {SOFTMAX: 2, LAYERNORM: 2, GELU: 2, ADD: 3}   # per output element
 
 
@@ -33,11 +40,30 @@ class OpProfile:
         return self.flops / self.mops if self.mops else 0.0
 
 
+def _kept_share(op: Op) -> float:
+    """Share of a sparse kind's scores its op computes (1 for every other op)."""
+    if not op.pattern:
+        return 1.0
+    from costmodel.sparsity import PatternSparsity
+    sp = PatternSparsity(op.pattern[0], op.pattern[1], causal=op.phase != "encoder")
+    ctx = op.k if op.product == "av" else op.n
+    q = op.m if op.kind == GEMM else (1 if op.phase == "decode" else op.n)
+    return sp.kept_share(q, ctx)
+
+
 def profile_op(op: Op, bytes_per_element: float = 1.0) -> OpProfile:
     count = op.batch * op.repeat
+    kept = _kept_share(op)
     if op.kind == GEMM:
-        moved = (op.m * op.k + op.k * op.n + op.m * op.n) * count
-        return OpProfile(op, 2 * op.macs, moved * bytes_per_element)
+        scores = op.m * (op.n if op.product == "qk" else op.k)        # the q x ctx map
+        moved = (op.m * op.k + op.k * op.n + op.m * op.n - (1 - kept) * scores) * count
+        return OpProfile(op, round(2 * op.macs * kept), moved * bytes_per_element)
+    if kept < 1.0:                                                    # a sparse softmax
+        return OpProfile(op, round(FLOPS_PER_ELEMENT[op.kind] * op.elements * kept),
+                         TENSORS_MOVED[op.kind] * op.elements * kept * bytes_per_element)
+    if op.kind in TAYLOR_VECTOR_KINDS:
+        return OpProfile(op, FLOPS_PER_ELEMENT[op.kind] * op.elements,
+                         (op.reads + op.writes) * count * bytes_per_element)
     return OpProfile(op, FLOPS_PER_ELEMENT[op.kind] * op.elements,
                      TENSORS_MOVED[op.kind] * op.elements * bytes_per_element)
 

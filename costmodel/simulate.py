@@ -15,6 +15,24 @@ host CPU (data moved to the host and back, dequantize/requantize, host compute).
 Attention products can run on a ViTCoD-like dense + sparse engine pair, fused with their softmax
 or not, and GEMMs on ViTCoD's MAC lines instead of a systolic array (costmodel.sparse_engine,
 costmodel.sparsity).
+
+Attention kinds (costmodel.workload lists their operators):
+- softmax: as above; `sparsity` (--sparsity/--mask: ViTCoD's pruned softmax attention) applies
+  to these layers only.
+- sparseNN: the kind's own pattern (costmodel.sparsity.PatternSparsity) replaces `sparsity`. On
+  hardware with a sparse engine the products run on the engines with the pattern's split (global
+  columns dense, window sparse). Elsewhere the array computes the kept scores only, as a dense
+  GEMM of the same work: each query's kept keys gathered into one dense row of ceil(kept / q)
+  keys (the gather itself is not charged), and the softmax runs over the kept scores.
+- taylor: its GEMMs (K^T V, Q G, and the causal chunk products) run on the array (SA-General)
+  like any GEMM. Its vector operators run on ViTALiTy's units where the hardware has them
+  (`preproc_lanes`: column/prefix sums, centring, reciprocals; `diag_pes`: SA-Diag for the
+  normaliser's dot products and the diagonal scaling), else on the SFUs (or the host). With
+  `taylor_pipeline` (ViTALiTy's intra-layer pipeline) they work on chunks of `rows` tokens beside
+  SA-General with their intermediates on chip: an op is charged only the first chunk's time
+  (pipeline fill; ceil(tokens / rows) chunks) and no DRAM traffic. This assumes they keep pace
+  with SA-General (the study reports that balance); without the pipeline they read their inputs
+  from and write their outputs to DRAM like every other operator.
 """
 
 from __future__ import annotations
@@ -27,9 +45,10 @@ from typing import NamedTuple
 
 from costmodel.hardware import HardwareConfig
 from costmodel.mapping import GemmCost, map_gemm, os_compute_cycles, ws_compute_cycles
-from costmodel.sparsity import AttentionSparsity
-from costmodel.workload import (ACT_MATMUL, ADD, GELU, GEMM, LAYERNORM, PROJECTION, SOFTMAX, Op,
-                                Workload, model_ops)
+from costmodel.sparsity import AttentionSparsity, PatternSparsity
+from costmodel.workload import (ACT_MATMUL, ADD, AV, CENTRE, COLSUM, CUMSUM, GELU, GEMM, LAYERNORM,
+                                NORM, PROJECTION, QK, RECIP, SCALE, SOFTMAX, TAYLOR_VECTOR_KINDS,
+                                Op, Workload, model_ops)
 from nas.core.arch import Arch
 
 SIMULATOR_VERSION = "2.0"   # bump whenever a cost formula changes (lookup tables check it)
@@ -44,6 +63,16 @@ SFU_PASSES = {SOFTMAX: 3, LAYERNORM: 3, GELU: 1, ADD: 1}
 SFU_OPS_PER_ELEMENT = {SOFTMAX: 9, LAYERNORM: 6, GELU: 6, ADD: 2}
 HOST_KINDS = (SOFTMAX, LAYERNORM, GELU)   # residual adds stay on chip (Gemmini's accumulator add)
 PJ = 1e-12
+
+# Taylor attention's vector operators (costmodel.workload), per element of work: integer
+# operations (energy at sfu_pj_per_op on SFUs and pre-processors), the ViTALiTy unit that runs
+# them, and the host routine of the same cost on `sfu: host`. A sum, a centring subtraction and
+# a scaling multiply are 1 op; the normaliser's multiply-add 2; a reciprocal 6 (Newton-Raphson
+# from a seed: 2 iterations of 2 multiplies and 1 add; this project's assumption).
+TAYLOR_OPS_PER_ELEMENT = {COLSUM: 1, CUMSUM: 1, CENTRE: 1, NORM: 2, RECIP: 6, SCALE: 1}
+SA_DIAG_KINDS = (NORM, SCALE)                 # ViTALiTy: "matrix and diagonal matrix" products
+TAYLOR_HOST_ROUTINE = {COLSUM: ADD, CUMSUM: ADD, CENTRE: ADD, NORM: ADD, SCALE: ADD,
+                       RECIP: LAYERNORM}      # a divide costs like LayerNorm's divide/sqrt
 
 
 @dataclass(frozen=True)
@@ -74,7 +103,8 @@ class OpCost:
                 "dense_engine_cycles": self.dense_engine_cycles,
                 "sparse_engine_cycles": self.sparse_engine_cycles,
                 "host_cycles": self.host_cycles, "energy_breakdown_pj": dict(self.energy),
-                "traffic_bytes": dict(self.traffic), "mapping": self.mapping}
+                "traffic_bytes": dict(self.traffic), "mapping": self.mapping,
+                **({"attention": self.op.attention} if self.op.attention else {})}
 
 
 # -- GEMM -----------------------------------------------------------------------------------
@@ -87,7 +117,8 @@ GEMM_BLIND_FIELDS = ("sfu", "sfu_lanes", "sfu_cycles_per_element", "host_clock_h
                      "host_cycles_softmax", "host_cycles_layernorm", "host_cycles_gelu",
                      "host_cycles_add", "host_cycles_quant", "sparse_engine",
                      "sparse_pe_fraction", "sparse_allocation", "attention_fusion",
-                     "qk_compression", "attention_lanes", "head_timing")
+                     "qk_compression", "attention_lanes", "head_timing", "diag_pes",
+                     "preproc_lanes", "taylor_pipeline")
 _BLIND_DEFAULTS = {f.name: f.default for f in fields(HardwareConfig)
                    if f.name in GEMM_BLIND_FIELDS}
 
@@ -204,36 +235,122 @@ def _on_engines(op: Op, hw: HardwareConfig, sparsity: AttentionSparsity | None) 
     """Attention products and softmax run through the sparse engine model on hardware that has
     one, given a sparsity, or always when it fuses attention (dense = every column dense)."""
     return (hw.sparse_engine and (sparsity is not None or hw.attention_fusion)
-            and (op.cls == ACT_MATMUL or op.kind == SOFTMAX))
+            and (op.product in (QK, AV) or op.kind == SOFTMAX))
+
+
+def _vector_op(op: Op, hw: HardwareConfig) -> _Cost:
+    """A Taylor attention vector operator (see the module docstring): on ViTALiTy's
+    pre-processors or SA-Diag when `hw` has them, else on the SFUs or the host."""
+    count = op.batch * op.repeat
+    work = op.m * op.n * count
+    ib, acc, bw = hw.in_bytes, hw.acc_bytes, hw.dram_bytes_per_cycle
+    reads, writes = op.reads * count * ib, op.writes * count * ib
+    diag = op.kind in SA_DIAG_KINDS
+    unit = hw.diag_pes if diag else hw.preproc_lanes
+    pipelined = bool(unit) and hw.taylor_pipeline
+    dram = 0.0 if pipelined else reads + writes
+    traffic = {"dram_read_a": 0.0 if pipelined else reads, "dram_read_b": 0.0,
+               "dram_write": 0.0 if pipelined else writes, "scratchpad_write": reads,
+               "scratchpad_read": reads, "accumulator_write": op.writes * count * acc,
+               "accumulator_read": op.writes * count * acc}
+    ops = work * TAYLOR_OPS_PER_ELEMENT[op.kind]
+    if not unit and hw.sfu == "host":       # to the host and back over the bus, host routine
+        transfer = dram / bw
+        host = work * hw.host_cycles_per_element(TAYLOR_HOST_ROUTINE[op.kind]) + (
+            op.reads + op.writes) * count * hw.host_cycles_quant
+        host_acc_cycles = host * hw.clock_hz / hw.host_clock_hz
+        cycles = transfer + host_acc_cycles
+        energy = _energy(hw, cycles, dram=dram, host_cycles=host)
+        return _Cost(cycles, "host", 0.0, dram, 0.0, transfer, 0.0, 0.0, host_acc_cycles,
+                     traffic, energy)
+    if unit:                                 # one element per lane (or SA-Diag PE) per cycle
+        compute = math.ceil(op.m * op.n / unit) * count
+        bound = "sa-diag" if diag else "preproc"
+    else:
+        compute = math.ceil(work * hw.sfu_cycles_per_element / hw.sfu_lanes)
+        bound = "sfu"
+    memory = dram / bw
+    if pipelined:                            # beside SA-General: only the first chunk shows
+        cycles = compute / math.ceil(op.m / hw.rows)
+    elif hw.double_buffer:                   # first row in, last row out
+        cycles = max(compute, memory) + (op.reads + op.writes) / max(op.m, 1) * ib / bw * op.repeat
+    else:
+        cycles = compute + memory
+    sram = {"sp": 2 * reads, "acc": traffic["accumulator_write"] + traffic["accumulator_read"]}
+    if diag and unit:                        # SA-Diag: one MAC (PE) per element, as the array's
+        energy = _energy(hw, cycles, macs=work, sp=sram["sp"], acc=sram["acc"], dram=dram)
+    else:
+        energy = _energy(hw, cycles, sp=sram["sp"], acc=sram["acc"], dram=dram, sfu_ops=ops)
+    lanes, busy = unit or hw.sfu_lanes, compute if pipelined else cycles
+    util = work * (1 if unit else hw.sfu_cycles_per_element) / (busy * lanes) if busy else 0.0
+    return _Cost(cycles, bound if compute >= memory else "memory", util, dram, compute, memory,
+                 0.0, 0.0, 0.0, traffic, energy)
+
+
+def _kept_gemm(m: int, k: int, n: int, batch: int, repeat: int, product: str,
+               hw: HardwareConfig, sp: PatternSparsity) -> _Cost:
+    """A sparse kind's Q.K^T or A.V on hardware without a sparse engine: the kept scores only,
+    as a dense GEMM of the same work (each query's ceil(kept / q) kept keys in one dense row)."""
+    from costmodel import sparse_engine
+    q, ctx = (m, n) if product == QK else (m, k)
+    keys = max(1, math.ceil(sp.kept(q, ctx) / q))
+    shape = (q, k, keys) if product == QK else (q, keys, n)
+    g = sparse_engine.array_gemm_cost(*shape, hw, batch=batch)
+    return _batched(g, batch, repeat, shape[0] * shape[1] * shape[2], hw)
 
 
 @lru_cache(maxsize=65536)
 def _shape_cost(kind: str, cls: str, product: str, m: int, k: int, n: int, batch: int,
                 repeat: int, layer: int | None, hw: HardwareConfig,
-                sparsity: AttentionSparsity | None, heads: int = 0,
-                on_engines: bool = False) -> _Cost:
+                sparsity: AttentionSparsity | PatternSparsity | None, heads: int = 0,
+                on_engines: bool = False, q: int = 0, reads: int = 0,
+                writes: int = 0) -> _Cost:
     from costmodel import sparse_engine   # here: sparse_engine builds on this module
-    op = Op("", kind, cls, (), layer, "", m, k, n, batch, repeat, heads, product=product)
+    op = Op("", kind, cls, (), layer, "", m, k, n, batch, repeat, heads, product=product,
+            reads=reads, writes=writes)
+    pattern = isinstance(sparsity, PatternSparsity)
     if kind == GEMM:
         if on_engines:
             return sparse_engine.attention_product_cost(op, hw, sparsity)
+        if pattern:
+            return _kept_gemm(m, k, n, batch, repeat, product, hw, sparsity)
         # a layer with a bias is a projection; systolic arrays map it as hw.mapping says
         g = sparse_engine.array_gemm_cost(m, k, n, hw, bias=cls == PROJECTION, batch=batch)
         return _batched(g, batch, repeat, m * k * n, hw)
+    if kind in TAYLOR_VECTOR_KINDS:
+        return _vector_op(op, hw)
     if on_engines:   # the softmax of the kept scores, in place when attention is fused
-        kept = sparsity.kept_fraction(layer) if sparsity is not None else 1.0
+        kept = sparsity.kept_share(q, n, layer) if sparsity is not None else 1.0
         return _nonlinear_op(op, hw, kept, fused=hw.attention_fusion)
+    if pattern:      # a sparse kind's softmax over its kept scores, on the SFUs or the host
+        return _nonlinear_op(op, hw, sparsity.kept_share(q, n))
     return _nonlinear_op(op, hw)
+
+
+def op_sparsity(op: Op, sparsity: AttentionSparsity | None
+                ) -> AttentionSparsity | PatternSparsity | None:
+    """The sparsity an op's cost sees: a sparse kind's own pattern on its ops, `sparsity`
+    (pruned softmax attention) on the others."""
+    if op.pattern:
+        return PatternSparsity(op.pattern[0], op.pattern[1], causal=op.phase != "encoder")
+    return sparsity
 
 
 def op_cost(op: Op, hw: HardwareConfig, sparsity: AttentionSparsity | None = None) -> OpCost:
     """Cost of one operator: a pure function of (op shape, hw, sparsity), cached."""
+    sparsity = op_sparsity(op, sparsity)
     engines = _on_engines(op, hw, sparsity)
     per_layer = engines and sparsity is not None and sparsity.per_layer
+    pattern = isinstance(sparsity, PatternSparsity)
     # only what the cost depends on goes into the cache key
-    c = _shape_cost(op.kind, op.cls, op.product if engines else "", op.m, op.k, op.n,
+    keep = engines or (pattern and (op.product in (QK, AV) or op.kind == SOFTMAX))
+    q = 0
+    if keep and op.kind == SOFTMAX and pattern:      # query rows of each map of the op
+        q = 1 if op.phase == "decode" else op.n
+    c = _shape_cost(op.kind, op.cls, op.product if keep else "", op.m, op.k, op.n,
                     op.batch, op.repeat, op.layer if per_layer else None, hw,
-                    sparsity if engines else None, op.heads if engines else 0, engines)
+                    sparsity if keep else None, op.heads if engines else 0, engines, q,
+                    op.reads, op.writes)
     sram = sum(v for k, v in c.traffic.items() if not k.startswith("dram"))
     return OpCost(op, c.cycles, sum(c.energy.values()), c.bound, c.utilization, c.dram_bytes,
                   sram, c.compute_cycles, c.memory_cycles, c.dense_engine_cycles,

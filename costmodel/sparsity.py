@@ -16,6 +16,11 @@ layer)` answers that (the mean head), `head_splits` head by head, from
   and head with `per_layer=True`) are shares of the map, applied to the op's shape. A mask
   describes one sequence length n: `check_seq` refuses a workload of another length unless asked
   to rescale.
+
+A sparseNN attention kind's fixed pattern (`nas.core.attention.sparse_pattern`: a local window
+plus global tokens) answers the same questions as `PatternSparsity`, counted exactly from the
+pattern for every op shape: its global columns go to the dense engine, the window's non-zeros
+to the sparse engine (unless the window columns are dense by ViTCoD's rule themselves).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from nas.core.atomic import existing_file
+from nas.core.attention import SparsePattern
 from nas.core.errors import UserError
 
 PATTERNS = ("global-local", "random", "mask")
@@ -97,6 +103,10 @@ class AttentionSparsity:
             return float(_pick_layer(per_layer, self._layer(layer))[2])
         return 1.0 - self.sparsity
 
+    def kept_share(self, q: int, ctx: int, layer: int | None = None) -> float:
+        """Share of a q x ctx map's scores kept: the same for every shape (`kept_fraction`)."""
+        return self.kept_fraction(layer)
+
     def split(self, q: int, ctx: int, layer: int | None = None) -> tuple[int, float]:
         """(dense columns, non-zeros outside them) of one head's q x ctx attention map."""
         if self.pattern == "mask":
@@ -125,6 +135,52 @@ class AttentionSparsity:
                 return tuple((int(round(col * ctx)), _count(sparse * q * ctx))
                              for col, sparse, _ in per_head[layer])
         return (self.split(q, ctx, layer),) * heads
+
+
+@dataclass(frozen=True)
+class PatternSparsity:
+    """The fixed pattern of a sparseNN attention kind (window, global tokens; causal in a
+    decoder) as the cost model sees a q x ctx map of it: the last q query rows of the pattern
+    over ctx tokens (q = ctx: the whole map; q = 1: a decode step's row)."""
+
+    window: int
+    globals: int
+    causal: bool
+    dense_threshold: float = VITCOD_DENSE_THRESHOLD
+    per_layer: bool = False          # one pattern for every layer (the interface of masks)
+
+    def kept(self, q: int, ctx: int) -> int:
+        """Scores computed in the map."""
+        return _pattern_counts(self.window, self.globals, self.causal, q, ctx)[0]
+
+    def kept_share(self, q: int, ctx: int, layer: int | None = None) -> float:
+        return self.kept(q, ctx) / (q * ctx)
+
+    def split(self, q: int, ctx: int, layer: int | None = None) -> tuple[int, float]:
+        """(dense columns, non-zeros outside them): the global columns are dense, the window's
+        scores sparse; every column is dense when a window column is kept by more than
+        `dense_threshold` of the pattern's rows (ViTCoD's rule, as for generated masks)."""
+        kept, in_globals = _pattern_counts(self.window, self.globals, self.causal, q, ctx)
+        window_rows = min(ctx, self.window if self.causal else 2 * self.window - 1)
+        if window_rows > self.dense_threshold * ctx:
+            return ctx, 0.0
+        return min(self.globals, ctx), float(kept - in_globals)
+
+    def head_splits(self, q: int, ctx: int, layer: int | None = None,
+                    heads: int = 1) -> tuple[tuple[int, float], ...]:
+        return (self.split(q, ctx, layer),) * heads
+
+
+@lru_cache(maxsize=65536)
+def _pattern_counts(window: int, globals_: int, causal: bool, q: int, ctx: int) -> tuple[int, int]:
+    """(kept scores, kept scores in the global columns) of the last q rows of the pattern over
+    ctx tokens (nas.core.attention.SparsePattern, the rule the supernet masks with)."""
+    p = SparsePattern(ctx, min(window, ctx), min(globals_, ctx), causal)
+    lo = max(0, ctx - q)
+    kept = p.kept() if lo == 0 else sum(p.row_kept(i) for i in range(lo, ctx))
+    # global column j is kept by every row in an encoder, by rows i >= j when causal
+    in_globals = sum(ctx - max(lo, j) if causal else ctx - lo for j in range(p.globals))
+    return kept, in_globals
 
 
 def from_options(sparsity: float | None = None, mask: str | None = None,
@@ -227,4 +283,4 @@ def generate_mask(n: int, sparsity: float, pattern: str = "global-local",
     return ~kept
 
 
-__all__ = ["AttentionSparsity", "from_options", "generate_mask", "mask_stats", "PATTERNS", "VITCOD_DENSE_THRESHOLD"]
+__all__ = ["AttentionSparsity", "PatternSparsity", "from_options", "generate_mask", "mask_stats", "PATTERNS", "VITCOD_DENSE_THRESHOLD"]

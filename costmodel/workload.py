@@ -2,10 +2,30 @@
 
 `model_ops(arch, workload)` lists every operator in execution order. Each operator carries a
 `group` key naming the only widths it depends on, so lookup tables can simulate each distinct
-group once: ("attn", d, heads, head_dim) for LayerNorm 1 + attention + residual,
+group once: ("attn", d, heads, head_dim, kind) for LayerNorm 1 + attention + residual (kind: the
+layer's attention kind, nas.core.attention),
 ("ffn", d, ffn) for LayerNorm 2 + feed-forward + residual, ("head", d) for the final LayerNorm
 and LM head. `model_ops` is exactly the concatenation of `group_ops` over `arch_groups(arch)`,
 which is what makes a table's sum equal to the full simulation.
+
+Attention kinds (`attention_ops`):
+- softmax: Q.K^T, softmax, scores.V (a decode step reads the whole KV cache).
+- sparseNN: the same operators over the kept scores of the kind's fixed pattern
+  (`nas.core.attention.sparse_pattern`, built for `workload.seq` tokens; its window and global
+  tokens ride on the ops as `pattern`), so a decode step sees min(window, t+1) local + up to
+  `globals` global keys: constant work per step once the window is full.
+- taylor: ViTALiTy's first-order Taylor attention (Dass et al., HPCA 2023; seed 003):
+  exp(q.k) ~ 1 + q.k with row-mean-centred keys, per head
+      Z = diag(1 / (n + Q ksum)) (1 vsum^T + Q G),   G = K^T V,   K centred: K - mean(K)
+  as operators (each linear in the sequence length T): column sums of K and V (`colsum`), the
+  centring (`centre`), G = K^T V (`kv`: d_h x T x d_h), the numerator Q G (`qg`: T x d_h x d_h,
+  1 vsum^T its bias), the normaliser n + Q ksum (`norm`: T x d_h multiply-adds), its reciprocals
+  (`recip`) and the diagonal scaling (`scale`: T x d_h multiplies). Causal (decoder prefill):
+  no centring (the mean would see the future); prefix sums of K and V (`cumsum`) and, in chunks
+  of C = d_h tokens, the state before the chunk (`kv` per chunk, accumulated) and the causal
+  products inside the chunk (`cqk`: C x d_h x C, `cav`: C x C x d_h), so the work is
+  2 T d_h^2 + 2 T C d_h per head: linear in T. A decode step updates a constant-size state
+  (G += k^T v, the sums) and reads it once: no cache that grows with t.
 
 GEMM convention (as SCALE-Sim): OUT[m, n] = A[m, k] @ B[k, n], repeated `batch` times
 (independent heads/sequences) and `repeat` times (identical decode steps). For element-wise and
@@ -15,15 +35,26 @@ row-wise operators, `m` is the number of rows and `n` the row width (`k` = 0).
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from nas.core.arch import Arch
 from nas.core.atomic import existing_file
+from nas.core.attention import SPARSE, TAYLOR, base_kind, sparse_pattern
+from nas.core.attention import SOFTMAX as SOFTMAX_ATTENTION
 from nas.core.errors import UserError
 
 GEMM, SOFTMAX, LAYERNORM, GELU, ADD = "gemm", "softmax", "layernorm", "gelu", "add"
 NONLINEAR_KINDS = (SOFTMAX, LAYERNORM, GELU, ADD)
+# Taylor attention's vector operators (reads/writes state their element counts per instance):
+# column sums, prefix sums, centring, normaliser (row dot products + n), reciprocals, diagonal
+# scaling. Work = m x n elements per instance.
+COLSUM, CUMSUM, CENTRE, NORM, RECIP, SCALE = "colsum", "cumsum", "centre", "norm", "recip", "scale"
+TAYLOR_VECTOR_KINDS = (COLSUM, CUMSUM, CENTRE, NORM, RECIP, SCALE)
+# Attention products: softmax/sparse scores and their use, Taylor's state and numerator, and the
+# causal chunk-local products of a Taylor prefill.
+QK, AV, KV, QG, CQK, CAV = "qk", "av", "kv", "qg", "cqk", "cav"
 # Operator classes of the survey's Sec. 2.2 breakdown, and GEMMs given by hand (no model).
 PROJECTION, ACT_MATMUL, NONLINEAR = "projection", "act-to-act matmul", "non-linear"
 USER_GEMM = "gemm"
@@ -71,7 +102,13 @@ class Op:
     repeat: int = 1
     heads: int = 0          # attention products: heads per sequence (the sparse engine's unit)
     product: str = ""       # attention products: "qk" (Q.K^T: k = head_dim, n = context) or
-                            # "av" (scores.V: k = context, n = head_dim); "" for other ops
+                            # "av" (scores.V: k = context, n = head_dim); Taylor's "kv", "qg",
+                            # "cqk", "cav" (see the module docstring); "" for other ops
+    attention: str = ""     # attention kind of the op's layer on its attention-specific ops
+                            # when not softmax ("taylor", "sparse25"); "" otherwise
+    pattern: tuple = ()     # sparseNN ops: (window, globals) of the kind's pattern
+    reads: int = 0          # Taylor vector ops: elements read per instance
+    writes: int = 0         # Taylor vector ops: elements written per instance
 
     @property
     def macs(self) -> int:
@@ -104,39 +141,93 @@ def _block_phases(workload: Workload):
 
 
 def attention_ops(d: int, heads: int, head_dim: int, workload: Workload,
-                  layer: int | None = None) -> list[Op]:
-    """LayerNorm 1, Q/K/V projections, Q.K^T, softmax, scores.V, output projection, residual.
+                  layer: int | None = None, kind: str = SOFTMAX_ATTENTION) -> list[Op]:
+    """LayerNorm 1, Q/K/V projections, the attention of `kind` (see the module docstring),
+    output projection, residual.
 
     In decoder mode the K/V projections of each new token are appended to the KV cache, so the
     attention products of decode step t run over a context of seq + t + 1 tokens. Operators whose
     shape does not change between decode steps are listed once with `repeat` = gen.
     """
     a, b = heads * head_dim, workload.batch
-    group = ("attn", d, heads, head_dim)
+    group = ("attn", d, heads, head_dim, kind)
     pre = f"L{layer}." if layer is not None else ""
+    base = base_kind(kind)
+    tag_kind = "" if base == SOFTMAX_ATTENTION else kind
+    pattern = ()
+    if base == SPARSE:
+        p = sparse_pattern(kind, workload.seq, causal=workload.mode == "decoder")
+        pattern = (p.window, p.globals)
     ops: list[Op] = []
 
-    def op(name, kind, cls, phase, m, k, n, batch=1, repeat=1, hd=0, product=""):
-        ops.append(Op(pre + name, kind, cls, group, layer, phase, m, k, n, batch, repeat, hd,
-                      product))
+    def op(name, kind_, cls, phase, m, k, n, batch=1, repeat=1, hd=0, product="", reads=0,
+           writes=0, own=True):
+        ops.append(Op(pre + name, kind_, cls, group, layer, phase, m, k, n, batch, repeat, hd,
+                      product, tag_kind if own else "", pattern if own else (), reads, writes))
 
     for phase, q, ctx, step in _block_phases(workload):
         rows = b * q
         if step is None or step == 0:               # shape-invariant operators
             repeat = workload.gen if phase == "decode" else 1
             tag = "@decode" if phase == "decode" else ""
-            op("ln1" + tag, LAYERNORM, NONLINEAR, phase, rows, 0, d, repeat=repeat)
+            op("ln1" + tag, LAYERNORM, NONLINEAR, phase, rows, 0, d, repeat=repeat, own=False)
             for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
                 k_in, n_out = (a, d) if proj == "o_proj" else (d, a)
-                op(proj + tag, GEMM, PROJECTION, phase, rows, k_in, n_out, repeat=repeat)
-            op("add1" + tag, ADD, NONLINEAR, phase, rows, 0, d, repeat=repeat)
+                op(proj + tag, GEMM, PROJECTION, phase, rows, k_in, n_out, repeat=repeat,
+                   own=False)
+            op("add1" + tag, ADD, NONLINEAR, phase, rows, 0, d, repeat=repeat, own=False)
+            if base == TAYLOR:
+                _taylor_ops(op, phase, q, head_dim, b * heads, heads, repeat, tag)
+        if base == TAYLOR:
+            continue
         tag = "" if step is None else f"@t{step}"
         op("qk" + tag, GEMM, ACT_MATMUL, phase, q, head_dim, ctx, batch=b * heads, hd=heads,
-           product="qk")
+           product=QK)
         op("softmax" + tag, SOFTMAX, NONLINEAR, phase, b * heads * q, 0, ctx)
         op("av" + tag, GEMM, ACT_MATMUL, phase, q, ctx, head_dim, batch=b * heads, hd=heads,
-           product="av")
+           product=AV)
     return ops
+
+
+def taylor_chunk(head_dim: int) -> int:
+    """Tokens per chunk of a causal Taylor prefill: C = d_h, so the chunk-local products
+    (C x d_h x C) are as large as the state products (C x d_h x d_h). This project's choice."""
+    return head_dim
+
+
+def _taylor_ops(op, phase: str, q: int, dh: int, inst: int, heads: int, repeat: int,
+                tag: str) -> None:
+    """Taylor attention's operators of one pass (see the module docstring); `inst` = batch x
+    heads instances, each over `q` tokens (1 in a decode step, repeated `repeat` times)."""
+    kw = dict(batch=inst, repeat=repeat)
+    if phase == "encoder":
+        op("colsum" + tag, COLSUM, NONLINEAR, phase, q, 0, 2 * dh, reads=2 * q * dh,
+           writes=2 * dh, **kw)                                  # ksum, vsum (and the mean)
+        op("centre" + tag, CENTRE, NONLINEAR, phase, q, 0, dh, reads=q * dh + dh,
+           writes=q * dh, **kw)                                  # K - mean(K)
+        op("kv" + tag, GEMM, ACT_MATMUL, phase, dh, q, dh, hd=heads, product=KV, **kw)
+        op("qg" + tag, GEMM, ACT_MATMUL, phase, q, dh, dh, hd=heads, product=QG, **kw)
+        norm_reads = q * dh + dh                                 # Q and one ksum
+    elif phase == "prefill":
+        op("cumsum" + tag, CUMSUM, NONLINEAR, phase, q, 0, 2 * dh, reads=2 * q * dh,
+           writes=2 * q * dh, **kw)                              # prefix sums of K and V
+        chunks = math.ceil(q / taylor_chunk(dh))
+        c = math.ceil(q / chunks)
+        kc = dict(batch=inst * chunks, repeat=repeat, hd=heads)
+        op("kv" + tag, GEMM, ACT_MATMUL, phase, dh, c, dh, product=KV, **kc)   # chunk states
+        op("qg" + tag, GEMM, ACT_MATMUL, phase, c, dh, dh, product=QG, **kc)   # Q_c S_{c-1}
+        op("cqk" + tag, GEMM, ACT_MATMUL, phase, c, dh, c, product=CQK, **kc)  # in the chunk
+        op("cav" + tag, GEMM, ACT_MATMUL, phase, c, c, dh, product=CAV, **kc)
+        norm_reads = 2 * q * dh                                  # Q and the prefix ksums
+    else:                                                        # one token: update the state
+        op("colsum" + tag, COLSUM, NONLINEAR, phase, 1, 0, 2 * dh, reads=4 * dh,
+           writes=2 * dh, **kw)                                  # ksum += k, vsum += v
+        op("kv" + tag, GEMM, ACT_MATMUL, phase, dh, 1, dh, hd=heads, product=KV, **kw)
+        op("qg" + tag, GEMM, ACT_MATMUL, phase, 1, dh, dh, hd=heads, product=QG, **kw)
+        norm_reads = 2 * dh
+    op("norm" + tag, NORM, NONLINEAR, phase, q, 0, dh, reads=norm_reads, writes=q, **kw)
+    op("recip" + tag, RECIP, NONLINEAR, phase, q, 0, 1, reads=q, writes=q, **kw)
+    op("scale" + tag, SCALE, NONLINEAR, phase, q, 0, dh, reads=q * dh + q, writes=q * dh, **kw)
 
 
 def ffn_ops(d: int, ffn: int, workload: Workload, layer: int | None = None) -> list[Op]:
@@ -185,8 +276,8 @@ def arch_groups(arch: Arch) -> list[tuple[tuple, int | None]]:
     """(group key, layer) of every block of `arch`, in execution order: per layer one attention
     and one FFN group, then the head group (layer None)."""
     blocks: list[tuple[tuple, int | None]] = []
-    for i, (h, f) in enumerate(zip(arch.heads, arch.ffn)):
-        blocks += [(("attn", arch.d, h, arch.head_dim), i), (("ffn", arch.d, f), i)]
+    for i, (h, f, kind) in enumerate(zip(arch.heads, arch.ffn, arch.attention)):
+        blocks += [(("attn", arch.d, h, arch.head_dim, kind), i), (("ffn", arch.d, f), i)]
     return blocks + [(("head", arch.d), None)]
 
 
@@ -194,7 +285,8 @@ def group_ops(key: tuple, workload: Workload, layer: int | None = None) -> list[
     """The operators of one group (see the module docstring for the keys)."""
     kind = key[0]
     if kind == "attn":
-        return attention_ops(key[1], key[2], key[3], workload, layer=layer)
+        return attention_ops(key[1], key[2], key[3], workload, layer=layer,
+                             kind=key[4] if len(key) > 4 else SOFTMAX_ATTENTION)
     if kind == "ffn":
         return ffn_ops(key[1], key[2], workload, layer=layer)
     if kind == "head":

@@ -1,16 +1,19 @@
 """Lookup tables: the simulated cost of every operator group a search space can produce.
 
 A transformer's operators depend only on a few widths (see `costmodel.workload`): each layer is
-one attention group ("attn", d, heads, head_dim) plus one FFN group ("ffn", d, ffn), and the model
-ends with one ("head", d) group. A space with |d| widths, |H| head counts and |F| FFN widths has
-only |d| * (|H| + |F| + 1) groups, so `CostTable.build` simulates each once and a candidate's
-cost is a sum of table entries (exact, because the simulator's cost is additive over operators).
+one attention group ("attn", d, heads, head_dim, attention kind) plus one FFN group ("ffn", d,
+ffn), and the model ends with one ("head", d) group. A space with |d| widths, |H| head counts,
+|A| attention kinds and |F| FFN widths has only |d| * (|H| * |A| + |F| + 1) groups, so
+`CostTable.build` simulates each once and a candidate's cost is a sum of table entries (exact,
+because the simulator's cost is additive over operators).
 
-Tables are Parquet files: one row per group (kind, d, heads, head_dim, ffn, cycles, energy_pj)
-and, in the schema metadata, what they were built for (hardware config and its hash, workload,
-search space, attention sparsity or mask, simulator and format version). `CostTable.load`
-refuses another format or simulator version; `CostTable.check` refuses a table built for
-another space, workload, sparsity or hardware, naming each difference.
+Tables are Parquet files: one row per group (kind, d, heads, head_dim, attention, ffn, cycles,
+energy_pj) and, in the schema metadata, what they were built for (hardware config and its hash,
+workload, search space, attention sparsity or mask, simulator and format version).
+`CostTable.load` refuses another simulator version or an unknown format; format 2 (before
+attention kinds: no `attention` column) is read as softmax attention, which is what it was.
+`CostTable.check` refuses a table built for another space, workload, sparsity or hardware,
+naming each difference.
 """
 
 from __future__ import annotations
@@ -23,13 +26,17 @@ from typing import Any, Iterable
 
 from nas.core.atomic import atomic_path, existing_file
 from nas.core.arch import Arch, SearchSpace
+from nas.core.attention import SOFTMAX
 from nas.core.errors import UserError
 from nas.core.progress import progress as progress_bar
 from costmodel.workload import Workload, arch_groups, group_ops
 
 META_KEY = b"transformer-hw-nas.lut"
-FORMAT_VERSION = 2          # 2: sparsity without a seed; tables checked for all they encode
-COLUMNS = ("kind", "d", "heads", "head_dim", "ffn", "cycles", "energy_pj")
+FORMAT_VERSION = 3          # 2: sparsity without a seed; tables checked for all they encode
+                            # 3: attention kinds (an `attention` column)
+READABLE_FORMATS = (2, 3)   # format 2 tables hold softmax attention groups only
+COLUMNS = ("kind", "d", "heads", "head_dim", "attention", "ffn", "cycles", "energy_pj")
+COLUMNS_V2 = tuple(c for c in COLUMNS if c != "attention")
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,8 @@ def space_groups(space: SearchSpace) -> list[tuple]:
     """Every distinct group key that architectures of `space` can produce."""
     keys: list[tuple] = []
     for d in space.d:
-        keys += [("attn", d, h, space.head_dim) for h in space.heads]
+        keys += [("attn", d, h, space.head_dim, kind) for h in space.heads
+                 for kind in space.attention]
         keys += [("ffn", d, f) for f in space.ffn]
         keys.append(("head", d))
     return keys
@@ -69,6 +77,7 @@ def _row(key: tuple, cycles: float, energy_pj: float) -> dict[str, Any]:
     return {"kind": kind, "d": d,
             "heads": key[2] if kind == "attn" else 0,
             "head_dim": key[3] if kind == "attn" else 0,
+            "attention": key[4] if kind == "attn" else "",
             "ffn": key[2] if kind == "ffn" else 0,
             "cycles": float(cycles), "energy_pj": float(energy_pj)}
 
@@ -76,7 +85,8 @@ def _row(key: tuple, cycles: float, energy_pj: float) -> dict[str, Any]:
 def _key(row: dict[str, Any]) -> tuple:
     kind, d = row["kind"], int(row["d"])
     if kind == "attn":
-        return ("attn", d, int(row["heads"]), int(row["head_dim"]))
+        return ("attn", d, int(row["heads"]), int(row["head_dim"]),
+                row.get("attention") or SOFTMAX)
     if kind == "ffn":
         return ("ffn", d, int(row["ffn"]))
     return ("head", d)
@@ -217,16 +227,16 @@ class CostTable:
             raise UserError(f"lookup table {path}: no lookup-table metadata (not written by "
                             f"`nas build-lut`)")
         meta = json.loads(raw)
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"lookup table {path}: format version {meta.get('format_version')}, "
-                            f"this program reads version {FORMAT_VERSION}; rebuild it with "
-                            f"`nas build-lut`")
+        version = meta.get("format_version")
+        if version not in READABLE_FORMATS:
+            raise UserError(f"lookup table {path}: format version {version}, this program reads "
+                            f"version {FORMAT_VERSION}; rebuild it with `nas build-lut`")
         from costmodel.simulate import SIMULATOR_VERSION
         if meta.get("simulator_version") != SIMULATOR_VERSION:
             raise UserError(f"lookup table {path}: built with simulator version "
                             f"{meta.get('simulator_version')}, but this is version "
                             f"{SIMULATOR_VERSION}; rebuild it with `nas build-lut`")
-        missing = set(COLUMNS) - set(table.column_names)
+        missing = set(COLUMNS if version >= 3 else COLUMNS_V2) - set(table.column_names)
         if missing:
             raise UserError(f"lookup table {path}: missing column(s) {sorted(missing)}")
         return cls(table.to_pylist(), meta, where=f"lookup table {path}")
@@ -269,8 +279,8 @@ class CostTable:
 def _schema():
     import pyarrow as pa
     return pa.schema([("kind", pa.string()), ("d", pa.int64()), ("heads", pa.int64()),
-                      ("head_dim", pa.int64()), ("ffn", pa.int64()), ("cycles", pa.float64()),
-                      ("energy_pj", pa.float64())])
+                      ("head_dim", pa.int64()), ("attention", pa.string()), ("ffn", pa.int64()),
+                      ("cycles", pa.float64()), ("energy_pj", pa.float64())])
 
 
 def _sparsity_meta(sparsity) -> dict[str, Any] | None:

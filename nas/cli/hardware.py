@@ -35,6 +35,9 @@ EXAMPLES_SIMULATE = """examples:
   nas simulate --model bert-base --hw gemmini-transformer --seq 512 --summary --json bert.json
   nas simulate --model gpt2 --hw gemmini-transformer --mode decoder --seq 128 --gen 32
   nas simulate --model deit-tiny --hw vitcod --sparsity 0.9
+  nas simulate --model deit-tiny --hw vitality --attention taylor
+  nas simulate --model deit-tiny --hw vitcod --attention sparse10
+  nas simulate --model L2-d64-h2.2-f128.128-hd32-at.sp25 --hw vitality --seq 1024
   nas simulate --model deit-tiny --hw vitcod \\
       --mask ../shared/data/vitcod/deit_tiny_attention_masks_0.95.npy --plot deit.png
   nas simulate --model bert-base --hw vitcod --seq 512 --rescale-mask \\
@@ -127,6 +130,11 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--vocab", type=int,
                    help="LM-head width (vocabulary), 0 for none (default: the named model's, "
                         "e.g. 30522 for bert-base, else 0); the output says when one is included")
+    p.add_argument("--attention", metavar="KIND",
+                   help="attention kind of every layer: softmax, taylor (ViTALiTy's linear "
+                        "Taylor attention) or sparseNN (a fixed local + global pattern keeping "
+                        "NN%% of the scores, e.g. sparse10); default: the model's (softmax, or "
+                        "the kinds in an architecture key or file)")
 
 
 def _output_args(p: argparse.ArgumentParser, simulate: bool = False) -> None:
@@ -144,8 +152,11 @@ def _output_args(p: argparse.ArgumentParser, simulate: bool = False) -> None:
 def _workload(args):
     from costmodel.workload import Workload
     from nas.core.arch import resolve_model
+    from nas.core.attention import check_kind
 
     arch, named = resolve_model(args.model)
+    if getattr(args, "attention", None):
+        arch = arch.with_attention(check_kind(args.attention))
     mode = args.mode or (named.mode if named else "encoder")
     seq = args.seq if args.seq is not None else (named.seq if named else 128)
     vocab = args.vocab if args.vocab is not None else (named.vocab if named else 0)
@@ -190,7 +201,8 @@ def _is_lm_head(op) -> bool:
 def _csv_text(rows: list[dict]) -> str:
     buf = io.StringIO()
     if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        fields = list(dict.fromkeys(k for r in rows for k in r))   # some rows have more keys
+        w = csv.DictWriter(buf, fieldnames=fields, restval="")
         w.writeheader()
         w.writerows(rows)
     return buf.getvalue()
@@ -228,6 +240,8 @@ def cmd_hw_list(args) -> int:
     from costmodel.hwspace import HW_SPACE_PRESETS, HardwareSpace
 
     def engines(h) -> str:
+        if h.diag_pes or h.preproc_lanes:                 # ViTALiTy's Taylor attention units
+            return f"SA-Diag {h.diag_pes}, pre {h.preproc_lanes}"
         if not h.sparse_engine:
             return "-"
         if h.sparse_allocation == "dynamic":
@@ -241,7 +255,7 @@ def cmd_hw_list(args) -> int:
              f"{h.dram_bytes_per_cycle * h.clock_hz / 1e9:.3g} GB/s", h.sfu, engines(h),
              f"{area(h).total_mm2:.2f}", h.hash()] for n, h in PRESETS.items()]
     _print_table(["preset", "array", "flow", "mapping", "scratchpad", "accumulator", "DRAM",
-                  "sfu", "dense:sparse", "mm2", "hash"], rows)
+                  "sfu", "attention units", "mm2", "hash"], rows)
     print()
     for n, h in PRESETS.items():
         print(f"{n}: {h.description}")
@@ -361,6 +375,7 @@ def _gemm_list(args) -> list[tuple[str, int, int, int]]:
     model_only = [flag for flag, given in (
         ("--seq", args.seq is not None), ("--mode", args.mode), ("--gen", args.gen),
         ("--vocab", args.vocab is not None), ("--batch", args.batch != 1),
+        ("--attention", args.attention),
         ("--sparsity", args.sparsity is not None), ("--mask", args.mask),
         ("--per-layer-mask", args.per_layer_mask), ("--rescale-mask", args.rescale_mask))
         if given]
@@ -470,9 +485,10 @@ def cmd_simulate(args) -> int:
 # that bounds an operator's time, in the energy panel the unit that spends the energy.
 UNIT_COLOURS = {"PE array": "tab:blue", "sparse engine": "tab:cyan", "DRAM": "tab:orange",
                 "SFUs": "tab:green", "host CPU": "tab:purple", "SRAM buffers": "tab:brown",
-                "leakage": "tab:gray"}
+                "pre/post-processors": "tab:olive", "SA-Diag": "tab:pink", "leakage": "tab:gray"}
 BOUND_UNITS = {"compute": "PE array", "sparse": "sparse engine", "memory": "DRAM",
-               "sfu": "SFUs", "host": "host CPU"}
+               "sfu": "SFUs", "host": "host CPU", "preproc": "pre/post-processors",
+               "sa-diag": "SA-Diag"}
 # energy component (OpCost.energy key) -> (bar label, unit)
 ENERGY_PARTS = {"mac": ("MACs", "PE array"), "rf": ("PE registers", "PE array"),
                 "scratchpad": ("scratchpad", "SRAM buffers"),
