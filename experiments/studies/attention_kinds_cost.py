@@ -18,7 +18,9 @@ DeiT-Tiny as an encoder (12 layers, d 192, 3 heads of 64, no LM head), simulated
 ViTALiTy's published figures (Dass et al., HPCA 2023; the abstract, arXiv 2211.05109): "3x
 faster and 3x energy-efficient under comparable accuracy, with respect to the state-of-the-art
 solution". Seed 003 (its project page) describes the accelerator but gives neither sizes nor
-these figures; `costmodel/presets/vitality.yaml` says which numbers are assumed.
+these figures; of the paper only the abstract could be read here, which names neither that
+baseline nor its hardware budget nor per-model figures; `costmodel/presets/vitality.yaml` says
+which numbers are assumed.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ from nas.core.arch import NAMED_MODELS
 
 PUBLISHED = {"source": "Dass et al., ViTALiTy, HPCA 2023, abstract (arXiv 2211.05109): "
                        "'3x faster and 3x energy-efficient under comparable accuracy, with "
-                       "respect to the state-of-the-art solution'",
+                       "respect to the state-of-the-art solution' (end to end; the abstract "
+                       "names neither the baseline, its hardware budget nor the model; the "
+                       "paper's body, with its setup and per-model figures, was not readable "
+                       "here)",
              "speedup": 3.0, "energy_efficiency": 3.0}
 VECTOR_KINDS = (COLSUM, CUMSUM, CENTRE, NORM, RECIP, SCALE)
 
@@ -149,6 +154,10 @@ def run(cfg: Config) -> dict:
             "(16 = already at the smallest length tried, None = not up to 4096)",
             "taylor on vitcod is memory-bound beyond about 2048 tokens: its MAC-line GEMMs do "
             "not tile K (costmodel.sparse_engine.lines_gemm_cost), see the 4096/1024 ratio by hw",
+            "published is the abstract's end-to-end headline against an unnamed 'state-of-the-"
+            "art solution' on hardware of its own; our ratios compare assumed iso-resource "
+            "presets (vitality sized like vitcod: 512 MACs, 500 MHz, 76.8 GB/s) on DeiT-Tiny "
+            "at 197 tokens, so the two are not the same comparison",
         ],
     }
     return result
