@@ -1,9 +1,14 @@
 """A GPT-style decoder, static (`GPT`) and elastic (`ElasticGPT`), in the style of nanoGPT.
 
 Both are pre-LayerNorm decoders with learned positions, tied input/output embeddings and causal
-attention through `F.scaled_dot_product_attention`. Layer i has `heads[i]` heads of width
-`head_dim` (attention width heads[i] * head_dim, decoupled from the embedding width d) and an FFN
-of width `ffn[i]`, as in `nas.core.arch.Arch`.
+attention. Layer i has `heads[i]` heads of width `head_dim` (attention width heads[i] * head_dim,
+decoupled from the embedding width d), an FFN of width `ffn[i]` and the attention kind
+`attention[i]`, as in `nas.core.arch.Arch`. The kinds (nas.core.attention) share the layer's
+Q/K/V/O weights and differ only in how the heads mix the values:
+    softmax   `F.scaled_dot_product_attention(is_causal=True)`, exactly as before kinds existed
+    taylor    ViTALiTy's linear Taylor attention in causal form (`taylor_attention`)
+    sparseNN  softmax restricted to the local-window + global-token mask of
+              `nas.core.attention.sparse_pattern` (`sparse_mask`)
 
 `ElasticGPT` holds the weights of the largest architecture of a `SearchSpace`. A subnet uses the
 first k rows and columns of every weight (HAT, AttentiveNAS, BigNAS): the first d embedding
@@ -14,6 +19,7 @@ a `GPT` of the same architecture. `ElasticGPT.export(arch)` copies a subnet's we
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -22,6 +28,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nas.core.arch import Arch, SearchSpace
+from nas.core.attention import SOFTMAX, TAYLOR, SparsePattern, sparse_pattern
+
+# Tokens per chunk of the causal Taylor attention (a speed/memory trade-off, not a result).
+TAYLOR_CHUNK = 64
 
 
 @dataclass
@@ -33,14 +43,140 @@ class ModelConfig:
 
 # -- the computation, shared by the static and the elastic model --------------------------------
 
+def taylor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     chunk: int = TAYLOR_CHUNK) -> torch.Tensor:
+    """Causal linear Taylor attention (ViTALiTy, Dass et al., HPCA 2023) of q, k, v [B, H, T, D].
+
+    exp(q.k / sqrt(D)) ~ 1 + q.k / sqrt(D) with the keys centred on their mean. Causally, query
+    i sees keys j <= i and centres them on their prefix mean m_i = mean_{j<=i} k_j, so the
+    weights 1 + q_i.(k_j - m_i) / sqrt(D) sum to exactly i + 1 (the centred keys sum to zero)
+    and the denominator n + q.(sum of centred keys) of the paper is the token count i + 1,
+    never zero or negative (no normalisation of q or k is needed). At the last position this is
+    the paper's non-causal formula. With V_i = sum_{j<=i} v_j and S_i = sum_{j<=i} k_j v_j^T:
+        y_i = (V_i + (q_i S_i - (q_i . m_i) V_i) / sqrt(D)) / (i + 1).
+    q_i S_i is computed by chunks of `chunk` tokens (the running state S of the previous chunks,
+    plus the masked products inside a chunk), so memory is O(T) per head; the result is the
+    same as prefix sums token by token. Computed in float32, also under autocast.
+    """
+    dtype = q.dtype
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, v = q.float(), k.float(), v.float()
+        T, D = q.shape[-2], q.shape[-1]
+        count = torch.arange(1, T + 1, device=q.device, dtype=torch.float32).unsqueeze(-1)
+        v_sum = v.cumsum(-2)                                            # V_i
+        mean = k.cumsum(-2) / count                                     # m_i
+        qs = _causal_products(q, k, v, chunk)                           # q_i S_i
+        y = (v_sum + (qs - (q * mean).sum(-1, keepdim=True) * v_sum) / math.sqrt(D)) / count
+    return y.to(dtype)
+
+
+def _causal_products(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     chunk: int) -> torch.Tensor:
+    """sum_{j<=i} (q_i . k_j) v_j for every i, by chunks: the state sum k_j v_j^T of earlier
+    chunks (an exclusive prefix sum over chunks) plus the causal products inside the chunk."""
+    B, H, T, _ = q.shape
+    n = -(-T // chunk)
+    pad = n * chunk - T
+    if pad:                                    # zero keys/values add nothing to the sums
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+    qc, kc, vc = (t.view(B, H, n, chunk, t.shape[-1]) for t in (q, k, v))
+    states = kc.transpose(-1, -2) @ vc                                  # [B, H, n, D, Dv]
+    before = states.cumsum(2) - states                                  # earlier chunks only
+    inside = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
+    scores = (qc @ kc.transpose(-1, -2)).masked_fill(~inside, 0.0)
+    out = scores @ vc + qc @ before
+    return out.reshape(B, H, n * chunk, -1)[:, :, :T]
+
+
+@functools.lru_cache(maxsize=64)
+def causal_pattern(kind: str, seq: int) -> SparsePattern:
+    """`nas.core.attention.sparse_pattern` of a decoder (causal), computed once per length."""
+    return sparse_pattern(kind, seq, causal=True)
+
+
+@functools.lru_cache(maxsize=64)
+def sparse_mask(kind: str, seq: int, device: torch.device) -> torch.Tensor:
+    """The causal boolean mask [seq, seq] (True: query i sees key j) of a sparseNN kind, from
+    its `causal_pattern`: j in (i - window, i], or j < globals (and j <= i)."""
+    pattern = causal_pattern(kind, seq)
+    i = torch.arange(seq, device=device).unsqueeze(1)
+    j = torch.arange(seq, device=device).unsqueeze(0)
+    return (j <= i) & ((j > i - pattern.window) | (j < pattern.globals))
+
+
+@dataclass
+class DecodeState:
+    """What one layer keeps between decode steps (one new token per step), by kind:
+    softmax  the keys and values of every earlier token (a KV cache)
+    sparse   only those a later query still sees: the last window - 1 tokens and the globals
+    taylor   a constant-size state: sum k_j v_j^T [B, H, D, D], sum v_j, sum k_j (float32)."""
+
+    tokens: int = 0                          # tokens seen so far = position of the next one
+    k: torch.Tensor | None = None            # [B, H, kept, D]
+    v: torch.Tensor | None = None
+    positions: torch.Tensor | None = None    # [kept], the position of each kept key (sparse)
+    kv_sum: torch.Tensor | None = None
+    v_sum: torch.Tensor | None = None
+    k_sum: torch.Tensor | None = None
+
+
+def attention_step(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kind: str,
+                   state: DecodeState, context: int) -> torch.Tensor:
+    """The attention of one new token (q, k, v [B, H, 1, D]) at position state.tokens, given
+    the layer's `state` of the earlier tokens, which it updates. Equal to the last row of the
+    full causal attention over all tokens so far (`attention`)."""
+    t = state.tokens
+    state.tokens += 1
+    if kind == TAYLOR:
+        dtype = q.dtype
+        with torch.autocast(q.device.type, enabled=False):
+            q, k, v = q.float(), k.float(), v.float()
+            kv, first = k.transpose(-1, -2) @ v, state.kv_sum is None
+            state.kv_sum = kv if first else state.kv_sum + kv
+            state.v_sum = v if first else state.v_sum + v
+            state.k_sum = k if first else state.k_sum + k
+            n = t + 1
+            qm = (q * state.k_sum).sum(-1, keepdim=True) / n            # q_t . m_t
+            y = (state.v_sum + (q @ state.kv_sum - qm * state.v_sum) / math.sqrt(q.shape[-1]))
+            return (y / n).to(dtype)
+    pos = torch.tensor([t], device=q.device)
+    if state.k is None:
+        state.k, state.v, state.positions = k, v, pos
+    else:
+        state.k, state.v = torch.cat((state.k, k), 2), torch.cat((state.v, v), 2)
+        state.positions = torch.cat((state.positions, pos))
+    y = F.scaled_dot_product_attention(q, state.k, state.v)   # every kept key is visible
+    if kind != SOFTMAX:                    # keep what the next query (t + 1) sees
+        p = causal_pattern(kind, context)
+        keep = (state.positions > t + 1 - p.window) | (state.positions < p.globals)
+        state.k, state.v, state.positions = state.k[:, :, keep], state.v[:, :, keep], \
+            state.positions[keep]
+    return y
+
+
 def attention(x: torch.Tensor, wq, bq, wk, bk, wv, bv, wo, bo, head_dim: int,
-              dropout: float) -> torch.Tensor:
-    """Causal multi-head self-attention; the number of heads is wq.shape[0] // head_dim."""
+              dropout: float, kind: str = SOFTMAX, context: int | None = None,
+              state: DecodeState | None = None) -> torch.Tensor:
+    """Causal multi-head self-attention of kind `kind`; the number of heads is
+    wq.shape[0] // head_dim. A sparse kind uses the pattern of `context` tokens (the model's
+    block size; default: this sequence's length) cut to the first T, so a position sees the same
+    keys whatever the sequence length. Dropout on the attention weights: softmax and sparse.
+    With a decode `state`, x is one new token after those the state holds (`attention_step`)."""
     B, T, _ = x.shape
     heads = wq.shape[0] // head_dim
     q, k, v = (F.linear(x, w, b).view(B, T, heads, head_dim).transpose(1, 2)
                for w, b in ((wq, bq), (wk, bk), (wv, bv)))
-    y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+    if state is not None:
+        if T != 1:
+            raise ValueError(f"a decode step takes one token, got {T}")
+        y = attention_step(q, k, v, kind, state, context or state.tokens + 1)
+    elif kind == SOFTMAX:
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+    elif kind == TAYLOR:
+        y = taylor_attention(q, k, v)
+    else:
+        mask = sparse_mask(kind, max(T, context or T), x.device)[:T, :T]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
     y = y.transpose(1, 2).reshape(B, T, heads * head_dim)
     return F.dropout(F.linear(y, wo, bo), dropout)
 
@@ -90,11 +226,14 @@ class Block(nn.Module):
         }
 
     def run(self, x: torch.Tensor, w: dict[str, torch.Tensor], head_dim: int,
-            dropout: float) -> torch.Tensor:
+            dropout: float, kind: str = SOFTMAX, context: int | None = None,
+            state: DecodeState | None = None) -> torch.Tensor:
+        """The layer with attention kind `kind` (sparse patterns over `context` tokens); with a
+        decode `state`, one new token."""
         d = x.shape[-1]
         h = F.layer_norm(x, (d,), w["ln1_w"], w["ln1_b"])
         x = x + attention(h, w["wq"], w["bq"], w["wk"], w["bk"], w["wv"], w["bv"], w["wo"],
-                          w["bo"], head_dim, dropout)
+                          w["bo"], head_dim, dropout, kind, context, state)
         h = F.layer_norm(x, (d,), w["ln2_w"], w["ln2_b"])
         return x + feed_forward(h, w["w1"], w["b1"], w["w2"], w["b2"], dropout)
 
@@ -114,19 +253,23 @@ class _Decoder(nn.Module):
         init_weights(self, arch.layers)
 
     def _forward(self, idx: torch.Tensor, arch: Arch, targets: torch.Tensor | None,
-                 dropout: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 dropout: bool, states: list[DecodeState] | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T = idx.shape
-        if T > self.config.block_size:
-            raise ValueError(f"sequence of {T} tokens is longer than the context "
+        start = states[0].tokens if states else 0          # position of idx's first token
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of {start + T} tokens is longer than the context "
                              f"({self.config.block_size})")
         p = self.config.dropout if (dropout and self.training) else 0.0
         d = arch.d
         wte = self.wte.weight[:, :d]
-        x = F.embedding(idx, wte) + self.wpe.weight[:T, :d]
+        x = F.embedding(idx, wte) + self.wpe.weight[start:start + T, :d]
         x = F.dropout(x, p)
         for i in range(arch.layers):
             block = self.blocks[i]
-            x = block.run(x, block.sliced(d, arch.attn_width(i), arch.ffn[i]), arch.head_dim, p)
+            x = block.run(x, block.sliced(d, arch.attn_width(i), arch.ffn[i]), arch.head_dim, p,
+                          arch.attention[i], self.config.block_size,
+                          states[i] if states else None)
         x = F.layer_norm(x, (d,), self.ln_f.weight[:d], self.ln_f.bias[:d])
         logits = F.linear(x, wte)                               # tied embedding
         loss = None
@@ -135,16 +278,26 @@ class _Decoder(nn.Module):
         return logits, loss
 
 
+def decode_states(arch: Arch) -> list[DecodeState]:
+    """Empty decode states, one per layer: pass them to forward(..., states=) with one new
+    token per call (at most block_size tokens in all)."""
+    return [DecodeState() for _ in range(arch.layers)]
+
+
 class GPT(_Decoder):
-    """A static model of one architecture (what `nas export-subnet` writes)."""
+    """A static model of one architecture, any mix of attention kinds (what `nas export-subnet`
+    writes)."""
 
     def __init__(self, config: ModelConfig, arch: Arch) -> None:
         super().__init__(config, arch)
         self.arch = arch
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                dropout: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self._forward(idx, self.arch, targets, dropout)
+                dropout: bool = False, states: list[DecodeState] | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (and loss) of idx; with decode `states` (`decode_states`), idx [B, 1] is the
+        next token after those the states hold."""
+        return self._forward(idx, self.arch, targets, dropout, states)
 
 
 class ElasticGPT(_Decoder):
@@ -155,11 +308,13 @@ class ElasticGPT(_Decoder):
         self.space = space
 
     def forward(self, idx: torch.Tensor, arch: Arch | None = None,
-                targets: torch.Tensor | None = None,
-                dropout: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Run subnet `arch` (the largest when None); dropout only when asked (the largest)."""
+                targets: torch.Tensor | None = None, dropout: bool = False,
+                states: list[DecodeState] | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Run subnet `arch` (the largest when None); dropout only when asked (the largest);
+        with decode `states`, one new token as `GPT.forward`."""
         arch = self.space.largest() if arch is None else self.space.check(arch)
-        return self._forward(idx, arch, targets, dropout)
+        return self._forward(idx, arch, targets, dropout, states)
 
     @torch.no_grad()
     def export(self, arch: Arch) -> GPT:

@@ -1,7 +1,10 @@
 """Text generation from any subnet with inherited weights (as nanoGPT's sample.py).
 
-The context is cropped to the model's block size; each new token is drawn from the last
-position's softmax at `temperature`, restricted to the `top_k` most likely tokens when given.
+Each new token is drawn from the last position's softmax at `temperature`, restricted to the
+`top_k` most likely tokens when given. Up to the model's block size, tokens are fed one at a time
+with per-layer decode states (`supernet.model.DecodeState`): a KV cache for softmax layers, the
+window and global tokens for sparse ones, and a constant-size state for taylor layers; past it,
+the context is cropped to the block size and run whole at every step (positions are absolute).
 """
 
 from __future__ import annotations
@@ -12,22 +15,31 @@ import torch.nn.functional as F
 from nas.core.arch import Arch
 from nas.core.errors import UserError
 from supernet.data import Tokenizer
-from supernet.model import ElasticGPT
+from supernet.model import ElasticGPT, decode_states
 
 
 @torch.no_grad()
 def generate(model: ElasticGPT, arch: Arch, idx: torch.Tensor, new_tokens: int,
              temperature: float = 1.0, top_k: int | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
-    """Extend the token ids idx [batch, time] by `new_tokens` sampled tokens."""
+    """Extend the token ids idx [batch, time] by `new_tokens` sampled tokens (the same tokens
+    as running the whole cropped context every step, up to rounding)."""
     if temperature <= 0:
         raise UserError(f"temperature must be positive, got {temperature}")
     if top_k is not None and top_k < 1:
         raise UserError(f"top-k must be >= 1, got {top_k}")
     was_training = model.training
     model.eval()
+    # a few-shot supernet (supernet.fewshot) runs each subnet in the sub-supernet of its d
+    net, arch = model.route(arch) if hasattr(model, "route") else (model, arch)
+    block, states, fed = net.config.block_size, decode_states(arch), 0
     for _ in range(new_tokens):
-        logits, _ = model(idx[:, -model.config.block_size:], arch)
+        if idx.size(1) <= block:                 # feed the tokens the states do not hold yet
+            for t in range(fed, idx.size(1)):
+                logits, _ = net(idx[:, t:t + 1], arch, states=states)
+            fed = idx.size(1)
+        else:
+            logits, _ = net(idx[:, -block:], arch)
         logits = logits[:, -1, :].float() / temperature
         if top_k is not None:
             kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]

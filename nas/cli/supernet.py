@@ -24,6 +24,8 @@ EXAMPLES_TRAIN = """examples:
       --block-size 256 --out runs/wt2
   torchrun --nproc_per_node 2 -m nas.cli train-supernet --out runs/ddp   # DistributedDataParallel
   nas train-supernet --out runs/sn --steps 600 --resume      # continue, or extend to 600 steps
+  nas train-supernet --space tiny-kinds --out runs/kinds   # attention kinds per layer: softmax,
+                                                           # taylor, sparse25, sparse50
 writes: OUT/last.pt, OUT/best.pt (lowest mean validation loss), OUT/log.jsonl, OUT/eval.csv,
 OUT/loss.png, OUT/config.json (and OUT/tensorboard/ with --tensorboard:
 `tensorboard --logdir OUT/tensorboard`). --resume takes every setting from the checkpoint."""
@@ -32,6 +34,8 @@ EXAMPLES_SUBNET = """examples:
   nas train-subnet --arch arch.yaml --dataset ../shared/data/tinyshakespeare/input.txt --out runs/a
   nas train-subnet --arch L4-d128-h4.4.4.4-f512.512.512.512-hd32 --steps 2000 --out runs/big
   nas train-subnet --out runs/big --steps 4000 --resume      # --arch comes from the checkpoint
+  nas train-subnet --arch L2-d128-h4.4-f512.512-hd32-at.sp25 --out runs/mixed
+      # attention kinds per layer (-a: s softmax, t taylor, spNN sparse keeping NN%)
 writes the same files as train-supernet; `nas eval --ckpt OUT --largest` and
 `nas sample --ckpt OUT` read them."""
 
@@ -39,6 +43,7 @@ EXAMPLES_EVAL = """examples:
   nas eval --ckpt runs/sn --largest --smallest --random 5
   nas eval --ckpt runs/sn/best.pt --arch arch.yaml --split test --max-tokens 50000 --json
   nas eval --ckpt runs/sn --random 20 --out eval.json --tensorboard runs/sn/tensorboard-eval
+  nas eval --ckpt runs/kinds --arch L4-d128-h4.4.4.4-f512.512.512.512-hd32-as.t.sp25.sp50
 prints a table (key, parameters, loss in nats/token, perplexity) under a line with the
 checkpoint, its step, the split and the number of tokens; --json prints the same as JSON."""
 
@@ -46,11 +51,13 @@ EXAMPLES_SAMPLE = """examples:
   nas sample --ckpt runs/ts --prompt "ROMEO:" --tokens 300
   nas sample --ckpt runs/ts --smallest --num-samples 3 --temperature 0.8 --top-k 20
   nas sample --ckpt runs/big                       # a train-subnet run: its architecture
+  nas sample --ckpt runs/kinds --arch L2-d96-h3.3-f256.256-hd32-at.sp25   # any attention kinds
 prints each sample (the prompt, then the generated text), separated by lines of dashes."""
 
 EXAMPLES_EXPORT = """examples:
   nas export-subnet --ckpt runs/sn --arch arch.yaml --out subnet.pt
   nas export-subnet --ckpt runs/sn --smallest --out small.pt
+  nas export-subnet --ckpt runs/kinds --arch L2-d64-h2.2-f128.128-hd32-at.s --out mixed.pt
 writes a standalone model file (supernet.checkpoint.load_subnet reads it) and prints JSON with
 the architecture and its parameter count."""
 
@@ -187,17 +194,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # -- evaluation, sampling, export ------------------------------------------------------------------
 
-def _selected_archs(args: argparse.Namespace, space, many: bool) -> list:
+def _selected_archs(args: argparse.Namespace, space, many: bool, fixed=None) -> list:
     """The architectures named by --arch/--largest/--smallest(/--random), checked against
-    `space`; an empty list when none is named."""
+    `space`; an empty list when none is named. For a train-subnet run (`fixed`, its
+    architecture), --largest and --smallest name that architecture: its space also holds the
+    other mixes of its attention kinds."""
     from nas.core.arch import resolve_model
 
     archs = [resolve_model(a)[0] for a in (args.arch if many else [args.arch] if args.arch
                                            else [])]
     if args.largest:
-        archs.append(space.largest())
+        archs.append(fixed or space.largest())
     if args.smallest:
-        archs.append(space.smallest())
+        archs.append(fixed or space.smallest())
     if many and args.random:
         rng = random.Random(args.seed)
         archs += [space.sample(rng) for _ in range(args.random)]
@@ -222,7 +231,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         require_tensorboard()
     ev = SupernetEvaluator(args.ckpt, split=args.split, max_tokens=args.max_tokens,
                            batch_size=args.batch_size, threads=args.threads, device=args.device)
-    archs = _selected_archs(args, ev.space, many=True)
+    archs = _selected_archs(args, ev.space, many=True, fixed=ev.fixed_arch)
     losses = ev.losses(archs, show_progress=args.progress)
     result = {"checkpoint": ev.checkpoint, "step": ev.step, "split": args.split,
               "tokens": ev.tokens,
@@ -255,7 +264,7 @@ def eval_table(result: dict) -> str:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from supernet.checkpoint import load_checkpoint, model_from_checkpoint, space_of
+    from supernet.checkpoint import fixed_arch_of, load_checkpoint, model_from_checkpoint, space_of
     from supernet.data import Tokenizer
     from supernet.evaluate import default_device
     from supernet.sample import sample
@@ -263,8 +272,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     device = default_device(args.device)
     data = load_checkpoint(args.ckpt, map_location=device)
-    space = space_of(data)
-    (arch,) = _selected_archs(args, space, many=False) or [space.largest()]
+    space, fixed = space_of(data), fixed_arch_of(data)
+    (arch,) = _selected_archs(args, space, many=False, fixed=fixed) or [fixed or space.largest()]
     model = model_from_checkpoint(data).to(device)
     set_threads(args.threads, arch, model.config.vocab_size, model.config.block_size)
     texts = sample(model, arch, Tokenizer.from_dict(data["tokenizer"]), args.prompt,
@@ -274,10 +283,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_export_subnet(args: argparse.Namespace) -> int:
-    from supernet.checkpoint import export_subnet, load_checkpoint, space_of
+    from supernet.checkpoint import export_subnet, fixed_arch_of, load_checkpoint, space_of
 
     data = load_checkpoint(args.ckpt)
-    archs = _selected_archs(args, space_of(data), many=False)
+    archs = _selected_archs(args, space_of(data), many=False, fixed=fixed_arch_of(data))
     if not archs:
         raise UserError("choose the architecture: --arch, --largest or --smallest")
     info = export_subnet(data, archs[0], args.out)
