@@ -9,7 +9,7 @@ import pytest
 
 from nas.cli import build_parser, main
 
-COMMANDS = {"hw", "profile", "simulate", "train-supernet", "train-subnet", "eval",
+COMMANDS = {"hw", "profile", "simulate", "train-supernet", "train-subnet", "eval", "verify",
             "export-subnet", "sample", "build-lut", "search", "export", "quickstart"}
 
 

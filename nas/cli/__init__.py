@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "nas.cli.hardware",
     "nas.cli.supernet",
     "nas.cli.search",
+    "nas.cli.verify",
 ]
 
 

@@ -22,6 +22,7 @@ EXAMPLES_SEARCH = """examples:
   nas search --ckpt runs/supernet --hw gemmini --objective latency --max-ppl 12 \\
       --out runs/search-lat
   nas search --ckpt runs/supernet --out runs/search --generations 60 --resume
+  nas search --ckpt runs/supernet --out runs/exact --no-racing     # every candidate on all tokens
   nas search --ckpt runs/supernet --hw-space edge-hw --max-area-mm2 2 --out runs/cosearch
 writes: OUT/front.csv, front.json, history.csv, search.json, pareto.png, state.pkl
 (and lut.parquet when no --lut is given)"""
@@ -32,6 +33,12 @@ EXAMPLES_EXPORT = """examples:
   nas export --front runs/search --pick all --out runs/archs
 writes one architecture YAML per pick (for `nas train-subnet --arch` and `nas simulate
 --model`) and pareto.png with the picks circled, into --out."""
+
+
+# `nas search` races perplexity by default (experiments/search/racing.json: 3.1-3.5x less
+# perplexity time at the same hypervolume); SearchConfig itself stays exact, so a Python
+# perplexity source without per-window losses works as before
+SEARCH_DEFAULTS = {"racing": True}
 
 
 def _wrap(text: str) -> str:
@@ -95,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "use and cached in OUT/luts; bound the area with "
                                       "--max-area-mm2. Not with --lut, --hw or --mapping")
     _sparsity_args(p)
-    add_options(p, _search_config())
+    add_options(p, _search_config(), defaults=SEARCH_DEFAULTS)
     p.add_argument("--split", default="valid", choices=("train", "valid", "test"),
                    help="dataset split perplexity is measured on (default: valid)")
     p.add_argument("--max-tokens", type=int, default=8192,
@@ -199,7 +206,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from nas.pipeline import SearchJob, run_search
 
     run_search(SearchJob(
-        ckpt=args.ckpt, out=Path(args.out), config=from_args(_search_config(), args),
+        ckpt=args.ckpt, out=Path(args.out),
+        config=from_args(_search_config(), args, defaults=SEARCH_DEFAULTS),
         lut=args.lut, hw=args.hw, mapping=args.mapping, hw_space=args.hw_space,
         sparsity=_sparsity(args),
         rescale_mask=args.rescale_mask,

@@ -5,6 +5,8 @@
     genome      integer genome <-> architecture
     selection   NSGA-II selection under constrained domination
     engine      `Search`: the loop, the evaluator, the resumable state file
+    racing      `RacingEvaluator`: few validation windows first, more only where the front is
+                still undecided (the default of `nas search`)
     pareto      fronts, hypervolume, the Pareto plot
     outputs     front/history/search files, reading them back, picks
 

@@ -42,6 +42,20 @@ class SearchConfig:
     max_params: float | None = option(None, "constraint: parameters <= X")
     max_area_mm2: float | None = option(None, "constraint: accelerator area <= X mm2 (with "
                                         "--hw-space: the hardware the search chooses)")
+    racing: bool = option(False, "racing evaluator (nas/search/racing.py): score each new "
+                          "candidate on the first --racing-start share of the perplexity "
+                          "windows and add windows (doubling) only to those that could still "
+                          "be on the front within --racing-z standard errors (and "
+                          "--racing-tolerance); front members are always scored on every "
+                          "window. Off: every candidate on every window")
+    racing_start: float = option(0.0625, "racing: share of the windows every candidate is "
+                                 "scored on first")
+    racing_z: float = option(2.0, "racing: half-width of the confidence interval in standard "
+                             "errors (larger: more windows, fewer misjudged candidates)")
+    racing_tolerance: float = option(0.005, "racing: a candidate that cannot beat a front "
+                                     "member's perplexity by more than this share (0.002 = "
+                                     "0.2%%) counts as dominated (it could add at most a sliver "
+                                     "of hypervolume)")
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -57,6 +71,12 @@ class SearchConfig:
         for name in ("mutation_prob", "crossover_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"{flag_of(name)} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.racing_start <= 1.0:
+            raise UserError(f"--racing-start must be in (0, 1], got {self.racing_start}")
+        if self.racing_tolerance < 0:
+            raise UserError(f"--racing-tolerance must be >= 0, got {self.racing_tolerance}")
+        if self.racing_z < 0:
+            raise UserError(f"--racing-z must be >= 0, got {self.racing_z}")
         for name in self.constraints():
             if getattr(self, name) <= 0:
                 raise UserError(f"{flag_of(name)} must be positive, got {getattr(self, name)}")

@@ -18,9 +18,14 @@ becomes a `Candidate` in the archive; results are its feasible Pareto
 front and the hypervolume of that front after every generation (`nas.search.pareto.Normaliser`:
 both objectives normalised between the largest and the smallest subnet, reference (1.1, 1.1)).
 
+With `SearchConfig.racing`, perplexity comes from the racing evaluator
+(nas.search.racing.RacingEvaluator): few validation windows first, more only where the front is
+undecided, and the final front on all of them.
+
 State file (`state.pkl`, written atomically after every generation): the population with ranks
-and crowding distances, the random generator, the archive and the hypervolumes, so a search
-killed at any point continues exactly where its last generation ended.
+and crowding distances, the random generator, the archive, the hypervolumes and the evaluator's
+own state (the racing evaluator's per-window losses), so a search killed at any point continues
+exactly where its last generation ended.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from nas.search.selection import crowded_tournament, select_survivors
 
 Quality = Callable[[list[Arch]], list[float]]
 STATE_FILE = "state.pkl"
-STATE_VERSION = 3           # 2: `Candidate` records; 3: designs (joint search)
+STATE_VERSION = 4           # 2: `Candidate` records; 3: designs (joint search); 4: racing
 
 if not hasattr(creator, "NasFitness"):
     creator.create("NasFitness", base.Fitness, weights=(-1.0, -1.0))     # minimise both
@@ -65,8 +70,15 @@ def _init_worker(quality: Quality) -> None:
     _WORKER_QUALITY = quality
 
 
-def _worker_eval(archs: list[Arch]) -> list[float]:
-    return list(_WORKER_QUALITY(archs))
+def _run_quality(quality: Quality, archs: list[Arch], windows: list[int] | None) -> list:
+    """Perplexities (`windows` None) or per-window losses (`quality.window_losses`)."""
+    if windows is None:
+        return list(quality(archs))
+    return quality.window_losses(archs, windows)
+
+
+def _worker_eval(job: tuple[list[Arch], list[int] | None]) -> list:
+    return _run_quality(_WORKER_QUALITY, *job)
 
 
 class MemoQuality:
@@ -116,17 +128,42 @@ class Evaluator:
             self._pool.join()
             self._pool = None
 
-    def _perplexities(self, archs: list[Arch]) -> list[float]:
+    def _parallel(self, archs: list[Arch], windows: list[int] | None = None) -> list:
+        """The perplexity of each architecture (`windows` None) or its loss on each of
+        `windows` (`quality.window_losses`), split over the worker processes by architecture."""
         if self.workers <= 1 or len(archs) < 2:
-            return list(self.quality(archs))
+            return _run_quality(self.quality, archs, windows)
         if self._pool is None:
             # spawn: safe with torch threads in the parent; each worker loads its own supernet
             ctx = multiprocessing.get_context("spawn")
             self._pool = ctx.Pool(self.workers, initializer=_init_worker,
                                   initargs=(self.quality,))
         n = min(self.workers, len(archs))
-        chunks = [archs[i * len(archs) // n:(i + 1) * len(archs) // n] for i in range(n)]
+        chunks = [(archs[i * len(archs) // n:(i + 1) * len(archs) // n], windows)
+                  for i in range(n)]
         return [p for part in self._pool.map(_worker_eval, chunks) for p in part]
+
+    def _add(self, designs: list[Design], perplexity: dict[str, float], generation: int) -> None:
+        """Cost new designs and add them to the archive with their architectures'
+        perplexities."""
+        for d, (cost, hardware) in zip(designs, self.costs(designs)):
+            cand = Candidate(arch=d.arch, perplexity=float(perplexity[d.arch.key]),
+                             latency_ms=cost.latency_ms, energy_mj=cost.energy_mj,
+                             edp=cost.edp, cycles=cost.cycles,
+                             params=d.arch.params(self.vocab, self.max_seq),
+                             generation=generation, eval_index=len(self.cache),
+                             hardware=hardware)
+            self.cache[d.key] = cand.with_(violation=self.config.violation(cand))
+
+    # what the state file keeps besides the archive (the racing evaluator's window losses)
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.perplexity = {c.arch.key: c.perplexity for c in self.cache.values()}
+
+    def stats(self) -> dict[str, Any] | None:
+        return None
 
     def evaluate(self, designs: Sequence[Design], generation: int) -> list[Candidate]:
         """Candidates for `designs` (same order); only designs never seen are evaluated, and
@@ -138,19 +175,11 @@ class Evaluator:
                           if d.arch.key not in self.perplexity}.values())
             t0 = time.perf_counter()
             if archs:
-                self.perplexity.update(zip((a.key for a in archs), self._perplexities(archs)))
+                self.perplexity.update(zip((a.key for a in archs), self._parallel(archs)))
             t1 = time.perf_counter()
-            costs = self.costs(todo)
+            self._add(todo, self.perplexity, generation)
             self.seconds["perplexity"] += t1 - t0
             self.seconds["cost"] += time.perf_counter() - t1
-            for d, (cost, hardware) in zip(todo, costs):
-                cand = Candidate(arch=d.arch, perplexity=float(self.perplexity[d.arch.key]),
-                                 latency_ms=cost.latency_ms, energy_mj=cost.energy_mj,
-                                 edp=cost.edp, cycles=cost.cycles,
-                                 params=d.arch.params(self.vocab, self.max_seq),
-                                 generation=generation, eval_index=len(self.cache),
-                                 hardware=hardware)
-                self.cache[d.key] = cand.with_(violation=self.config.violation(cand))
         return [self.cache[d.key] for d in designs]
 
 
@@ -167,6 +196,7 @@ class SearchResult:
     normaliser: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     generations_done: int = 0
+    racing: dict[str, Any] | None = None   # the racing evaluator's window counts (None: exact)
 
 
 class Search:
@@ -191,7 +221,13 @@ class Search:
         self.mutation_prob = (config.mutation_prob * self.codec.arch_genes
                               / len(self.codec.choices))
         costs = FixedHardware(table, hardware) if hw_space is None else table
-        self.evaluator = Evaluator(quality, costs, config, vocab, max_seq, workers)
+        if config.racing:
+            from nas.search.racing import RacingEvaluator
+            self.evaluator: Evaluator = RacingEvaluator(
+                quality, costs, config, vocab, max_seq, workers,
+                pinned=[space.largest(), space.smallest()])
+        else:
+            self.evaluator = Evaluator(quality, costs, config, vocab, max_seq, workers)
         self.state_path = Path(state_path) if state_path else None
         self.identity = {"config": config.identity(), "space": space.to_dict(),
                          "table": getattr(table, "id", None),
@@ -231,6 +267,14 @@ class Search:
             ind.violation, ind.key, ind.cand = c.violation, c.key, c
             inds.append(ind)
         return inds
+
+    def _refresh(self, inds: list) -> None:
+        """Individuals with their archive candidates' current values."""
+        for ind in inds:
+            c = self.evaluator.cache[ind.key]
+            if c is not ind.cand:
+                ind.fitness.values = self._objectives(c)
+                ind.violation, ind.cand = c.violation, c
 
     def _unique(self, inds: list) -> list:
         seen, out = set(), []
@@ -288,6 +332,7 @@ class Search:
                                  getattr(i.fitness, "crowding_dist", 0.0))
                                 for i in self.population],
                  "rng": self.rng.getstate(), "cache": self.evaluator.cache, "hv": self.hv,
+                 "evaluator": self.evaluator.state(),
                  "seconds": {**self.seconds, **{f"eval_{k}": v for k, v in
                                                 self.evaluator.seconds.items()}}}
         with atomic_path(self.state_path) as tmp, tmp.open("wb") as f:
@@ -317,7 +362,7 @@ class Search:
         self.generation, self._saved_population = state["generation"], state["population"]
         self.rng.setstate(state["rng"])
         self.evaluator.cache, self.hv = state["cache"], state["hv"]
-        self.evaluator.perplexity = {c.arch.key: c.perplexity for c in state["cache"].values()}
+        self.evaluator.load(state["evaluator"])
         for k, v in state["seconds"].items():
             if k.startswith("eval_"):
                 self.evaluator.seconds[k[5:]] = v
@@ -380,6 +425,7 @@ class Search:
                 else:
                     parents, children = self._offspring_evolution(pop)
             offspring = self._individuals(children, gen)
+            self._refresh(pop)                  # the racing evaluator may have refined them
             if cfg.algorithm == "nsga2":
                 pop = self._select(self._unique(pop + offspring))
             elif cfg.algorithm == "random":
@@ -423,6 +469,7 @@ class Search:
         return SearchResult(config=self.config, history=list(self.evaluator.cache.values()),
                             front=self.front(), largest=largest, smallest=smallest,
                             hypervolume=list(self.hv), normaliser=self.normaliser.to_dict(),
-                            seconds=secs, generations_done=self.generation)
+                            seconds=secs, generations_done=self.generation,
+                            racing=self.evaluator.stats())
 
 

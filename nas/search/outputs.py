@@ -95,7 +95,8 @@ def picks_of(front: list[Candidate], largest: Candidate, exprs: list[str], objec
 
 # -- writing ---------------------------------------------------------------------------------
 
-def _csv(rows: list[dict[str, Any]]) -> str:
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """CSV text of rows (their keys as the header; no rows: the candidate columns)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else CSV_FIELDS,
                             lineterminator="\n")
@@ -120,8 +121,8 @@ def write_outputs(result: SearchResult, out: str | Path, source: dict[str, Any],
     ids = source["ids"]
     objective = result.config.objective
     paths = {name: out / name for name in FILES}
-    atomic_write_text(paths["front.csv"], _csv([{**c.to_row(), **ids} for c in result.front]))
-    atomic_write_text(paths["history.csv"], _csv([c.to_row() for c in result.history]))
+    atomic_write_text(paths["front.csv"], csv_text([{**c.to_row(), **ids} for c in result.front]))
+    atomic_write_text(paths["history.csv"], csv_text([c.to_row() for c in result.history]))
     front_doc = {"objective": objective, **ids, "workload": source["workload"],
                  "hw_space": source.get("hw_space"),
                  "largest": result.largest.to_dict(),
@@ -136,6 +137,7 @@ def write_outputs(result: SearchResult, out: str | Path, source: dict[str, Any],
         "reductions_vs_largest": [r.to_dict() for r in
                                   reductions(result.history, result.largest, objective)],
         "seconds": result.seconds,
+        "racing": result.racing,
     }
     atomic_write_text(paths["search.json"], json.dumps(search_doc, indent=1))
     if plot and result.front:
@@ -163,6 +165,12 @@ def summary_lines(result: SearchResult) -> list[str]:
              f"largest subnet {L.key}: perplexity {L.perplexity:.3f}, "
              f"EDP {L.edp:.3e} J s, latency {L.latency_ms:.3f} ms, "
              f"energy {L.energy_mj:.4f} mJ"]
+    if result.racing:
+        r = result.racing
+        lines.append(f"racing: {r['windows_scored']:,} of the exact evaluator's "
+                     f"{r['windows_exact']:,} validation windows scored "
+                     f"({100 * r['share_of_exact']:.0f}%); {r['fully_scored']} architectures, "
+                     f"the front among them, on all {r['windows_per_perplexity']}")
     if not result.front:
         closest = min(result.history, key=lambda c: c.violation)
         lines.append(f"the front is empty: no candidate meets the constraints; the closest, "
