@@ -7,6 +7,9 @@ A checkpoint is one `torch.save`d dict (loaded with `weights_only=True`):
     tokenizer, config    Tokenizer.to_dict() and the TrainConfig fields
     optimizer, scheduler, scaler, rng, step, best_loss, eval   training state for --resume
 A run directory holds `last.pt` (latest, for --resume) and `best.pt` (lowest mean validation loss).
+A few-shot supernet (config `fewshot`) is one checkpoint holding the shared supernet and every
+sub-supernet (`supernet.fewshot.FewShotGPT`); `model_from_checkpoint` rebuilds it, and it routes
+each subnet to its sub-supernet, so evaluation, search and export need nothing else.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from nas.core.atomic import atomic_path, existing_file
 from nas.core.arch import Arch, SearchSpace
 from nas.core.errors import UserError
+from supernet.fewshot import FewShotGPT
 from supernet.model import GPT, ElasticGPT, ModelConfig, num_params
 
 FORMAT = "transformer-hw-nas supernet checkpoint"
@@ -76,8 +80,15 @@ def fixed_arch_of(data: dict[str, Any]) -> Arch | None:
     return Arch.from_dict(data["fixed_arch"]) if data.get("fixed_arch") else None
 
 
-def model_from_checkpoint(data: dict[str, Any]) -> ElasticGPT:
-    model = ElasticGPT(ModelConfig(**data["model_config"]), space_of(data))
+def is_fewshot(data: dict[str, Any]) -> bool:
+    """Whether the checkpoint holds a few-shot supernet (older checkpoints: no)."""
+    return bool(data["config"].get("fewshot")) and not data.get("fixed_arch")
+
+
+def model_from_checkpoint(data: dict[str, Any]) -> ElasticGPT | FewShotGPT:
+    """The supernet of a checkpoint: an ElasticGPT, or a FewShotGPT routing subnets by d."""
+    cls = FewShotGPT if is_fewshot(data) else ElasticGPT
+    model = cls(ModelConfig(**data["model_config"]), space_of(data))
     try:
         model.load_state_dict(data["model"])
     except RuntimeError as exc:

@@ -14,6 +14,8 @@ from nas.core.errors import UserError
 from nas.core.options import option
 
 TOKENIZERS = ("char", "word")
+SANDWICH_SMALLEST = ("global", "each_d")
+DISTILL_LOSSES = ("kl", "alpha")
 # Settings a resumed run may change: they do not alter what is trained (steps extends the run).
 RESUMABLE = ("steps", "device", "threads", "progress", "tensorboard")
 
@@ -21,7 +23,8 @@ RESUMABLE = ("steps", "device", "threads", "progress", "tensorboard")
 @dataclass
 class TrainConfig:
     out: str = option("runs/supernet", "run directory (checkpoints, logs, plot)")
-    space: str = option("tiny", "search-space preset (survey, tiny) or YAML file",
+    space: str = option("tiny", "search-space preset (survey, tiny, survey-kinds, tiny-kinds) "
+                                "or YAML file",
                         supernet_only=True)
     arch: str | None = option(None, "the architecture to train alone (YAML file or key)")
     dataset: str = option("builtin", "text file (90/10 split), folder with train/valid[/test] "
@@ -43,6 +46,27 @@ class TrainConfig:
     n_random: int = option(2, "random subnets per sandwich step", supernet_only=True)
     distill: bool = option(True, "in-place distillation from the largest subnet",
                            supernet_only=True)
+    sandwich_smallest: str = option(
+        "global", "the sandwich's smallest subnets: global (the space's smallest, every step) or "
+                  "each_d (the smallest of every embedding width d, so that no width's channels "
+                  "are trained by a smallest subnet more than another's)",
+        choices=SANDWICH_SMALLEST, supernet_only=True)
+    distill_loss: str = option(
+        "kl", "the students' distillation loss: kl (KL(teacher || student)) or alpha "
+              "(AlphaNet's adaptive alpha-divergence: the larger of alpha = -1 and +1, "
+              "importance ratio clipped at 5)", choices=DISTILL_LOSSES, supernet_only=True)
+    fewshot: bool = option(False, "few-shot supernet: after --fewshot-after of the steps, split "
+                                  "into one sub-supernet per embedding width d, each "
+                                  "warm-started from the shared one; every later step trains "
+                                  "one d's sub-supernet in turn (same cost per step)",
+                           supernet_only=True)
+    fewshot_after: float = option(0.5, "with --fewshot: the share of the steps trained as one "
+                                       "shared supernet before the split", supernet_only=True)
+    fewshot_every_d: bool = option(False, "with --fewshot: after the split every step trains the "
+                                          "sandwich of every d's sub-supernet (the number of "
+                                          "widths times the cost of a step; with "
+                                          "--fewshot-after 0.6 and 3 widths, 1.8x in all)",
+                                   supernet_only=True)
     distill_after: int = option(0, "students learn from the labels for the first N steps, "
                                    "then from the largest (a weak early teacher can stall "
                                    "training)", supernet_only=True)
@@ -80,6 +104,13 @@ class TrainConfig:
             raise UserError(f"tokenizer must be char or word, got '{self.tokenizer}'")
         if self.student_weight is not None and self.student_weight < 0:
             raise UserError(f"student_weight must be >= 0, got {self.student_weight}")
+        if self.sandwich_smallest not in SANDWICH_SMALLEST:
+            raise UserError(f"sandwich_smallest must be global or each_d, got "
+                            f"'{self.sandwich_smallest}'")
+        if self.distill_loss not in DISTILL_LOSSES:
+            raise UserError(f"distill_loss must be kl or alpha, got '{self.distill_loss}'")
+        if not 0 < self.fewshot_after < 1:
+            raise UserError(f"fewshot_after must be in (0, 1), got {self.fewshot_after}")
         if not 0 <= self.dropout < 1:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.threads is not None and self.threads <= 0:

@@ -22,15 +22,17 @@ from nas.core.errors import UserError
 from nas.core.progress import progress
 from supernet.checkpoint import fixed_arch_of, load_checkpoint, model_from_checkpoint, space_of
 from supernet.data import Tokenizer, check_recorded_dataset, eval_windows, load_tokens
+from supernet.fewshot import FewShotGPT
 from supernet.model import ElasticGPT
 from supernet.threads import set_threads
 
 
 @torch.no_grad()
-def subnet_losses(model: ElasticGPT, x: torch.Tensor, y: torch.Tensor, archs: list[Arch],
+def subnet_losses(model: ElasticGPT | FewShotGPT, x: torch.Tensor, y: torch.Tensor, archs: list[Arch],
                   batch_size: int = 16, bar=None) -> list[float]:
     """Mean cross-entropy per token of each subnet over the windows x -> y; `bar` (a
-    nas.core.progress bar) advances by one per subnet and batch."""
+    nas.core.progress bar) advances by one per subnet and batch. A few-shot supernet runs each
+    subnet in the sub-supernet of its d."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -62,7 +64,8 @@ def default_device(device: str | None) -> torch.device:
 class SupernetEvaluator:
     """Perplexity of any subnet of a trained supernet, with its inherited weights.
 
-    `ckpt` is a run directory (its best checkpoint) or a checkpoint file. The model, tokenizer,
+    `ckpt` is a run directory (its best checkpoint) or a checkpoint file (a one-shot or a
+    few-shot supernet: `supernet.fewshot`, subnets routed by d). The model, tokenizer,
     search space and dataset recorded in the checkpoint are used; the evaluation windows are the
     first `max_tokens` tokens of `split` (all of it when None). `threads`: torch's CPU threads
     (default: chosen from the largest subnet's size, `supernet.threads`).

@@ -6,6 +6,12 @@ largest's detached soft predictions (in-place distillation, KL divergence); thei
 weighted by `student_weight` (default: averaged) and all gradients are summed before one AdamW
 step with gradient clipping, linear warmup and cosine decay to `min_lr`.
 With `distill_after` > 0 the students learn from the labels for that many steps first.
+Width-bias options (experiments/supernet/ranking.md): `sandwich_smallest="each_d"` trains the
+smallest subnet of every embedding width d each step instead of only the space's smallest;
+`distill_loss="alpha"` distils with AlphaNet's adaptive alpha-divergence instead of KL; `fewshot`
+splits the supernet into one sub-supernet per d after `fewshot_after` of the steps
+(supernet.fewshot), and each later step trains the sandwich of one d's sub-supernet in turn, or
+with `fewshot_every_d` the sandwich of every sub-supernet (each clipped on its own).
 `train(cfg)` with `cfg.arch` set trains that one architecture alone with the same recipe
 (`nas train-subnet`): the baseline a supernet is compared against.
 
@@ -47,12 +53,17 @@ from supernet.config import RESUMABLE, TrainConfig
 from supernet.data import (Tokenizer, check_recorded_dataset, eval_windows, get_batch, is_local,
                            load_tokens, resolve_dataset)
 from supernet.evaluate import default_device, subnet_losses
+from supernet.fewshot import FewShotGPT, space_of_d
 from supernet.model import ElasticGPT, ModelConfig, num_params
 from supernet.tensorboard import require_tensorboard, summary_writer
 from supernet.threads import set_threads
 
 __all__ = ["TrainConfig", "train", "resume_config", "sandwich_step", "lr_factor", "step_archs",
-           "plot_losses"]
+           "plot_losses", "alpha_divergence", "fewshot_split_step", "step_groups"]
+
+# AlphaNet (Wang et al., ICML 2021): adaptive alpha-divergence between alpha- and alpha+, with the
+# importance ratio (teacher / student)^alpha clipped at ALPHA_CLIP.
+ALPHA_MIN, ALPHA_MAX, ALPHA_CLIP = -1.0, 1.0, 5.0
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -64,13 +75,69 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def fewshot_split_step(cfg: TrainConfig) -> int | None:
+    """The step at which a few-shot supernet splits by d (None without `fewshot`)."""
+    return round(cfg.fewshot_after * cfg.steps) if cfg.fewshot else None
+
+
+def _sandwich(space: SearchSpace, cfg: TrainConfig, rng: random.Random) -> list[Arch]:
+    """Largest, smallest (of every d with `sandwich_smallest="each_d"`), n_random random."""
+    smallest = ([space_of_d(space, d).smallest() for d in space.d]
+                if cfg.sandwich_smallest == "each_d" else [space.smallest()])
+    return [space.largest()] + smallest + [space.sample(rng) for _ in range(cfg.n_random)]
+
+
 def step_archs(space: SearchSpace, fixed: Arch | None, cfg: TrainConfig, step: int) -> list[Arch]:
-    """The subnets of one step: largest, smallest, n_random random ones (a pure function of the
-    seed and the step, so every rank and a resumed run draw the same)."""
+    """The subnets of one step: largest, smallest (of every d with `sandwich_smallest="each_d"`),
+    n_random random ones; after a few-shot split, all of them of one d, taken in turn. A pure
+    function of the seed and the step, so every rank and a resumed run draw the same."""
     if fixed is not None:
         return [fixed]
     rng = random.Random(f"{cfg.seed}-archs-{step}")
-    return [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(cfg.n_random)]
+    split = fewshot_split_step(cfg)
+    if split is not None and step >= split:
+        space = space_of_d(space, space.d[(step - split) % len(space.d)])
+    return _sandwich(space, cfg, rng)
+
+
+def step_groups(space: SearchSpace, fixed: Arch | None, cfg: TrainConfig,
+                step: int) -> list[list[Arch]]:
+    """The sandwiches of one step, each led by its teacher: `step_archs`, or after a few-shot
+    split with `fewshot_every_d` one sandwich per d (each sub-supernet trains every step)."""
+    split = fewshot_split_step(cfg)
+    if fixed is None and split is not None and step >= split and cfg.fewshot_every_d:
+        rng = random.Random(f"{cfg.seed}-archs-{step}")
+        return [_sandwich(space_of_d(space, d), cfg, rng) for d in space.d]
+    return [step_archs(space, fixed, cfg, step)]
+
+
+def teachers(groups: list[list[Arch]]) -> set[int]:
+    """Indices of the teachers (the first of each group) in the flattened groups."""
+    starts, n = set(), 0
+    for g in groups:
+        starts.add(n)
+        n += len(g)
+    return starts
+
+
+def alpha_divergence(student_logits: torch.Tensor, teacher_log_probs: torch.Tensor,
+                     alpha: float, clip: float = ALPHA_CLIP) -> torch.Tensor:
+    """Per-row D_alpha(p || q) = sum q ((p/q)^alpha - 1) / (alpha (alpha - 1)), p the teacher,
+    q the student, (p/q)^alpha clipped at `clip`; alpha = 1 is KL(p || q) (Amari's family as
+    in AlphaNet's f_divergence)."""
+    log_q = F.log_softmax(student_logits, dim=-1)
+    log_ratio = teacher_log_probs - log_q
+    if abs(alpha - 1.0) < 1e-6:
+        return (teacher_log_probs.exp() * log_ratio).sum(-1)
+    ratio_alpha = torch.exp(alpha * log_ratio).clamp(max=clip)
+    return (log_q.exp() * (ratio_alpha - 1)).sum(-1) / (alpha * (alpha - 1))
+
+
+def adaptive_alpha_loss(student_logits: torch.Tensor,
+                        teacher_log_probs: torch.Tensor) -> torch.Tensor:
+    """AlphaNet's loss: per token the larger of D_alpha- and D_alpha+, averaged."""
+    return torch.maximum(alpha_divergence(student_logits, teacher_log_probs, ALPHA_MIN),
+                         alpha_divergence(student_logits, teacher_log_probs, ALPHA_MAX)).mean()
 
 
 def student_weight(cfg: TrainConfig, archs: list[Arch]) -> float:
@@ -86,13 +153,15 @@ def student_weight(cfg: TrainConfig, archs: list[Arch]) -> float:
 
 def sandwich_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, archs: list[Arch],
                   distill: bool = True, sync: bool = True, loss_scale: float = 1.0,
-                  autocast=nullcontext, scaler=None, student_weight: float = 1.0) -> list[float]:
+                  autocast=nullcontext, scaler=None, student_weight: float = 1.0,
+                  distill_loss: str = "kl") -> list[float]:
     """Forward and backward of every subnet in `archs` on one micro-batch (gradients add up).
 
     archs[0] (the teacher) learns from the labels with dropout; the others from its detached
-    soft predictions when `distill`, else from the labels. Under DDP only the last backward
+    soft predictions when `distill` (KL divergence, or with `distill_loss="alpha"` AlphaNet's
+    adaptive alpha-divergence), else from the labels. Under DDP only the last backward
     synchronises gradients (when `sync`): earlier ones run under `no_sync` and accumulate.
-    Returns the unscaled loss of each subnet (cross-entropy, or KL divergence for students).
+    Returns the unscaled loss of each subnet (cross-entropy, or the divergence for students).
     """
     losses, teacher = [], None
     for j, arch in enumerate(archs):
@@ -103,6 +172,9 @@ def sandwich_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, arch
                 logits, loss = model(x, arch, y, dropout=(j == 0))
                 if j == 0:
                     teacher = F.softmax(logits.detach().float(), dim=-1).view(-1, logits.size(-1))
+                elif distill and distill_loss == "alpha":
+                    loss = adaptive_alpha_loss(logits.float().view(-1, logits.size(-1)),
+                                               teacher.clamp_min(1e-30).log())
                 elif distill:
                     log_p = F.log_softmax(logits.float(), dim=-1).view(-1, logits.size(-1))
                     loss = F.kl_div(log_p, teacher, reduction="batchmean")
@@ -219,7 +291,8 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
         fixed = resolve_model(cfg.arch)[0] if cfg.arch else None
         space = (SearchSpace.load(cfg.space) if fixed is None else
                  SearchSpace(name=f"fixed-{fixed.key}", layers=(fixed.layers,), d=(fixed.d,),
-                             heads=fixed.heads, ffn=fixed.ffn, head_dim=fixed.head_dim))
+                             heads=fixed.heads, ffn=fixed.ffn, head_dim=fixed.head_dim,
+                             attention=fixed.attention))
 
     torch.manual_seed(cfg.seed + rank)
     tokenizer = Tokenizer.from_dict(resume_data["tokenizer"]) if resume_data else cfg.tokenizer
@@ -231,7 +304,9 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
                           processes=int(os.environ.get("LOCAL_WORLD_SIZE", world)))
 
     model_config = ModelConfig(len(tokenizer.vocab), cfg.block_size, cfg.dropout)
-    model = ElasticGPT(model_config, space).to(device)
+    fewshot = cfg.fewshot and fixed is None
+    model = (FewShotGPT if fewshot else ElasticGPT)(model_config, space).to(device)
+    split_at = fewshot_split_step(cfg) if fewshot else None
     optimizer = make_optimizer(model, cfg, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     use_amp = device.type == "cuda"
@@ -287,22 +362,34 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
     model.train()
     try:
         while step < cfg.steps:
-            archs = step_archs(space, fixed, cfg, step)
-            sums = [0.0] * len(archs)
+            if split_at is not None and step >= split_at and not bool(model.is_split):
+                model.split(optimizer)
+                if main:
+                    print(f"step {step}: few-shot split into one sub-supernet per d "
+                          f"{list(space.d)}", flush=True)
+            groups = step_groups(space, fixed, cfg, step)
+            sums = [0.0] * sum(len(g) for g in groups)
             for micro in range(cfg.grad_accum):
                 # Batches are a pure function of (seed, rank, step, micro-batch): resumable.
                 batch_gen.manual_seed(hash((cfg.seed, rank, step, micro)) & 0x7FFFFFFF)
                 x, y = get_batch(train_tokens, cfg.block_size, cfg.batch_size, batch_gen)
-                losses = sandwich_step(net, x.to(device), y.to(device), archs,
-                                       cfg.distill and step >= cfg.distill_after,
-                                       sync=micro == cfg.grad_accum - 1,
-                                       loss_scale=1 / cfg.grad_accum, autocast=autocast,
-                                       scaler=scaler, student_weight=student_weight(cfg, archs))
+                losses = []
+                for g, archs in enumerate(groups):
+                    losses += sandwich_step(
+                        net, x.to(device), y.to(device), archs,
+                        cfg.distill and step >= cfg.distill_after,
+                        sync=micro == cfg.grad_accum - 1 and g == len(groups) - 1,
+                        loss_scale=1 / cfg.grad_accum, autocast=autocast, scaler=scaler,
+                        student_weight=student_weight(cfg, archs), distill_loss=cfg.distill_loss)
                 sums = [s + v / cfg.grad_accum for s, v in zip(sums, losses)]
             if scaler is not None:
                 scaler.unscale_(optimizer)
-            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
-                         if cfg.grad_clip > 0 else float("nan"))
+            # after a few-shot split each sub-supernet is a model of its own: clipped alone
+            clip_sets = ([list(sub.parameters()) for sub in model.subs]
+                         if split_at is not None and bool(model.is_split)
+                         else [list(model.parameters())])
+            grad_norm = (max(torch.nn.utils.clip_grad_norm_(ps, cfg.grad_clip).item()
+                             for ps in clip_sets) if cfg.grad_clip > 0 else float("nan"))
             lr = optimizer.param_groups[0]["lr"]
             if scaler is not None:
                 scaler.step(optimizer)
@@ -318,9 +405,10 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
             if main and (step % cfg.log_interval == 0 or step == cfg.steps):
                 record = {"kind": "train", "step": step, "lr": lr, "grad_norm": grad_norm,
                           "loss": sums[0], "time": time.time() - t0}
-                if len(sums) > 1:
-                    record["student_loss"] = sum(sums[1:]) / len(sums[1:])
-                    record["student_loss_kind"] = ("kl" if cfg.distill
+                students = [v for i, v in enumerate(sums) if i not in teachers(groups)]
+                if students:
+                    record["student_loss"] = sum(students) / len(students)
+                    record["student_loss_kind"] = (cfg.distill_loss if cfg.distill
                                                    and step > cfg.distill_after else "ce")
                 log.add(record)
             if step % cfg.eval_interval == 0 or step == cfg.steps:
