@@ -18,9 +18,10 @@ from supernet.checkpoint import load_checkpoint, load_subnet, model_from_checkpo
 from supernet.evaluate import SupernetEvaluator
 from supernet.fewshot import FewShotGPT, space_of_d
 from supernet.model import ElasticGPT, ModelConfig
-from supernet.train import (TrainConfig, adaptive_alpha_loss, alpha_divergence, fewshot_split_step, make_optimizer,
-                            read_log, sandwich_step, step_archs, step_groups, teachers,
-                            train)
+from supernet.train import (TrainConfig, adaptive_alpha_loss, alpha_divergence,
+                            fewshot_split_step, make_optimizer, read_log, sandwich_step,
+                            step_archs, step_groups, teachers, train)
+from test_supernet import tiny_cfg    # the same tiny run, on this module's space and corpus
 
 SPACE = SearchSpace(name="test", layers=(1, 2), d=(16, 24, 32), heads=(1, 2), ffn=(32, 64),
                     head_dim=8)
@@ -183,14 +184,6 @@ def files(tmp_path_factory):
         for _ in range(400)))
     (root / "space.yaml").write_text(yaml.safe_dump(SPACE.to_dict()))
     return root
-
-
-def tiny_cfg(files, out, **kw) -> TrainConfig:
-    base = dict(out=str(out), space=str(files / "space.yaml"), dataset=str(files / "corpus.txt"),
-                steps=6, batch_size=4, block_size=BLOCK, warmup=2, eval_interval=3,
-                eval_tokens=512, eval_random=1, log_interval=1, progress=False, seed=3,
-                threads=1)
-    return TrainConfig(**{**base, **kw})
 
 
 def test_balanced_alpha_run_trains_and_logs_its_loss_kind(files, tmp_path):
