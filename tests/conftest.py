@@ -13,3 +13,26 @@ if importlib.util.find_spec("torch") is not None:
     import torch
 
     torch.set_num_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_supernet(tmp_path_factory):
+    """A barely trained `tiny` supernet (3 steps on the source of nas.core.arch, context 16),
+    shared read-only by the tests that only need some checkpoint to search and verify."""
+    pytest.importorskip("torch")
+    from pathlib import Path
+
+    import nas.core.arch
+    from supernet.config import TrainConfig
+    from supernet.train import train
+    root = tmp_path_factory.mktemp("tiny-supernet")
+    corpus = root / "corpus.txt"
+    corpus.write_text(Path(nas.core.arch.__file__).read_text() * 2)
+    run = root / "supernet"
+    train(TrainConfig(out=str(run), space="tiny", dataset=str(corpus), steps=3, batch_size=2,
+                      block_size=16, eval_interval=3, eval_tokens=256, eval_random=0,
+                      warmup=1, progress=False))
+    return run

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -144,17 +143,9 @@ def test_racing_refusals():
         SearchConfig(racing_tolerance=-0.1)
 
 
-def test_search_cli_racing(tmp_path, capsys):
-    pytest.importorskip("torch")
-    from supernet.config import TrainConfig
+def test_search_cli_racing(tiny_supernet, tmp_path, capsys):
     from supernet.perplexity import SupernetPerplexity
-    from supernet.train import train
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(Path(nas.core.arch.__file__).read_text() * 2)
-    sn = tmp_path / "supernet"
-    train(TrainConfig(out=str(sn), space="tiny", dataset=str(corpus), steps=2, batch_size=2,
-                      block_size=16, eval_interval=2, eval_tokens=256, eval_random=0,
-                      warmup=1, progress=False))
+    sn = tiny_supernet
     out = tmp_path / "search"
     assert main(["search", "--ckpt", str(sn), "--out", str(out), "--population", "6",
                  "--generations", "2", "--max-tokens", "256", "--no-progress"]) == 0

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
-import nas.core.arch
 from nas.cli import main
 from nas.core.arch import Arch
 from nas.search.candidate import Candidate
@@ -16,19 +14,9 @@ from nas.verify import kendall_tau, spread_picks
 
 
 @pytest.fixture(scope="module")
-def search(tmp_path_factory):
-    pytest.importorskip("torch")
-    from supernet.config import TrainConfig
-    from supernet.train import train
-    root = tmp_path_factory.mktemp("verify")
-    corpus = root / "corpus.txt"
-    corpus.write_text(Path(nas.core.arch.__file__).read_text() * 2)
-    run = root / "supernet"
-    train(TrainConfig(out=str(run), space="tiny", dataset=str(corpus), steps=3, batch_size=2,
-                      block_size=16, eval_interval=3, eval_tokens=256, eval_random=0,
-                      warmup=1, progress=False))
-    out = root / "search"
-    assert main(["search", "--ckpt", str(run), "--out", str(out), "--population", "6",
+def search(tiny_supernet, tmp_path_factory):
+    out = tmp_path_factory.mktemp("verify") / "search"
+    assert main(["search", "--ckpt", str(tiny_supernet), "--out", str(out), "--population", "6",
                  "--generations", "1", "--max-tokens", "256", "--no-progress"]) == 0
     return out
 

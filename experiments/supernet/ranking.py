@@ -314,10 +314,6 @@ def main() -> int:
 
 # -- the report --------------------------------------------------------------------------------
 
-def kendall(a, b) -> float:
-    return tau(list(a), list(b))
-
-
 def top_recall(estimate: list[float], truth: list[float], fraction: float = TOP_FRACTION) -> float:
     """Share of the true best `fraction` (lowest loss) that `estimate` puts in its best
     `fraction`."""
@@ -374,8 +370,8 @@ def report() -> None:
     seed_a = [by_seed[s0][keys[i]] for i in both]
     seed_b = [by_seed[s1][keys[i]] for i in both]
     out["noise_ceiling"] = {
-        "tau": kendall(seed_a, seed_b) if len(both) > 2 else None,
-        "tau_ci95": ci95(bootstrap(lambda ix: kendall([seed_a[i] for i in ix],
+        "tau": tau(seed_a, seed_b) if len(both) > 2 else None,
+        "tau_ci95": ci95(bootstrap(lambda ix: tau([seed_a[i] for i in ix],
                                                       [seed_b[i] for i in ix]), len(both)))
         if len(both) > 2 else None,
         "archs": len(both), "seeds": [s0, s1],
@@ -386,15 +382,15 @@ def report() -> None:
                     "flops_per_token": [flops_per_token(a) for a, _ in ranked],
                     # a diagnostic: only the embedding width (ties inside a width)
                     "embedding_width_d": [a.d for a, _ in ranked]}
-    out["noise_ceiling"]["tau_within_d"] = {str(d): kendall(
+    out["noise_ceiling"]["tau_within_d"] = {str(d): tau(
         [seed_a[j] for j, i in enumerate(both) if ranked[i][0].d == d],
         [seed_b[j] for j, i in enumerate(both) if ranked[i][0].d == d]) for d in space.d}
     out["proxies"] = {}
     for name, vals in proxy_values.items():
         neg = [-v for v in vals]
         out["proxies"][name] = {
-            "tau": kendall(neg, truth),
-            "tau_ci95": ci95(bootstrap(lambda ix, neg=neg: kendall([neg[i] for i in ix],
+            "tau": tau(neg, truth),
+            "tau_ci95": ci95(bootstrap(lambda ix, neg=neg: tau([neg[i] for i in ix],
                                                                    [truth[i] for i in ix]), n)),
             "topk_recall": top_recall(neg, truth)}
     nonemb = [-v for v in proxy_values["non_embedding_params"]]
@@ -412,11 +408,11 @@ def report() -> None:
                                for i, k in enumerate(keys)}
 
         def mean_tau(ix, inh=inh):
-            return statistics.fmean(kendall([v[i] for i in ix], [truth[i] for i in ix])
+            return statistics.fmean(tau([v[i] for i in ix], [truth[i] for i in ix])
                                     for v in inh.values())
         boot = bootstrap(mean_tau, n)
         taus_by_variant[name] = mean_tau
-        diff = bootstrap(lambda ix: mean_tau(ix) - kendall([nonemb[i] for i in ix],
+        diff = bootstrap(lambda ix: mean_tau(ix) - tau([nonemb[i] for i in ix],
                                                            [truth[i] for i in ix]), n)
         gaps = {s: [100 * (v[i] / truth[i] - 1) for i in range(n)] for s, v in inh.items()}
         li = keys.index(largest) if largest in keys else None
@@ -424,7 +420,7 @@ def report() -> None:
             "overrides": VARIANTS[name],
             "supernet_seeds": list(inh),
             "tau": mean_tau(range(n)), "tau_ci95": ci95(boot),
-            "tau_per_seed": {str(s): kendall(v, truth) for s, v in inh.items()},
+            "tau_per_seed": {str(s): tau(v, truth) for s, v in inh.items()},
             "tau_minus_non_embedding_params_ci95": ci95(diff),
             "topk_recall": statistics.fmean(top_recall(v, truth) for v in inh.values()),
             "topk_recall_per_seed": {str(s): top_recall(v, truth) for s, v in inh.items()},
@@ -432,7 +428,7 @@ def report() -> None:
                                 if li is not None else None),
             "largest_gap_pct_per_seed": ({str(s): g[li] for s, g in gaps.items()}
                                          if li is not None else None),
-            "tau_within_d": {str(d): statistics.fmean(kendall(
+            "tau_within_d": {str(d): statistics.fmean(tau(
                 [v[i] for i in range(n) if ranked[i][0].d == d],
                 [truth[i] for i in range(n) if ranked[i][0].d == d]) for v in inh.values())
                 for d in space.d},

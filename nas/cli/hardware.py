@@ -152,11 +152,10 @@ def _output_args(p: argparse.ArgumentParser, simulate: bool = False) -> None:
 def _workload(args):
     from costmodel.workload import Workload
     from nas.core.arch import resolve_model
-    from nas.core.attention import check_kind
 
     arch, named = resolve_model(args.model)
     if getattr(args, "attention", None):
-        arch = arch.with_attention(check_kind(args.attention))
+        arch = arch.with_attention(args.attention)          # Arch checks the kind
     mode = args.mode or (named.mode if named else "encoder")
     seq = args.seq if args.seq is not None else (named.seq if named else 128)
     vocab = args.vocab if args.vocab is not None else (named.vocab if named else 0)

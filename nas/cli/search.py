@@ -53,8 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="simulate every operator group of a search space once; write a lookup table",
         description=_wrap(
             "Enumerate the distinct operator groups a search space can produce (one attention "
-            "group per (d, heads), one FFN group per (d, ffn), one head group per d), simulate "
-            "each once on the hardware for the workload, and write a Parquet table with what "
+            "group per (d, heads, attention kind), one FFN group per (d, ffn), one head group "
+            "per d), simulate each once on the hardware for the workload, and write a Parquet "
+            "table with what "
             "it was built for (hardware and its hash, workload, space, attention sparsity, "
             "simulator and format version). A candidate's cost is the sum of its groups' "
             "entries. `nas search --lut` refuses a table built for anything else."))
