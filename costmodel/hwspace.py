@@ -44,12 +44,13 @@ such a gene (it returns index 0 for it, or the default's index where it is liste
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import random
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import yaml
 
@@ -235,6 +236,16 @@ class HardwareSpace:
         """Number of genomes: the product of the choice counts (genomes that decode to one
         configuration, see the module docstring, count once each)."""
         return math.prod(len(v) for _, v in self.choices)
+
+    def points(self) -> Iterator[HardwareConfig]:
+        """Every distinct configuration of the space once, in genome order (genomes that decode
+        to an earlier configuration are skipped): an exhaustive hardware search."""
+        seen: set[str] = set()
+        for indices in itertools.product(*(range(len(v)) for _, v in self.choices)):
+            hw = self.decode(indices)
+            if hw.hash() not in seen:
+                seen.add(hw.hash())
+                yield hw
 
     def sample(self, rng: random.Random) -> HardwareConfig:
         return self.decode([rng.randrange(len(v)) for _, v in self.choices])

@@ -39,15 +39,32 @@ def test_edge_hw_is_built_in_and_sized_for_a_search():
     assert EDGE.size() == math.prod(len(v) for _, v in EDGE.genes())
 
 
+@pytest.mark.parametrize("name", ["edge-hw", "edge-hw-wide"])
 @pytest.mark.parametrize("preset", ["gemmini", "gemmini-transformer", "edge-32x32"])
-def test_presets_are_points_of_edge_hw(preset):
+def test_presets_are_points_of_edge_hw(preset, name):
+    s = HardwareSpace.load(name)
     hw = PRESETS[preset]
-    assert hw in EDGE
-    genome = EDGE.encode(hw)
-    point = EDGE.decode(genome)
+    assert hw in s
+    genome = s.encode(hw)
+    point = s.decode(genome)
     assert point.hash() == hw.hash()                    # the very same configuration
-    assert point.name == f"edge-hw:{hw.hash()}"
+    assert point.name == f"{name}:{hw.hash()}"
     assert area(point) == area(hw)
+
+
+def test_edge_hw_wide_is_edge_hw_with_larger_arrays_and_buses():
+    wide = HardwareSpace.load("edge-hw-wide")
+    genes, edge = dict(wide.genes()), dict(EDGE.genes())
+    assert wide.base == EDGE.base and genes.keys() == edge.keys()
+    for field, choices in edge.items():
+        grown = field in ("rows", "cols", "dram_bytes_per_cycle")
+        assert set(choices) < set(genes[field]) if grown else choices == genes[field], field
+    assert max(genes["rows"]) == max(genes["cols"]) == 2 * max(edge["rows"])
+    # a point beyond edge-hw within edge-32x32's area: that budget can buy a larger array
+    big = derive("gemmini-transformer", "big", rows=64, cols=32, sfu_lanes=32, clock_hz=1e9,
+                 scratchpad_kib=32, accumulator_kib=32, dram_bytes_per_cycle=64)
+    assert big in wide and big not in EDGE
+    assert area(big).total_mm2 < area(PRESETS["edge-32x32"]).total_mm2
 
 
 def test_presets_outside_edge_hw_are_named_by_field():
@@ -183,6 +200,12 @@ attention_fusion: [false, true]
     for genome in itertools.product(*(range(len(v)) for _, v in s.genes())):
         hw = s.decode(list(genome))
         assert hw in s
+    # points(): each distinct configuration once, and exactly the configurations genomes reach
+    points = list(s.points())
+    hashes = [hw.hash() for hw in points]
+    assert len(set(hashes)) == len(hashes) < s.size()
+    assert set(hashes) == {s.decode(list(g)).hash() for g in
+                           itertools.product(*(range(len(v)) for _, v in s.genes()))}
 
 
 # -- bad files -----------------------------------------------------------------------------------

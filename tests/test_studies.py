@@ -128,3 +128,41 @@ def test_decoder_steps_grow_with_the_context_and_are_bandwidth_bound():
     assert low["decode_memory_bound_share"] == pytest.approx(1.0)
     assert low["decode_fraction_of_roofline"] > 0.9     # at the bandwidth roof on a 2 B/cycle bus
     assert low["decode_ms_per_token"] > 2 * high["decode_ms_per_token"]
+
+
+def test_cosearch_reachable_is_the_exhaustive_lowest_edp(tmp_path):
+    """The co-design benchmark's bound: over every hardware point within the budget and every
+    measured architecture within each perplexity limit, the lowest EDP; a re-run reads the
+    tables back from the folder and gives the same answer."""
+    from costmodel.area import area
+    from costmodel.hwspace import HardwareSpace
+    from costmodel.workload import Workload
+    from lut.table import CostTable
+    from nas.core.arch import Arch, SearchSpace
+
+    cosearch = importlib.import_module("cosearch")
+    (tmp_path / "s.yaml").write_text("base: gemmini-transformer\nrows: [8, 16, 32]\n"
+                                     "cols: [8, 16]\ndram_bytes_per_cycle: [8, 32]\n")
+    hw_space, space = HardwareSpace.load(tmp_path / "s.yaml"), SearchSpace.load("tiny")
+    wl = Workload(seq=32, batch=1, mode="decoder", vocab=65)
+    ppl = {"L4-d128-h4.3.3.2-f512.256.128.128-hd32": 9.1, "L3-d96-h3.3.3-f256.256.256-hd32": 9.6,
+           "L2-d64-h2.2-f128.128-hd32": 10.5}
+    limits = {"+0.1": 9.2, "+1": 10.1}
+    points = list(hw_space.points())
+    budget = sorted(area(hw).total_mm2 for hw in points)[-3]      # two points do not fit
+    fits = [hw for hw in points if area(hw).total_mm2 <= budget]
+    edp = {(k, hw.hash()): CostTable.build(space, hw, wl).cost(Arch.from_key(k)).edp
+           for k in ppl for hw in fits}
+    bound, per_arch = cosearch.reachable(hw_space, budget, space, wl, ppl, limits,
+                                         tmp_path / "luts", workers=1)
+    for name, limit in limits.items():
+        best = min((e, k) for (k, _), e in edp.items() if ppl[k] <= limit)
+        assert (bound[name]["edp"], bound[name]["key"]) == best
+        assert bound[name]["hardware_points"] == len(fits) == len(points) - 2
+        assert bound[name]["area_mm2"] <= budget
+    assert bound["+0.1"]["architectures"] == 1 and bound["+1"]["architectures"] == 2
+    assert per_arch == {k: min(e for (kk, _), e in edp.items() if kk == k)
+                        for k in ppl if ppl[k] <= 10.1}
+    assert len(list((tmp_path / "luts").glob("*.parquet"))) == len(fits)
+    assert cosearch.reachable(hw_space, budget, space, wl, ppl, limits, tmp_path / "luts",
+                              workers=1) == (bound, per_arch)

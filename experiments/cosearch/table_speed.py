@@ -1,14 +1,15 @@
 """Lookup-table build time per hardware point (run by hand, not in CI).
 
-    python experiments/cosearch/table_speed.py [--points 50] [--seed 0]
+    python experiments/cosearch/table_speed.py [--points 50] [--seed 0] [--hw-space edge-hw]
+        [--out experiments/cosearch/table_speed.json]
 
 A joint architecture x hardware search builds one lookup table per hardware point it meets
 (`lut.cache.TableCache`), so the build must be cheap. Issue 13's targets: at most 50 ms per
 point for the `tiny` space (decoder, prompt 64, vocab 96) and 0.5 s for `survey` (decoder,
 prompt 1024, vocab 33278).
 
-- `build`: `CostTable.build` on `--points` distinct random points of the built-in hardware
-  space `edge-hw`, each once, in one process. A new accelerator means new operator shapes, so
+- `build`: `CostTable.build` on `--points` distinct random points of a built-in hardware
+  space (`--hw-space`: `edge-hw` or `edge-hw-wide`), each once, in one process. A new accelerator means new operator shapes, so
   the per-shape caches (costmodel.mapping.map_gemm, simulate._shape_cost) miss on every point,
   as in a search (except GEMMs shared with an earlier point that differs only in fields GEMMs
   never read, e.g. `sfu`: simulate._gemm_view).
@@ -20,7 +21,7 @@ prompt 1024, vocab 33278).
   largest size, cold.
 
 One warm-up build on the base preset comes first (imports, numpy's first calls); its time is
-reported apart. Writes experiments/cosearch/table_speed.json.
+reported apart. Writes experiments/cosearch/table_speed.json (or --out).
 """
 
 from __future__ import annotations
@@ -97,9 +98,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--points", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hw-space", default="edge-hw", help="edge-hw or edge-hw-wide")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
 
-    hw_space = HardwareSpace.load("edge-hw")
+    hw_space = HardwareSpace.load(args.hw_space)
     results = {}
     for name, (wl, target) in CASES.items():
         space = SearchSpace.load(name)
@@ -157,7 +160,7 @@ def main() -> int:
             "meets_target": max(warm_process + cleared + worst) <= target,
         }
         r = results[name]
-        print(f"{name}: {r['groups']} groups, {len(pts)} edge-hw points: build median "
+        print(f"{name}: {r['groups']} groups, {len(pts)} {hw_space.name} points: build median "
               f"{r['build']['median_s'] * 1e3:.1f} ms, max {r['build']['max_s'] * 1e3:.1f} ms "
               f"(caches cleared: max {r['build_caches_cleared']['max_s'] * 1e3:.1f} ms; "
               f"+save median {r['cache_build_and_save']['median_s'] * 1e3:.1f} ms; load median "
@@ -166,14 +169,15 @@ def main() -> int:
               f"{target * 1e3:g} ms: {'met' if r['meets_target'] else 'MISSED'}")
     data = {
         "command": "python experiments/cosearch/table_speed.py "
-                   f"--points {args.points} --seed {args.seed}",
+                   f"--points {args.points} --seed {args.seed} --hw-space {args.hw_space}"
+                   + (f" --out {args.out}" if args.out != OUT else ""),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version(),
                     "load_average_1_5_15_min": list(os.getloadavg())},
         "simulator_version": SIMULATOR_VERSION, "hardware_space": hw_space.name,
         "hardware_space_size": hw_space.size(), **results}
-    OUT.write_text(json.dumps(data, indent=1) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}")
+    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {args.out}")
     return 0 if all(r["meets_target"] for r in results.values()) else 1
 
 

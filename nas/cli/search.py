@@ -98,7 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                 "gemmini-transformer)")
     _mapping_arg(p)
     p.add_argument("--hw-space", help="search the hardware too: a hardware-space preset "
-                                      "(edge-hw) or YAML. The genome gets one gene per field; "
+                                      "(edge-hw, edge-hw-wide: `nas hw list`) or YAML. The "
+                                      "genome gets one gene per field; "
                                       "a lookup table per hardware point is built on first "
                                       "use and cached in OUT/luts; bound the area with "
                                       "--max-area-mm2. Not with --lut, --hw or --mapping")
