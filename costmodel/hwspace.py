@@ -54,6 +54,7 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 
+from costmodel.area import area
 from costmodel.hardware import (DATAFLOWS, HEAD_TIMINGS, MAPPING_MODES, MAPPING_OBJECTIVES,
                                 PE_ARRAYS, PRESETS, SFU_PLACES, SPARSE_ALLOCATIONS,
                                 HardwareConfig, derive)
@@ -249,6 +250,32 @@ class HardwareSpace:
 
     def sample(self, rng: random.Random) -> HardwareConfig:
         return self.decode([rng.randrange(len(v)) for _, v in self.choices])
+
+    def within_area(self, indices: Sequence[int], max_area_mm2: float,
+                    rng: random.Random | Any = random) -> list[int]:
+        """`indices` if its point fits in `max_area_mm2`, else the genome stepped down to fit:
+        each step moves one gene to a neighbouring choice that lowers the area (drawn by `rng`
+        among those moves; any other choice of one gene when no neighbour lowers it), so a
+        search's child keeps what it inherited except what the budget cannot pay for. Area is
+        analytic, so a search never spends an evaluation on hardware that does not fit."""
+        genes = list(self._genome(indices))
+        size = area(self.decode(genes)).total_mm2
+        while size > max_area_mm2:
+            near, far = [], []
+            for k, (_, vals) in enumerate(self.choices):
+                for j in range(len(vals)):
+                    if j == genes[k]:
+                        continue
+                    step = genes[:k] + [j] + genes[k + 1:]
+                    smaller = area(self.decode(step)).total_mm2
+                    if smaller < size:
+                        (near if abs(j - genes[k]) == 1 else far).append((step, smaller))
+            if not near and not far:
+                raise UserError(f"hardware space '{self.name}': no point fits in "
+                                f"{max_area_mm2:g} mm2 (the smallest it reaches is "
+                                f"{size:.3g} mm2; `nas hw show` prints a point's area)")
+            genes, size = rng.choice(near or far)
+        return genes
 
     def decode(self, indices: Sequence[int]) -> HardwareConfig:
         """The configuration of a genome (one index per gene, in gene order)."""

@@ -97,6 +97,22 @@ def test_decode_encode_round_trip_and_determinism():
     assert a == b
 
 
+def test_within_area_steps_a_genome_down_to_the_budget():
+    rng = random.Random(0)
+    big = EDGE.encode(load_hardware("edge-32x32"))                      # 3.70 mm2
+    assert EDGE.within_area(big, 4.0, rng) == big                      # fits: unchanged
+    for budget in (3.0, 1.5, 0.8):
+        fitted = EDGE.within_area(big, budget, rng)
+        assert area(EDGE.decode(fitted)).total_mm2 <= budget
+        assert fitted != big
+    sizes = [area(EDGE.decode(EDGE.within_area(EDGE.encode(load_hardware(p)), 1.0,
+                                               random.Random(s)))).total_mm2
+             for p in ("edge-32x32", "gemmini") for s in range(5)]
+    assert max(sizes) <= 1.0 and min(sizes) > 0.5                       # stops once it fits
+    with pytest.raises(UserError, match="no point fits in 0.1 mm2"):
+        EDGE.within_area(big, 0.1, rng)
+
+
 def test_decode_rejects_bad_genomes():
     with pytest.raises(UserError, match="9 genes, got 2"):
         EDGE.decode([0, 0])

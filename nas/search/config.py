@@ -41,7 +41,8 @@ class SearchConfig:
     max_energy_mj: float | None = option(None, "constraint: energy <= X mJ")
     max_params: float | None = option(None, "constraint: parameters <= X")
     max_area_mm2: float | None = option(None, "constraint: accelerator area <= X mm2 (with "
-                                        "--hw-space: the hardware the search chooses)")
+                                        "--hw-space: the hardware the search chooses, "
+                                        "stepped down to fit before it is evaluated)")
     racing: bool = option(False, "racing evaluator (nas/search/racing.py): score each new "
                           "candidate on the first --racing-start share of the perplexity "
                           "windows and add windows (doubling) only to those that could still "

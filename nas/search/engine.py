@@ -212,7 +212,7 @@ class Search:
         `hardware`; with `hw_space` (a joint search), a callable designs -> [(cost,
         HardwarePoint)], and `anchor_hw` the point of `hw_space` the anchors run on."""
         self.space, self.config = space, config
-        self.codec = GenomeCodec(space, hw_space)
+        self.codec = GenomeCodec(space, hw_space, config.max_area_mm2)
         if hw_space is not None and anchor_hw is None:
             raise ValueError("a joint search needs anchor_hw, a point of its hardware space")
         self.anchor_hw = anchor_hw

@@ -8,8 +8,9 @@ Genes of layers beyond the genome's depth are reset to 0 ("canonical"), so two g
 to the same architecture are equal and the per-design cache never evaluates it twice.
 
 The hardware space is any object with `genes()` -> [(field, choices)], `decode(indices)` -> a
-hardware config and `encode(hw)` -> indices (costmodel.hwspace.HardwareSpace); this module does
-not import the simulator.
+hardware config, `encode(hw)` -> indices and, with an area budget, `within_area(indices,
+max_area_mm2, rng)` -> indices (costmodel.hwspace.HardwareSpace); this module does not import
+the simulator.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ class Design(NamedTuple):
 
 
 class GenomeCodec:
-    def __init__(self, space: SearchSpace, hw_space: Any = None):
-        self.space, self.hw_space = space, hw_space
+    def __init__(self, space: SearchSpace, hw_space: Any = None,
+                 max_area_mm2: float | None = None):
+        """`max_area_mm2` (a joint search): every genome's hardware is stepped down to fit
+        (the hardware space's `within_area`), so no evaluation goes to hardware over budget."""
+        self.space, self.hw_space, self.max_area_mm2 = space, hw_space, max_area_mm2
         self.max_layers = L = space.layers[-1]
         self.kind_genes = L if len(space.attention) > 1 else 0
         self.arch_genes = 2 + 2 * L + self.kind_genes
@@ -46,14 +50,18 @@ class GenomeCodec:
         self.low = [0] * len(self.choices)
         self.up = [len(c) - 1 for c in self.choices]
 
-    def canonical(self, genes: list[int]) -> list[int]:
-        """Reset the genes of unused layers (in place) and return the genome."""
+    def canonical(self, genes: list[int], rng: random.Random | Any = random) -> list[int]:
+        """Reset the genes of unused layers and fit the hardware genes to the area budget (both
+        in place; `rng` draws the area steps) and return the genome."""
         depth, L = self.space.layers[genes[0]], self.max_layers
         for i in range(depth, L):
             genes[2 + i] = 0
             genes[2 + L + i] = 0
             if self.kind_genes:
                 genes[2 + 2 * L + i] = 0
+        if self.hw_space is not None and self.max_area_mm2 is not None:
+            genes[self.arch_genes:] = self.hw_space.within_area(genes[self.arch_genes:],
+                                                                self.max_area_mm2, rng)
         return genes
 
     def decode(self, genes: Sequence[int]) -> Arch:
@@ -83,4 +91,4 @@ class GenomeCodec:
         return genes
 
     def random(self, rng: random.Random) -> list[int]:
-        return self.canonical([rng.randint(lo, up) for lo, up in zip(self.low, self.up)])
+        return self.canonical([rng.randint(lo, up) for lo, up in zip(self.low, self.up)], rng)
