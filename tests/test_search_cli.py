@@ -161,3 +161,7 @@ def test_joint_search_end_to_end(supernet, tmp_path, capsys):
     # --hw-space with --lut or --hw is refused
     assert main(common + ["--out", str(tmp_path / "y"), "--hw", "gemmini"]) == 2
     assert "--hw-space" in capsys.readouterr().err
+    # an area budget no point of the space fits: one error before anything is written
+    assert main(common + ["--out", str(tmp_path / "z"), "--max-area-mm2", "0.1"]) == 2
+    assert "no point fits in 0.1 mm2" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()

@@ -49,6 +49,8 @@ class GenomeCodec:
                                                + hw_choices)
         self.low = [0] * len(self.choices)
         self.up = [len(c) - 1 for c in self.choices]
+        if hw_space is not None and max_area_mm2 is not None:     # fail before any evaluation
+            hw_space.within_area([0] * len(hw_choices), max_area_mm2, random.Random(0))
 
     def canonical(self, genes: list[int], rng: random.Random | Any = random) -> list[int]:
         """Reset the genes of unused layers and fit the hardware genes to the area budget (both
