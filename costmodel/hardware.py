@@ -36,6 +36,7 @@ SFU_PLACES = ("onchip", "host")   # where softmax, LayerNorm, GELU and residual 
 PE_ARRAYS = ("systolic", "lines")  # R x C systolic array, or R MAC lines of C MACs (ViTCoD)
 SPARSE_ALLOCATIONS = ("fixed", "dynamic")  # how the attention engines share the PE rows/lines
 HEAD_TIMINGS = ("slowest", "first")        # which head's time an attention product takes
+DEFAULT_HARDWARE = "gemmini-transformer"   # the preset every command uses when none is given
 
 
 # -- energy of an SRAM access as a function of its size -----------------------------------------
