@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 
 import pytest
 
@@ -16,37 +14,7 @@ from nas.search.config import SearchConfig
 from nas.search.engine import Search
 from nas.search.racing import estimate, levels, window_order
 
-from test_search import SPACE, SyntheticPerplexity, synthetic_table
-
-WINDOWS = 64
-
-
-def _noise(*parts) -> float:
-    """A deterministic value in [-0.5, 0.5) from its arguments."""
-    digest = hashlib.sha1(repr(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2 ** 64 - 0.5
-
-
-class NoisyWindows:
-    """Per-window losses around SyntheticPerplexity's log: a window difficulty shared by every
-    architecture (large) plus a small per-architecture noise, as real validation windows
-    behave. Counts the windows it scores."""
-
-    windows = WINDOWS
-
-    def __init__(self):
-        self.scored = 0
-        self.base = SyntheticPerplexity()
-
-    def window_losses(self, archs, windows):
-        self.scored += len(archs) * len(windows)
-        return [[math.log(p) + 0.6 * _noise("w", i) + 0.02 * _noise(a.key, i)
-                 for i in windows] for a, p in zip(archs, self.base(archs))]
-
-    def __call__(self, archs):
-        self.scored += len(archs) * WINDOWS
-        return [math.exp(sum(ws) / WINDOWS)
-                for ws in self.window_losses(archs, range(WINDOWS))]
+from conftest import SPACE, NoisyWindows, SyntheticPerplexity, synthetic_table
 
 
 def run(config, quality, state=None, resume=False, workers=1):

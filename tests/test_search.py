@@ -4,13 +4,11 @@ search must not care where perplexity and cost come from)."""
 from __future__ import annotations
 
 import json
-import math
 import random
 
 import pytest
 
-from lut.table import CostTable, space_groups
-from nas.core.arch import Arch, SearchSpace
+from nas.core.arch import Arch
 from nas.cli import main
 from nas.core.errors import UserError
 from nas.search.config import SearchConfig
@@ -22,44 +20,8 @@ from nas.search.outputs import (FILES, pick, read_front, summary_lines, table_so
 from nas.search.pareto import Normaliser, hypervolume_2d, pareto_indices
 from nas.search.selection import constrained_fronts
 
-SPACE = SearchSpace.load("tiny")
-
-
-class SyntheticPerplexity:
-    """Deterministic stand-in for a supernet: bigger is better, with diminishing returns and a
-    small per-width wiggle so the front is not a single line. Counts evaluated architectures."""
-
-    def __init__(self, fail_after: int | None = None):
-        self.calls, self.fail_after = 0, fail_after
-
-    def __call__(self, archs):
-        self.calls += len(archs)
-        if self.fail_after is not None and self.calls > self.fail_after:
-            raise KeyboardInterrupt("simulated kill")
-        out = []
-        for a in archs:
-            size = sum(h * a.head_dim * a.d + f * a.d for h, f in zip(a.heads, a.ffn))
-            out.append(3.0 + 300.0 / math.sqrt(size) + 0.05 * ((a.d // 32) % 3)
-                       + 0.02 * sum(h % 2 for h in a.heads))
-        return out
-
-
-def synthetic_table(space: SearchSpace = SPACE) -> CostTable:
-    """A CostTable with made-up but monotone costs (no simulator involved)."""
-    rows = []
-    for key in space_groups(space):
-        kind, d = key[0], key[1]
-        work = {"attn": lambda: d * key[2] * key[3] + 50 * key[2],
-                "ffn": lambda: 2 * d * key[2], "head": lambda: 4 * d}[kind]()
-        rows.append({"kind": kind, "d": d, "heads": key[2] if kind == "attn" else 0,
-                     "head_dim": key[3] if kind == "attn" else 0,
-                     "ffn": key[2] if kind == "ffn" else 0,
-                     "cycles": float(work), "energy_pj": float(3 * work + 1000)})
-    meta = {"hw_name": "synthetic", "hw_hash": "0" * 12, "hw": {}, "clock_hz": 1e9,
-            "workload": {"seq": 32, "batch": 1, "mode": "decoder", "gen": 0, "vocab": 0},
-            "space": space.to_dict(), "simulator_version": "test", "sparsity": None}
-    return CostTable(rows, meta)
-
+from conftest import (SPACE, FakeHW, FakeHWSpace, SyntheticPerplexity, fake_joint_costs,
+                      synthetic_table)
 
 def run(config: SearchConfig, state=None, quality=None, resume=False, workers=1):
     search = Search(SPACE, quality or SyntheticPerplexity(), synthetic_table(), config,
@@ -290,58 +252,6 @@ def test_pareto_plot_labels_the_objective_and_marks_picks_and_infeasible(tmp_pat
 
 
 # -- joint architecture x hardware search (synthetic hardware space) --------------------------
-
-class FakeHW:
-    """A stand-in hardware config: the search needs only hash() from it."""
-
-    def __init__(self, rows: int, sram: int):
-        self.rows, self.sram = rows, sram
-        self.name = f"fake:{self.hash()}"
-
-    def hash(self) -> str:
-        return f"r{self.rows}s{self.sram}"
-
-
-class FakeHWSpace:
-    CHOICES = (("rows", (8, 16, 32)), ("sram", (64, 256)))
-
-    def genes(self):
-        return list(self.CHOICES)
-
-    def decode(self, idx):
-        return FakeHW(*(c[i] for (_, c), i in zip(self.CHOICES, idx)))
-
-    def encode(self, hw):
-        return [c.index(getattr(hw, f)) for f, c in self.CHOICES]
-
-    def to_dict(self):
-        return {"name": "fake", "base": "gemmini", "choices": [list(c) for c in self.CHOICES]}
-
-    def within_area(self, idx, max_area_mm2, rng):
-        idx = list(idx)
-        while fake_area(self.decode(idx)) > max_area_mm2:
-            idx[rng.choice([k for k, i in enumerate(idx) if i > 0])] -= 1
-        return idx
-
-
-def fake_area(hw) -> float:
-    return 0.004 * hw.rows ** 2 + 0.01 * hw.sram
-
-
-def fake_joint_costs(designs):
-    """A bigger array is faster and larger; more SRAM saves DRAM energy and costs area."""
-    from lut.table import Cost
-    from nas.search.candidate import HardwarePoint
-    out = []
-    for d in designs:
-        base = synthetic_table().cost(d.arch)
-        speed = d.hw.rows / 16
-        cost = Cost(cycles=base.cycles / speed, latency_s=base.latency_s / speed,
-                    energy_j=base.energy_j * (1.2 if d.hw.sram == 64 else 1.0))
-        out.append((cost, HardwarePoint(d.hw.name, d.hw.hash(), fake_area(d.hw),
-                                        (("rows", d.hw.rows), ("sram", d.hw.sram)))))
-    return out
-
 
 def run_joint(config, state=None, quality=None, resume=False):
     search = Search(SPACE, quality or SyntheticPerplexity(), fake_joint_costs, config,
