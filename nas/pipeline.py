@@ -1,6 +1,8 @@
 """The whole job, one stage after the other: supernet -> workload -> table -> search -> front
 -> export. The `nas` commands, `nas quickstart`, the studies and the benchmarks all run these
-functions, so a stage works the same from every entry point.
+functions (or, for a search on their own perplexity and cost sources,
+`nas.search.build.build_search`, which `run_search` runs too), so a stage works the same from
+every entry point: the same default evaluator (racing), the same state file, the same outputs.
 
     build_table     simulate a space's operator groups once on a hardware (`nas build-lut`)
     load_table      read a table and check it against the space, workload, sparsity, hardware
@@ -86,13 +88,16 @@ class SearchJob:
     progress: bool = True
 
     def check(self) -> None:
-        from nas.search.engine import STATE_FILE
+        from nas.search.checkpoint import STATE_FILE
         if self.workers < 1:
             raise UserError(f"--workers must be >= 1, got {self.workers}")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be >= 1, got {self.threads}")
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.hw_space and (self.lut or self.hw or self.mapping):
+            raise UserError("--hw-space searches the hardware too: give none of --lut, --hw, "
+                            "--mapping with it (the space sets the mapping)")
         state = Path(self.out) / STATE_FILE
         if self.out.exists() and not self.out.is_dir():
             raise UserError(f"--out {self.out} is a file; give a folder")
@@ -107,7 +112,7 @@ class SearchJob:
 @dataclass
 class SearchOutcome:
     result: Any                     # nas.search.engine.SearchResult
-    table: Any                      # lut.table.CostTable, or JointCosts in a joint search
+    costs: Any                      # the cost source: FixedHardware (its .table) or JointCosts
     paths: dict[str, Path]
 
 
@@ -124,14 +129,18 @@ def hardware_point(hw, hw_space=None):
 
 
 class JointCosts:
-    """The cost source of a joint architecture x hardware search: each design's cost from the
-    lookup table of its hardware point, built on first use and cached on disk by hardware hash
-    (lut.cache.TableCache)."""
+    """The cost source (nas.search.costs) of a joint architecture x hardware search: each
+    design's cost from the lookup table of its hardware point, built on first use and cached
+    on disk by hardware hash (lut.cache.TableCache). The anchors run on the space's point
+    nearest its base preset."""
 
     def __init__(self, hw_space, cache):
         import hashlib
         import json
+
+        from costmodel.hardware import load_hardware
         self.hw_space, self.cache = hw_space, cache
+        self.anchor_hw = hw_space.decode(hw_space.encode(load_hardware(hw_space.base)))
         blob = json.dumps(hw_space.to_dict(), sort_keys=True, default=str).encode()
         self.id = "hw-space-" + hashlib.sha1(blob).hexdigest()[:12]
         self._points: dict[str, Any] = {}
@@ -144,90 +153,125 @@ class JointCosts:
     def __call__(self, designs) -> list[tuple[Any, Any]]:
         return [(self.cache.table(d.hw).cost(d.arch), self.point(d.hw)) for d in designs]
 
+    def usage(self) -> str:
+        c = self.cache
+        return (f"lookup tables: {c.built} built, {c.loaded} loaded from {c.folder}, "
+                f"{c.hits} reused in memory")
+
 
 def run_search(job: SearchJob) -> SearchOutcome:
     """Load the supernet, get the costs (load and check --lut, reuse OUT/lut.parquet, or build
     it; with --hw-space, a table per hardware point in OUT/luts), run the search (resuming it
     when asked), write the front files and print a summary."""
-    from dataclasses import asdict
-
-    from costmodel.hardware import load_hardware
-    from costmodel.mapping import with_mapping
-    from lut.table import CostTable
-    from nas.search.engine import STATE_FILE, Search
-    from nas.search.outputs import summary_lines, table_source, write_outputs
-    from supernet.perplexity import SupernetPerplexity
+    from nas.search.build import build_search
+    from nas.search.checkpoint import STATE_FILE
 
     job.check()
-    out = Path(job.out)
-    if job.hw_space and (job.lut or job.hw or job.mapping):
-        raise UserError("--hw-space searches the hardware too: give none of --lut, --hw, "
-                        "--mapping with it (the space sets the mapping)")
+    hw, hw_space = _hardware(job)           # a bad --hw or --hw-space fails before the supernet
+    quality = _supernet_quality(job)
+    ev = quality.evaluator
+    workload = supernet_workload(ev)
+    if job.sparsity is not None:
+        job.sparsity.check_seq(workload.seq, rescale=job.rescale_mask)
+    if hw_space is not None:
+        costs, source = _joint_costs(job, hw_space, ev.space, workload)
+    else:
+        costs, source = _fixed_costs(job, hw, ev.space, workload)
+    search = build_search(job.config, ev.space, quality, costs, vocab=ev.vocab_size,
+                          max_seq=ev.block_size, workers=job.workers,
+                          state_path=Path(job.out) / STATE_FILE,
+                          identity={"perplexity": quality.describe()}, progress=job.progress)
+    result = search.run(resume=job.resume)
+    paths = _write_results(job, result, source, {"perplexity_source": quality.describe(),
+                                                 "space": ev.space.to_dict()})
+    if hw_space is not None:
+        print(costs.usage())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return SearchOutcome(result, costs, paths)
+
+
+def _hardware(job: SearchJob):
+    """--hw (with --mapping) and --hw-space, loaded (None where not given)."""
+    from costmodel.hardware import load_hardware
+    from costmodel.mapping import with_mapping
     hw = with_mapping(load_hardware(job.hw), job.mapping) if job.hw else None
     hw_space = None
     if job.hw_space:
         from costmodel.hwspace import HardwareSpace
         hw_space = HardwareSpace.load(job.hw_space)
+    return hw, hw_space
+
+
+def _supernet_quality(job: SearchJob):
+    """The supernet's perplexity on the job's tokens, loaded (a bad checkpoint fails here)."""
+    from supernet.perplexity import SupernetPerplexity
     quality = SupernetPerplexity(job.ckpt, split=job.split, max_tokens=job.max_tokens,
                                  batch_size=job.batch_size,
                                  threads=job.threads or (1 if job.workers > 1 else None))
-    ev = quality.evaluator        # loads the supernet (and fails early on a bad checkpoint)
+    ev = quality.evaluator
     print(f"supernet {ev.checkpoint}: space '{ev.space.name}' ({ev.space.size():,} "
           f"architectures), context {ev.block_size}, vocabulary {ev.vocab_size}, "
           f"{ev.tokens} {job.split} tokens per perplexity")
-    workload = supernet_workload(ev)
-    if job.sparsity is not None:
-        job.sparsity.check_seq(workload.seq, rescale=job.rescale_mask)
-    common = dict(vocab=ev.vocab_size, max_seq=ev.block_size, workers=job.workers,
-                  state_path=out / STATE_FILE, identity={"perplexity": quality.describe()},
-                  progress=job.progress)
-    if hw_space is not None:
-        from lut.cache import TableCache
-        cache = TableCache(ev.space, workload, job.sparsity, folder=out / "luts")
-        table = JointCosts(hw_space, cache)
-        anchor = hw_space.decode(hw_space.encode(load_hardware(hw_space.base)))
-        print(f"hardware space '{hw_space.name}': {hw_space.size():,} points around "
-              f"'{hw_space.base}'; lookup tables built per point on first use, cached in "
-              f"{cache.folder}")
-        search = Search(ev.space, quality, table, job.config, hw_space=hw_space,
-                        anchor_hw=anchor, **common)
-        source = {"ids": {"hw_space": hw_space.name, "table_id": table.id},
-                  "table": f"one lookup table per hardware point of '{hw_space.name}', "
-                           f"cached in {cache.folder}",
-                  "workload": asdict(workload), "hw_space": hw_space.to_dict()}
+    return quality
+
+
+def _fixed_costs(job: SearchJob, hw, space: SearchSpace, workload):
+    """The architecture-only search's table (--lut, else OUT/lut.parquet, built when missing)
+    on `hw` (None: the table's, or gemmini-transformer for a new one); and where its costs
+    come from, for the front files."""
+    from costmodel.hardware import DEFAULT_HARDWARE, load_hardware
+    from costmodel.mapping import with_mapping
+    from lut.table import CostTable
+    from nas.search.costs import FixedHardware
+    from nas.search.outputs import table_source
+    own_table = Path(job.out) / LUT_FILE
+    if job.lut:
+        table = CostTable.load(job.lut)
+        if hw is None and job.mapping:      # the table's hardware, mapped as asked
+            hw = with_mapping(table.hardware, job.mapping)
+        table.check(space, workload, sparsity=job.sparsity, hw=hw)
+        if hw is None:
+            print(f"hardware: '{table.hw_name}', the table's (no --hw given)")
+        print(table.describe())
     else:
-        own_table = out / LUT_FILE
-        default_hw = with_mapping(load_hardware("gemmini-transformer"), job.mapping)
-        if job.lut:
-            table = CostTable.load(job.lut)
-            if hw is None and job.mapping:      # the table's hardware, mapped as asked
-                hw = with_mapping(table.hardware, job.mapping)
-            table.check(ev.space, workload, sparsity=job.sparsity, hw=hw)
-            if hw is None:
-                print(f"hardware: '{table.hw_name}', the table's (no --hw given)")
-            print(table.describe())
-        elif own_table.is_file():
-            table = load_table(own_table, ev.space, workload, job.sparsity, hw or default_hw)
+        hw = hw or with_mapping(load_hardware(DEFAULT_HARDWARE), job.mapping)
+        if own_table.is_file():
+            table = load_table(own_table, space, workload, job.sparsity, hw)
             print(table.describe())
         else:
-            table = build_table(ev.space, hw or default_hw, workload, own_table, job.sparsity,
+            table = build_table(space, hw, workload, own_table, job.sparsity,
                                 progress=job.progress)
-        search = Search(ev.space, quality, table, job.config,
-                        hardware=hardware_point(table.hardware), **common)
-        source = table_source(table)
-    result = search.run(resume=job.resume)
-    info = {"command": " ".join(["nas"] + sys.argv[1:]),
-            "perplexity_source": quality.describe(), "workers": job.workers,
-            "space": ev.space.to_dict()}
-    paths = write_outputs(result, out, source, info)
+    return FixedHardware(table, hardware_point(table.hardware)), table_source(table)
+
+
+def _joint_costs(job: SearchJob, hw_space, space: SearchSpace, workload):
+    """The joint search's cost source (a table per hardware point, cached in OUT/luts), and
+    where its costs come from, for the front files."""
+    from dataclasses import asdict
+
+    from lut.cache import TableCache
+    cache = TableCache(space, workload, job.sparsity, folder=Path(job.out) / "luts")
+    costs = JointCosts(hw_space, cache)
+    print(f"hardware space '{hw_space.name}': {hw_space.size():,} points around "
+          f"'{hw_space.base}'; lookup tables built per point on first use, cached in "
+          f"{cache.folder}")
+    source = {"ids": {"hw_space": hw_space.name, "table_id": costs.id},
+              "table": f"one lookup table per hardware point of '{hw_space.name}', "
+                       f"cached in {cache.folder}",
+              "workload": asdict(workload), "hw_space": hw_space.to_dict()}
+    return costs, source
+
+
+def _write_results(job: SearchJob, result, source: dict[str, Any],
+                   info: dict[str, Any]) -> dict[str, Path]:
+    """The front files (nas.search.outputs) with the command and the job's settings, and the
+    summary printed."""
+    from nas.search.outputs import summary_lines, write_outputs
+    info = {"command": " ".join(["nas"] + sys.argv[1:]), **info, "workers": job.workers}
+    paths = write_outputs(result, job.out, source, info)
     for line in summary_lines(result):
         print(line)
-    if hw_space is not None:
-        c = table.cache
-        print(f"lookup tables: {c.built} built, {c.loaded} loaded from {c.folder}, "
-              f"{c.hits} reused in memory")
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
-    return SearchOutcome(result, table, paths)
+    return paths
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -315,7 +359,7 @@ def quickstart(q: Quickstart) -> None:
     """train -> lookup table -> search -> export, each stage skipped when already done, so an
     interrupted quickstart continues where it stopped."""
     from costmodel.hardware import load_hardware
-    from nas.search.engine import STATE_FILE
+    from nas.search.checkpoint import STATE_FILE
 
     q.check()
     out = Path(q.out)
@@ -347,7 +391,8 @@ def quickstart(q: Quickstart) -> None:
     else:
         print(f"[3/4] search: NSGA-II with population {config.population} and "
               f"{config.generations} generations (reduced from the survey's 40 x 40 to stay "
-              f"within minutes; `nas search` defaults to 40 x 40)")
+              f"within minutes; `nas search` defaults to 40 x 40), "
+              f"{'racing' if config.racing else 'exact'} perplexity as in `nas search`")
         run_search(SearchJob(ckpt=str(run_dir), out=search_dir, config=config,
                              lut=str(lut_path), hw=q.hw, max_tokens=q.max_tokens,
                              threads=q.threads, progress=q.progress,

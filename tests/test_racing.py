@@ -11,15 +11,16 @@ import nas.core.arch
 from nas.cli import main
 from nas.core.errors import UserError
 from nas.search.config import SearchConfig
-from nas.search.engine import Search
+from nas.search.build import build_search
+from nas.search.costs import FixedHardware
 from nas.search.racing import estimate, levels, window_order
 
 from conftest import SPACE, NoisyWindows, SyntheticPerplexity, synthetic_table
 
 
 def run(config, quality, state=None, resume=False, workers=1):
-    search = Search(SPACE, quality, synthetic_table(), config, vocab=65, max_seq=32,
-                    workers=workers, state_path=state)
+    search = build_search(config, SPACE, quality, FixedHardware(synthetic_table()), vocab=65,
+                          max_seq=32, workers=workers, state_path=state)
     return search.run(resume=resume)
 
 
@@ -43,7 +44,7 @@ def test_levels_order_and_estimate():
 def test_racing_front_is_exact_and_cheaper(algorithm):
     cfg = dict(population=12, generations=6, seed=4, algorithm=algorithm)
     exact_q, race_q = NoisyWindows(), NoisyWindows()
-    exact = run(SearchConfig(**cfg), exact_q)
+    exact = run(SearchConfig(**cfg, racing=False), exact_q)
     raced = run(SearchConfig(**cfg, racing=True, racing_tolerance=0.0), race_q)
     truth = {c.arch.key: p for c, p in zip(raced.front, NoisyWindows()([c.arch for c in
                                                                           raced.front]))}
@@ -88,8 +89,8 @@ def test_racing_resume_matches_an_uninterrupted_run(tmp_path):
     assert resumed.racing == whole.racing
     # the racing setting is part of what must match to resume
     with pytest.raises(UserError, match="config.racing"):
-        run(SearchConfig(generations=5, population=10, seed=2), NoisyWindows(), state=state,
-            resume=True)
+        run(SearchConfig(generations=5, population=10, seed=2, racing=False), NoisyWindows(),
+            state=state, resume=True)
 
 
 def test_racing_with_workers_matches_one_process():

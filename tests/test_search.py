@@ -4,6 +4,7 @@ search must not care where perplexity and cost come from)."""
 from __future__ import annotations
 
 import json
+import pickle
 import random
 
 import pytest
@@ -12,20 +13,34 @@ from nas.core.arch import Arch
 from nas.cli import main
 from nas.core.errors import UserError
 from nas.search.config import SearchConfig
-from nas.search.engine import MemoQuality, Search
+from nas.search.algorithms import STRATEGIES
+from nas.search.build import build_search, make_evaluator
+from nas.search.checkpoint import STATE_VERSION
+from nas.search.config import ALGORITHMS
+from nas.search.costs import FixedHardware
+from nas.search.evaluators import ExactEvaluator
+from nas.search.executors import InProcess, QualityJob, score
 from nas.search.genome import GenomeCodec
 from nas.search.candidate import lowest_within
 from nas.search.outputs import (FILES, pick, read_front, summary_lines, table_source,
                                 write_outputs)
 from nas.search.pareto import Normaliser, hypervolume_2d, pareto_indices
+from nas.search.quality import MemoQuality
 from nas.search.selection import constrained_fronts
 
-from conftest import (SPACE, FakeHW, FakeHWSpace, SyntheticPerplexity, fake_joint_costs,
+from conftest import (SPACE, FakeHWSpace, FakeJointCosts, NoisyWindows, SyntheticPerplexity,
                       synthetic_table)
 
+
+def exact(**settings) -> SearchConfig:
+    """Settings with the exact evaluator (the synthetic source has no windows to race)."""
+    return SearchConfig(racing=False, **settings)
+
+
 def run(config: SearchConfig, state=None, quality=None, resume=False, workers=1):
-    search = Search(SPACE, quality or SyntheticPerplexity(), synthetic_table(), config,
-                    vocab=65, max_seq=32, workers=workers, state_path=state)
+    search = build_search(config, SPACE, quality or SyntheticPerplexity(),
+                          FixedHardware(synthetic_table()), vocab=65, max_seq=32,
+                          workers=workers, state_path=state)
     return search.run(resume=resume)
 
 
@@ -97,9 +112,9 @@ def test_constrained_fronts_put_feasible_first_and_order_infeasible_by_violation
 
 
 def test_constraints_are_feasibility_not_penalties():
-    base = run(SearchConfig(population=10, generations=4, seed=3))
+    base = run(exact(population=10, generations=4, seed=3))
     limit = sorted(c.latency_ms for c in base.history)[len(base.history) // 3]
-    res = run(SearchConfig(population=10, generations=4, seed=3, max_latency_ms=limit,
+    res = run(exact(population=10, generations=4, seed=3, max_latency_ms=limit,
                            max_ppl=base.largest.perplexity * 2))
     assert res.front and all(c.feasible for c in res.front)
     assert all(c.latency_ms <= limit for c in res.front)
@@ -112,13 +127,13 @@ def test_constraints_are_feasibility_not_penalties():
 # -- the search ------------------------------------------------------------------------------
 
 def test_same_seed_same_front_and_no_duplicate_evaluations():
-    cfg = SearchConfig(population=10, generations=5, seed=7)
+    cfg = exact(population=10, generations=5, seed=7)
     q1 = SyntheticPerplexity()
     r1, r2 = run(cfg, quality=q1), run(cfg)
     assert fingerprint(r1) == fingerprint(r2)
     keys = [c.key for c in r1.history]
     assert len(keys) == len(set(keys)) == q1.calls          # each architecture evaluated once
-    other = run(SearchConfig(population=10, generations=5, seed=8))
+    other = run(exact(population=10, generations=5, seed=8))
     assert fingerprint(other) != fingerprint(r1)
     # the archive's hypervolume never decreases; the anchors are in the history
     assert all(b >= a for a, b in zip(r1.hypervolume, r1.hypervolume[1:]))
@@ -127,12 +142,12 @@ def test_same_seed_same_front_and_no_duplicate_evaluations():
 
 
 def test_nsga2_improves_on_its_initial_population():
-    res = run(SearchConfig(population=12, generations=8, seed=0))
+    res = run(exact(population=12, generations=8, seed=0))
     assert res.hypervolume[-1] > res.hypervolume[0]
 
 
 def test_resume_after_kill_gives_the_uninterrupted_front(tmp_path):
-    cfg = SearchConfig(population=10, generations=6, seed=5)
+    cfg = exact(population=10, generations=6, seed=5)
     full = run(cfg, state=tmp_path / "a" / "state.pkl")
     with pytest.raises(KeyboardInterrupt):
         run(cfg, state=tmp_path / "b" / "state.pkl", quality=SyntheticPerplexity(fail_after=35))
@@ -140,18 +155,24 @@ def test_resume_after_kill_gives_the_uninterrupted_front(tmp_path):
     assert fingerprint(resumed) == fingerprint(full)
     # a different setting refuses to resume, naming the setting
     with pytest.raises(UserError, match="config.objective"):
-        run(SearchConfig(population=10, generations=6, seed=5, objective="latency"),
+        run(exact(population=10, generations=6, seed=5, objective="latency"),
             state=tmp_path / "b" / "state.pkl", resume=True)
+    # a state of another format version is refused in one line
+    old = tmp_path / "b" / "state.pkl"
+    state = pickle.loads(old.read_bytes())
+    old.write_bytes(pickle.dumps({**state, "version": STATE_VERSION - 1}))
+    with pytest.raises(UserError, match="not a search state of this version"):
+        run(cfg, state=old, resume=True)
 
 
 def test_workers_give_identical_results():
-    cfg = SearchConfig(population=8, generations=2, seed=2)
+    cfg = exact(population=8, generations=2, seed=2)
     assert fingerprint(run(cfg, workers=2)) == fingerprint(run(cfg))
 
 
 @pytest.mark.parametrize("algorithm", ["random", "evolution"])
 def test_other_algorithms_respect_constraints(algorithm):
-    cfg = SearchConfig(algorithm=algorithm, population=8, generations=3, seed=1,
+    cfg = exact(algorithm=algorithm, population=8, generations=3, seed=1,
                        max_params=150_000)
     res = run(cfg)
     assert len(res.history) > 8 and all(c.params <= 150_000 for c in res.front)
@@ -167,10 +188,54 @@ def test_bad_settings_are_user_errors():
             SearchConfig(**bad)
 
 
+# -- the parts -------------------------------------------------------------------------------
+
+def test_one_default_evaluator_racing_unless_the_config_says_exact():
+    from nas.search.racing import RacingEvaluator
+    costs, windows = FixedHardware(synthetic_table()), NoisyWindows()
+    assert SearchConfig().racing is True            # the default of every entry point
+    racing = make_evaluator(SearchConfig(), windows, costs, InProcess(windows))
+    assert isinstance(racing, RacingEvaluator) and racing.total == windows.windows
+    plain = SyntheticPerplexity()
+    assert isinstance(make_evaluator(exact(), plain, costs, InProcess(plain)), ExactEvaluator)
+    with pytest.raises(UserError, match="--no-racing"):      # a source without windows
+        make_evaluator(SearchConfig(), plain, costs, InProcess(plain))
+
+
+def test_every_algorithm_name_has_a_strategy():
+    assert tuple(STRATEGIES) == ALGORITHMS
+
+
+class _Recorder:
+    """An executor of 3 workers that runs jobs here and records them."""
+
+    workers = 3
+
+    def __init__(self):
+        self.jobs = []
+
+    def map(self, jobs):
+        self.jobs += jobs
+        return [[a.key for a in job.archs] for job in reversed(jobs)][::-1]
+
+    def close(self):
+        pass
+
+
+def test_score_splits_architectures_into_one_job_per_worker_in_order():
+    archs = [SPACE.sample(random.Random(i)) for i in range(7)]
+    rec = _Recorder()
+    assert score(rec, archs) == [a.key for a in archs]
+    assert [len(j.archs) for j in rec.jobs] == [2, 2, 3] and rec.jobs[0].windows is None
+    assert score(rec, archs[:1], [4, 5]) == [archs[0].key] and rec.jobs[-1].windows == [4, 5]
+    windows = NoisyWindows()
+    assert QualityJob(archs[:2], [0, 3])(windows) == windows.window_losses(archs[:2], [0, 3])
+
+
 # -- outputs and export ----------------------------------------------------------------------
 
 def test_outputs_read_back_as_the_same_candidates(tmp_path):
-    res = run(SearchConfig(population=10, generations=3, seed=0))
+    res = run(exact(population=10, generations=3, seed=0))
     paths = write_outputs(res, tmp_path, table_source(synthetic_table()),
                           {"perplexity_source": "synthetic"})
     assert sorted(p.name for p in paths.values()) == sorted(FILES)
@@ -188,7 +253,7 @@ def test_outputs_read_back_as_the_same_candidates(tmp_path):
 
 
 def test_picks_follow_their_rules():
-    res = run(SearchConfig(population=10, generations=3, seed=0))
+    res = run(exact(population=10, generations=3, seed=0))
     front, largest = res.front, res.largest
     by_ppl = sorted(front, key=lambda c: c.perplexity)
     assert pick(front, largest, "best-ppl") == [by_ppl[0]]
@@ -207,7 +272,7 @@ def test_picks_follow_their_rules():
 
 
 def test_export_writes_picks_and_leaves_nothing_when_a_pick_fails(tmp_path, capsys):
-    res = run(SearchConfig(population=10, generations=3, seed=0))
+    res = run(exact(population=10, generations=3, seed=0))
     write_outputs(res, tmp_path, table_source(synthetic_table()), {})
     assert main(["export", "--front", str(tmp_path), "--pick", "best-ppl", "min-edp", "0",
                  "--out", str(tmp_path / "x")]) == 0
@@ -229,7 +294,7 @@ def test_export_writes_picks_and_leaves_nothing_when_a_pick_fails(tmp_path, caps
 
 
 def test_an_empty_front_says_which_constraint_emptied_it():
-    res = run(SearchConfig(population=6, generations=1, seed=0, max_ppl=1.0))
+    res = run(exact(population=6, generations=1, seed=0, max_ppl=1.0))
     assert res.front == []
     lines = "\n".join(summary_lines(res))
     assert "the front is empty" in lines and "--max-ppl 1 (perplexity" in lines
@@ -239,8 +304,8 @@ def test_pareto_plot_labels_the_objective_and_marks_picks_and_infeasible(tmp_pat
     import nas.search.pareto as pareto_mod
     drawn = {}
     monkeypatch.setattr(pareto_mod, "save_figure", lambda fig, path, dpi: drawn.update(fig=fig))
-    base = run(SearchConfig(population=10, generations=2, seed=0))
-    res = run(SearchConfig(population=10, generations=2, seed=0, objective="latency",
+    base = run(exact(population=10, generations=2, seed=0))
+    res = run(exact(population=10, generations=2, seed=0, objective="latency",
                            max_ppl=sorted(c.perplexity for c in base.history)[10]))
     write_outputs(res, tmp_path, table_source(synthetic_table()), {})
     ax = drawn["fig"].axes[0]
@@ -254,33 +319,32 @@ def test_pareto_plot_labels_the_objective_and_marks_picks_and_infeasible(tmp_pat
 # -- joint architecture x hardware search (synthetic hardware space) --------------------------
 
 def run_joint(config, state=None, quality=None, resume=False):
-    search = Search(SPACE, quality or SyntheticPerplexity(), fake_joint_costs, config,
-                    vocab=65, max_seq=32, state_path=state, hw_space=FakeHWSpace(),
-                    anchor_hw=FakeHW(16, 256))
+    search = build_search(config, SPACE, quality or SyntheticPerplexity(), FakeJointCosts(),
+                          vocab=65, max_seq=32, state_path=state)
     return search.run(resume=resume)
 
 
 def test_joint_search_varies_hardware_and_measures_each_architecture_once(tmp_path):
     quality = SyntheticPerplexity()
-    res = run_joint(SearchConfig(population=10, generations=4, seed=0), quality=quality)
+    res = run_joint(exact(population=10, generations=4, seed=0), quality=quality)
     assert len({c.hardware.hash for c in res.history}) > 1
     assert all("@" in c.key for c in res.history)
     assert quality.calls == len({c.arch.key for c in res.history})   # perplexity per arch
     assert res.largest.hardware.hash == "r16s256"                     # the anchors' point
     # same seed, same front; a kill and --resume continue to the same front
-    full = run_joint(SearchConfig(population=10, generations=4, seed=0),
+    full = run_joint(exact(population=10, generations=4, seed=0),
                      state=tmp_path / "a.pkl")
     assert fingerprint(full) == fingerprint(res)
     with pytest.raises(KeyboardInterrupt):
-        run_joint(SearchConfig(population=10, generations=4, seed=0), state=tmp_path / "b.pkl",
+        run_joint(exact(population=10, generations=4, seed=0), state=tmp_path / "b.pkl",
                   quality=SyntheticPerplexity(fail_after=25))
-    resumed = run_joint(SearchConfig(population=10, generations=4, seed=0),
+    resumed = run_joint(exact(population=10, generations=4, seed=0),
                         state=tmp_path / "b.pkl", resume=True)
     assert fingerprint(resumed) == fingerprint(full)
 
 
 def test_joint_search_area_constraint_and_outputs(tmp_path, capsys):
-    res = run_joint(SearchConfig(population=10, generations=3, seed=1, max_area_mm2=2.0))
+    res = run_joint(exact(population=10, generations=3, seed=1, max_area_mm2=2.0))
     assert res.front and all(c.area_mm2 <= 2.0 for c in res.front)
     # hardware over budget is stepped down before it is evaluated: only the anchors, on the
     # anchor point (3.58 mm2), are over it, and they are off the front
@@ -304,19 +368,18 @@ def test_joint_search_area_constraint_and_outputs(tmp_path, capsys):
 def test_memo_quality_measures_each_architecture_once_across_searches():
     inner = SyntheticPerplexity()
     memo = MemoQuality(inner)
-    first = run(SearchConfig(population=8, generations=2, seed=0), quality=memo)
-    second = run(SearchConfig(population=8, generations=2, seed=1), quality=memo)
+    first = run(exact(population=8, generations=2, seed=0), quality=memo)
+    second = run(exact(population=8, generations=2, seed=1), quality=memo)
     keys = {c.key for c in first.history} | {c.key for c in second.history}
     assert inner.calls == len(keys)                    # each architecture measured once
     assert memo([first.largest.arch]) == [first.largest.perplexity] and inner.calls == len(keys)
 
 
 def test_joint_search_scales_mutation_to_its_genome():
-    search = Search(SPACE, SyntheticPerplexity(), fake_joint_costs,
-                    SearchConfig(population=10, generations=1, seed=0), vocab=65, max_seq=32,
-                    hw_space=FakeHWSpace(), anchor_hw=FakeHW(16, 256))
+    search = build_search(exact(population=10, generations=1, seed=0), SPACE,
+                          SyntheticPerplexity(), FakeJointCosts(), vocab=65, max_seq=32)
     genes = len(search.codec.choices)
     assert genes == search.codec.arch_genes + 2
-    assert search.mutation_prob == pytest.approx(0.2 * search.codec.arch_genes / genes)
-    plain = Search(SPACE, SyntheticPerplexity(), synthetic_table(), SearchConfig())
-    assert plain.mutation_prob == 0.2                   # an architecture genome: as configured
+    assert search.variation.mutation_prob == pytest.approx(0.2 * search.codec.arch_genes / genes)
+    plain = build_search(exact(), SPACE, SyntheticPerplexity(), FixedHardware(synthetic_table()))
+    assert plain.variation.mutation_prob == 0.2         # an architecture genome: as configured

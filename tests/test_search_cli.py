@@ -110,6 +110,9 @@ def test_quickstart_runs_every_stage_then_skips_them(tmp_path, capsys):
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "[4/4]" in first and "reduced" in first
+    # the search's default evaluator, as `nas search`'s: racing
+    assert "validation windows scored" in first
+    assert json.loads((tmp_path / "search" / "search.json").read_text())["racing"]
     for path in ("supernet/best.pt", "lut.parquet", "search/front.csv", "search/front.json",
                  "search/pareto.png"):
         assert (tmp_path / path).is_file(), path

@@ -23,8 +23,7 @@ import pytest
 
 from nas.search.config import SearchConfig
 
-from conftest import (SPACE, FakeHW, FakeHWSpace, NoisyWindows, SyntheticPerplexity,
-                      fake_joint_costs, synthetic_table)
+from conftest import SPACE, FakeJointCosts, NoisyWindows, SyntheticPerplexity, synthetic_table
 
 GOLDEN = Path(__file__).parent / "golden" / "search_fronts.json"
 WRITE = os.environ.get("SEARCH_GOLDEN_WRITE") == "1"
@@ -62,19 +61,16 @@ RACING = {"windows": True, "synthetic": False}
 def run_case(name: str, state: Path | None = None, generations: int | None = None,
              resume: bool = False):
     """The one place that builds a search (the search's constructor)."""
-    from nas.search.engine import Search
+    from nas.search.build import build_search
+    from nas.search.costs import FixedHardware
     settings, source, joint, workers = CASES[name]
     settings = {**settings, "racing": RACING[source]}
     if generations is not None:
         settings["generations"] = generations
     quality = NoisyWindows() if source == "windows" else SyntheticPerplexity()
-    if joint:
-        search = Search(SPACE, quality, fake_joint_costs, SearchConfig(**settings),
-                        vocab=65, max_seq=32, workers=workers, state_path=state,
-                        hw_space=FakeHWSpace(), anchor_hw=FakeHW(16, 256))
-    else:
-        search = Search(SPACE, quality, synthetic_table(), SearchConfig(**settings),
-                        vocab=65, max_seq=32, workers=workers, state_path=state)
+    costs = FakeJointCosts() if joint else FixedHardware(synthetic_table())
+    search = build_search(SearchConfig(**settings), SPACE, quality, costs, vocab=65, max_seq=32,
+                          workers=workers, state_path=state)
     return search.run(resume=resume)
 
 

@@ -26,9 +26,11 @@ from pathlib import Path
 from costmodel.hardware import load_hardware
 from nas.core.plotting import pyplot, save_figure
 from nas.pipeline import build_table, supernet_workload
+from nas.search.build import build_search
 from nas.search.config import SearchConfig
-from nas.search.engine import MemoQuality, Search
+from nas.search.costs import FixedHardware
 from nas.search.pareto import Normaliser, pareto_indices
+from nas.search.quality import MemoQuality
 from supernet.perplexity import SupernetPerplexity
 
 HERE = Path(__file__).resolve().parent
@@ -91,9 +93,10 @@ def main() -> None:
     for seed in args.seeds:
         for algorithm in runs:
             cfg = SearchConfig(algorithm=algorithm, population=args.population,
-                               generations=args.generations, seed=seed)
+                               generations=args.generations, seed=seed,
+                               racing=False)     # hypervolume of every evaluated candidate
             t0 = time.perf_counter()
-            res = Search(ev.space, memo, table, cfg, **common).run()
+            res = build_search(cfg, ev.space, memo, FixedHardware(table), **common).run()
             normaliser = normaliser or Normaliser([(res.largest.perplexity, res.largest.edp),
                                                    (res.smallest.perplexity, res.smallest.edp)])
             runs[algorithm][seed] = {"history": res.history, "wall_s": time.perf_counter() - t0}
@@ -132,8 +135,9 @@ def main() -> None:
         quality = SupernetPerplexity(args.ckpt, max_tokens=args.default_max_tokens)
         quality.evaluator                       # load outside the timed search
         with tempfile.TemporaryDirectory() as tmp:
-            search = Search(ev.space, quality, table, SearchConfig(), **common,
-                            state_path=Path(tmp) / "state.pkl", progress=True)
+            search = build_search(SearchConfig(racing=False), ev.space, quality,  # as recorded
+                                  FixedHardware(table), **common,
+                                  state_path=Path(tmp) / "state.pkl", progress=True)
             t0 = time.perf_counter()
             res = search.run()
             wall = time.perf_counter() - t0

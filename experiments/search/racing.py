@@ -28,8 +28,9 @@ import torch
 from costmodel.hardware import load_hardware
 from nas.core.plotting import pyplot, save_figure
 from nas.pipeline import build_table, supernet_workload
+from nas.search.build import build_search
 from nas.search.config import SearchConfig
-from nas.search.engine import Search
+from nas.search.costs import FixedHardware
 from nas.search.pareto import Normaliser, pareto_indices
 from supernet.perplexity import SupernetPerplexity
 
@@ -66,7 +67,8 @@ class CpuTimed:
 
 def one_search(ev, quality, table, cfg):
     timed = CpuTimed(quality)
-    search = Search(ev.space, timed, table, cfg, vocab=ev.vocab_size, max_seq=ev.block_size)
+    search = build_search(cfg, ev.space, timed, FixedHardware(table), vocab=ev.vocab_size,
+                          max_seq=ev.block_size)
     t0, c0 = time.perf_counter(), time.process_time()
     result = search.run()
     return result, {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
@@ -95,7 +97,7 @@ def main() -> None:
     runs = []
     for seed in args.seeds:
         common = dict(population=args.population, generations=args.generations, seed=seed)
-        exact, exact_t = one_search(ev, quality, table, SearchConfig(**common))
+        exact, exact_t = one_search(ev, quality, table, SearchConfig(**common, racing=False))
         raced, raced_t = one_search(ev, quality, table, SearchConfig(
             **common, racing=True, racing_start=args.racing_start, racing_z=args.racing_z,
             racing_tolerance=args.racing_tolerance))

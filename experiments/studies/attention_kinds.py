@@ -41,7 +41,9 @@ from nas.core.plotting import pyplot, save_figure
 from nas.pipeline import hardware_point, supernet_workload
 from nas.search.candidate import PPL_DELTAS, lowest_within
 from nas.search.config import SearchConfig
-from nas.search.engine import MemoQuality, Search
+from nas.search.build import build_search
+from nas.search.costs import FixedHardware
+from nas.search.quality import MemoQuality
 from nas.search.pareto import Normaliser, pareto_indices
 from supernet.perplexity import SupernetPerplexity
 
@@ -122,8 +124,8 @@ def main() -> int:
         ev, memo, table, search_space = setups[name]
         cfg = SearchConfig(population=args.population, generations=generations, seed=seed,
                            racing=False)
-        return Search(search_space, memo, table, cfg, vocab=ev.vocab_size,
-                      max_seq=ev.block_size, hardware=point).run()
+        return build_search(cfg, search_space, memo, FixedHardware(table, point),
+                            vocab=ev.vocab_size, max_seq=ev.block_size).run()
 
     ref = search("softmax_only", 0, 0)                   # anchors of every hypervolume
     normaliser = Normaliser([(ref.largest.perplexity, ref.largest.edp),

@@ -53,7 +53,9 @@ from nas.core.progress import progress
 from nas.pipeline import JointCosts, hardware_point, supernet_workload
 from nas.search.candidate import PPL_DELTAS, lowest_within
 from nas.search.config import SearchConfig
-from nas.search.engine import MemoQuality, Search
+from nas.search.build import build_search
+from nas.search.costs import FixedHardware
+from nas.search.quality import MemoQuality
 from nas.search.genome import Design
 from nas.search.pareto import Normaliser, pareto_indices
 from supernet.perplexity import SupernetPerplexity
@@ -180,16 +182,16 @@ def main() -> int:
     presets = {n: h for n, h in presets.items() if area(h).total_mm2 <= budget}
     cache = TableCache(ev.space, workload, folder=ROOT / "runs" / "cosearch-luts")
     joint_costs = JointCosts(hw_space, cache)
-    anchor_hw = hw_space.decode(hw_space.encode(load_hardware(hw_space.base)))
     evaluations = args.population * (args.generations + 1)
     area_rule = SearchConfig(max_area_mm2=budget)        # the one constraint of every method
     common = {"vocab": ev.vocab_size, "max_seq": ev.block_size}
 
     def arch_search(hw, seed: int, generations: int):
+        # exact perplexities: the sequential method and the bound read every candidate's
         cfg = SearchConfig(population=args.population, generations=generations, seed=seed,
-                           max_area_mm2=budget)
-        return Search(ev.space, memo, cache.table(hw), cfg, hardware=hardware_point(hw),
-                      **common).run()
+                           max_area_mm2=budget, racing=False)
+        costs = FixedHardware(cache.table(hw), hardware_point(hw))
+        return build_search(cfg, ev.space, memo, costs, **common).run()
 
     # the anchors, on gemmini-transformer: every method is normalised by them
     ref = arch_search(load_hardware("gemmini-transformer"), 0, 0)
@@ -225,9 +227,8 @@ def main() -> int:
                 seq_cands.append(cand.with_(violation=area_rule.violation(cand)))
         # (iii) joint
         joint_cfg = SearchConfig(population=args.population, generations=args.generations,
-                                 seed=seed, max_area_mm2=budget)
-        joint_search = Search(ev.space, memo, joint_costs, joint_cfg, hw_space=hw_space,
-                              anchor_hw=anchor_hw, **common)
+                                 seed=seed, max_area_mm2=budget, racing=False)
+        joint_search = build_search(joint_cfg, ev.space, memo, joint_costs, **common)
         joint = joint_search.run()
         for name, cands in (("best_preset", fixed), ("sequential", seq_cands),
                             ("joint", joint.history)):

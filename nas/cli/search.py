@@ -35,30 +35,34 @@ writes one architecture YAML per pick (for `nas train-subnet --arch` and `nas si
 --model`) and pareto.png with the picks circled, into --out."""
 
 
-# `nas search` races perplexity by default (experiments/search/racing.json: 3.1-3.5x less
-# perplexity time at the same hypervolume); SearchConfig itself stays exact, so a Python
-# perplexity source without per-window losses works as before
-SEARCH_DEFAULTS = {"racing": True}
-
-
 def _wrap(text: str) -> str:
     return textwrap.fill(text, width=90)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
+def _parser(sub: argparse._SubParsersAction, name: str, help: str,  # noqa: A002 (argparse's)
+            description: str, epilog: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter,
+                          epilog=epilog, help=help, description=_wrap(description))
 
-    p = sub.add_parser(
-        "build-lut", formatter_class=fmt, epilog=EXAMPLES_LUT,
+
+def register(sub: argparse._SubParsersAction) -> None:
+    _add_build_lut(sub)
+    _add_search(sub)
+    _add_export(sub)
+    _add_quickstart(sub)
+
+
+def _add_build_lut(sub: argparse._SubParsersAction) -> None:
+    p = _parser(
+        sub, "build-lut", epilog=EXAMPLES_LUT,
         help="simulate every operator group of a search space once; write a lookup table",
-        description=_wrap(
-            "Enumerate the distinct operator groups a search space can produce (one attention "
-            "group per (d, heads, attention kind), one FFN group per (d, ffn), one head group "
-            "per d), simulate each once on the hardware for the workload, and write a Parquet "
-            "table with what "
-            "it was built for (hardware and its hash, workload, space, attention sparsity, "
-            "simulator and format version). A candidate's cost is the sum of its groups' "
-            "entries. `nas search --lut` refuses a table built for anything else."))
+        description="Enumerate the distinct operator groups a search space can produce (one "
+                    "attention group per (d, heads, attention kind), one FFN group per (d, "
+                    "ffn), one head group per d), simulate each once on the hardware for the "
+                    "workload, and write a Parquet table with what it was built for (hardware "
+                    "and its hash, workload, space, attention sparsity, simulator and format "
+                    "version). A candidate's cost is the sum of its groups' entries. `nas "
+                    "search --lut` refuses a table built for anything else.")
     p.add_argument("--space", default="tiny", help="search-space preset or YAML (default: tiny)")
     p.add_argument("--hw", default="gemmini-transformer",
                    help="hardware preset or YAML (default: gemmini-transformer)")
@@ -77,17 +81,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_progress_option(p)
     p.set_defaults(func=cmd_build_lut)
 
-    p = sub.add_parser(
-        "search", formatter_class=fmt, epilog=EXAMPLES_SEARCH,
+
+def _add_search(sub: argparse._SubParsersAction) -> None:
+    p = _parser(
+        sub, "search", epilog=EXAMPLES_SEARCH,
         help="evolutionary search (DEAP NSGA-II) of perplexity vs EDP/latency/energy/params",
-        description=_wrap(
-            "Search the supernet's space for the Pareto front of perplexity (inherited "
-            "weights, fixed validation subset) against a hardware objective from a lookup "
-            "table. Constraints are feasibility (constrained domination), not penalties. "
-            "The table is --lut (checked against the supernet's space and workload, the "
-            "sparsity and --hw), else OUT/lut.parquet, built on first use for --hw and the "
-            "supernet's context and vocabulary. The state is saved every generation; "
-            "--resume continues it (also with more --generations)."))
+        description="Search the supernet's space for the Pareto front of perplexity "
+                    "(inherited weights, fixed validation subset) against a hardware objective "
+                    "from a lookup table. Constraints are feasibility (constrained "
+                    "domination), not penalties. The table is --lut (checked against the "
+                    "supernet's space and workload, the sparsity and --hw), else "
+                    "OUT/lut.parquet, built on first use for --hw and the supernet's context "
+                    "and vocabulary. The state is saved every generation; --resume continues "
+                    "it (also with more --generations).")
     p.add_argument("--ckpt", required=True, help="supernet run directory or checkpoint file")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--lut", help="lookup table from `nas build-lut` (default: OUT/lut.parquet, "
@@ -104,7 +110,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "use and cached in OUT/luts; bound the area with "
                                       "--max-area-mm2. Not with --lut, --hw or --mapping")
     _sparsity_args(p)
-    add_options(p, _search_config(), defaults=SEARCH_DEFAULTS)
+    add_options(p, _search_config())
+    _perplexity_args(p)
+    p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
+    add_progress_option(p)
+    p.set_defaults(func=cmd_search)
+
+
+def _perplexity_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="valid", choices=("train", "valid", "test"),
                    help="dataset split perplexity is measured on (default: valid)")
     p.add_argument("--max-tokens", type=int, default=8192,
@@ -117,16 +130,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int,
                    help="torch CPU threads per evaluating process (default: chosen from the "
                         "model size; 1 with --workers > 1)")
-    p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
-    add_progress_option(p)
-    p.set_defaults(func=cmd_search)
 
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
     from nas.search.outputs import PICK_HELP, default_picks
-    p = sub.add_parser(
-        "export", formatter_class=fmt, epilog=EXAMPLES_EXPORT,
+    p = _parser(
+        sub, "export", epilog=EXAMPLES_EXPORT,
         help="write chosen front architectures as YAML (for nas train-subnet / nas simulate)",
-        description=_wrap(f"Pick architectures from a search's front and write each as an "
-                          f"architecture YAML file. Picks: {PICK_HELP}."))
+        description=f"Pick architectures from a search's front and write each as an "
+                    f"architecture YAML file. Picks: {PICK_HELP}.")
     p.add_argument("--front", required=True, help="search output directory (or its front.json)")
     p.add_argument("--pick", nargs="+", default=None,
                    help=f"what to export (default: {' '.join(default_picks())}; with another "
@@ -134,14 +146,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output directory (default: FRONT/export)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser(
-        "quickstart", formatter_class=fmt,
+
+def _add_quickstart(sub: argparse._SubParsersAction) -> None:
+    p = _parser(
+        sub, "quickstart", epilog="example:\n  nas quickstart --out runs/quickstart",
         help="the whole job on built-in defaults: train, build the table, search, export",
-        description=_wrap("Train a small supernet on the `tiny` space with the built-in offline "
-                          "corpus, build the lookup table, run a reduced search and export the "
-                          "front, all into --out. Each stage is skipped if its output exists, "
-                          "so re-running resumes."),
-        epilog="example:\n  nas quickstart --out runs/quickstart")
+        description="Train a small supernet on the `tiny` space with the built-in offline "
+                    "corpus, build the lookup table, run a reduced search (racing perplexity, "
+                    "as `nas search`) and export the front, all into --out. Each stage is "
+                    "skipped if its output exists, so re-running resumes.")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--steps", type=int, default=250, help="supernet training steps (default: 250)")
     p.add_argument("--hw", default="gemmini-transformer",
@@ -209,7 +222,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     run_search(SearchJob(
         ckpt=args.ckpt, out=Path(args.out),
-        config=from_args(_search_config(), args, defaults=SEARCH_DEFAULTS),
+        config=from_args(_search_config(), args),
         lut=args.lut, hw=args.hw, mapping=args.mapping, hw_space=args.hw_space,
         sparsity=_sparsity(args),
         rescale_mask=args.rescale_mask,

@@ -1,11 +1,12 @@
-"""The racing evaluator (`nas search --racing`): perplexity on few tokens first, more only where
-the front is still undecided.
+"""The racing evaluator (the default; `nas search --no-racing` turns it off): perplexity on few
+tokens first, more only where the front is still undecided.
 
 The perplexity budget is N evaluation windows (`--max-tokens` / context). Every window is
-scored separately (a `WindowQuality`: `.windows` and `.window_losses(archs, windows)`), in one
-fixed random order, so the first n windows are a sample of all N. Budget levels double from
-`racing_start` x N windows up to N. A new architecture is scored on the first level; the anchors
-(largest and smallest subnet) always on all N windows.
+scored separately (a `nas.search.quality.WindowQuality`: `.windows` and
+`.window_losses(archs, windows)`), in one fixed random order, so the first n windows are a
+sample of all N. Budget levels double from `racing_start` x N windows up to N. A new
+architecture is scored on the first level; the anchors (largest and smallest subnet) always on
+all N windows.
 
 Estimate. Windows that are hard for one subnet are hard for all of them, so an architecture's
 loss is estimated against a fully scored anchor r on the same windows (a paired difference, the
@@ -41,26 +42,15 @@ import bisect
 import math
 import random
 import statistics
-import time
-from typing import Protocol, Sequence
+from typing import Any, Sequence
 
 from nas.core.arch import Arch
-from nas.core.errors import UserError
 from nas.search.candidate import Candidate
 from nas.search.config import SearchConfig
-from nas.search.engine import Evaluator
-from nas.search.genome import Design
+from nas.search.costs import CostSource
+from nas.search.evaluators import ArchiveEvaluator
+from nas.search.executors import Executor, score
 from nas.search.pareto import pareto_indices
-
-
-class WindowQuality(Protocol):
-    """A perplexity source that scores evaluation windows separately
-    (`supernet.perplexity.SupernetPerplexity`)."""
-
-    @property
-    def windows(self) -> int: ...
-
-    def window_losses(self, archs: list[Arch], windows: Sequence[int]) -> list[list[float]]: ...
 
 
 def window_order(n: int) -> list[int]:
@@ -98,17 +88,16 @@ def estimate(losses: Sequence[float], refs: Sequence[Sequence[float]],
     return best
 
 
-class RacingEvaluator(Evaluator):
-    """An `Evaluator` whose perplexities are raced (module docstring). `pinned`: architectures
+class RacingEvaluator(ArchiveEvaluator):
+    """An evaluator whose perplexities are raced (module docstring) on a perplexity source of
+    `windows` evaluation windows (a `nas.search.quality.WindowQuality`). `pinned`: architectures
     always scored on every window (the anchors), the references of the estimates."""
 
-    def __init__(self, quality, costs, config: SearchConfig, vocab: int = 0, max_seq: int = 0,
-                 workers: int = 1, pinned: Sequence[Arch] = ()):
-        if not hasattr(quality, "window_losses"):
-            raise UserError("--racing needs a perplexity source that scores windows separately "
-                            "(supernet.perplexity.SupernetPerplexity does)")
-        super().__init__(quality, costs, config, vocab, max_seq, workers)
-        self.total = int(quality.windows)
+    def __init__(self, executor: Executor, costs: CostSource, config: SearchConfig,
+                 vocab: int = 0, max_seq: int = 0, windows: int = 0,
+                 pinned: Sequence[Arch] = ()):
+        super().__init__(executor, costs, config, vocab, max_seq)
+        self.total = int(windows)
         self.order = window_order(self.total)
         self.levels = levels(self.total, config.racing_start)
         self.pinned = {a.key for a in pinned}
@@ -117,14 +106,15 @@ class RacingEvaluator(Evaluator):
         self._full = 0                              # architectures on every window
 
     # -- state --------------------------------------------------------------------------------
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         return {"losses": self.losses}
 
-    def load(self, state: dict) -> None:
+    def load(self, cache: dict[str, Candidate], state: dict[str, Any]) -> None:
+        super().load(cache, state)
         self.losses = {k: list(v) for k, v in state["losses"].items()}
         self._full = sum(len(v) == self.total for v in self.losses.values())
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Windows scored against the exact evaluator's (every architecture on all of them)."""
         used = sum(len(v) for v in self.losses.values())
         full = sum(len(v) == self.total for v in self.losses.values())
@@ -155,7 +145,7 @@ class RacingEvaluator(Evaluator):
         return math.exp(loss), math.exp(loss - z * se), math.exp(loss + z * se)
 
     def _score(self, archs: list[Arch], windows: list[int]) -> None:
-        for a, part in zip(archs, self._parallel(archs, windows)):
+        for a, part in zip(archs, score(self.executor, archs, windows)):
             self.losses.setdefault(a.key, []).extend(part)
         self._full = sum(len(v) == self.total for v in self.losses.values())
 
@@ -217,27 +207,24 @@ class RacingEvaluator(Evaluator):
                 self._score(group, self.order[n:nxt])
             self._update(todo)
 
-    def evaluate(self, designs: Sequence[Design], generation: int) -> list[Candidate]:
-        new = {d.key: d for d in designs if d.key not in self.cache}
-        if new:
-            todo = list(new.values())
-            archs = list({d.arch.key: d.arch for d in todo
-                          if d.arch.key not in self.losses}.values())
-            t0 = time.perf_counter()
-            pinned = [a for a in archs if a.key in self.pinned]
-            raced = [a for a in archs if a.key not in self.pinned]
-            if pinned:
-                self._score(pinned, self.order)
-            if raced:
-                self._score(raced, self.order[:self.levels[0]])
-            t1 = time.perf_counter()
-            self._add(todo, {a.key: self._interval(a.key)[0] for a in
-                             {d.arch.key: d.arch for d in todo}.values()}, generation)
-            t2 = time.perf_counter()
-            self.race()
-            self.seconds["perplexity"] += (t1 - t0) + (time.perf_counter() - t2)
-            self.seconds["cost"] += t2 - t1
-        return [self.cache[d.key] for d in designs]
+    # -- the evaluator's hooks --------------------------------------------------------------
+    def _measured(self, arch_key: str) -> bool:
+        return arch_key in self.losses
+
+    def _measure(self, archs: list[Arch]) -> None:
+        """The anchors on every window, the others on the first level's."""
+        pinned = [a for a in archs if a.key in self.pinned]
+        raced = [a for a in archs if a.key not in self.pinned]
+        if pinned:
+            self._score(pinned, self.order)
+        if raced:
+            self._score(raced, self.order[:self.levels[0]])
+
+    def _perplexity(self, arch_key: str) -> float:
+        return self._interval(arch_key)[0]
+
+    def _refine(self) -> None:
+        self.race()
 
 
 class _Lowest:
