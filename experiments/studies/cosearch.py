@@ -265,7 +265,7 @@ def main() -> int:
         "supernet": str(ckpt), "space": ev.space.name, "hw_space": hw_space.to_dict(),
         "area_budget_mm2": budget, "presets_within_budget": list(presets),
         "evaluations_per_method": evaluations, "largest_perplexity": base_ppl,
-        "joint_mutation_prob": joint_search.mutation_prob,   # scaled to the joint genome
+        "joint_mutation_prob": joint_search.variation.mutation_prob,   # scaled to the joint genome
         "edp_gain_vs_best_preset": gain("best_preset", PPL_DELTAS[0])["mean"],
         "edp_gain_vs_sequential": gain("sequential", PPL_DELTAS[0])["mean"],
         "edp_gain_vs_best_preset_at_+1": gain("best_preset", PPL_DELTAS[1])["mean"],
