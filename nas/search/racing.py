@@ -94,7 +94,7 @@ class RacingEvaluator(ArchiveEvaluator):
     always scored on every window (the anchors), the references of the estimates."""
 
     def __init__(self, executor: Executor, costs: CostSource, config: SearchConfig,
-                 vocab: int = 0, max_seq: int = 0, windows: int = 0,
+                 vocab: int = 0, max_seq: int = 0, *, windows: int,
                  pinned: Sequence[Arch] = ()):
         super().__init__(executor, costs, config, vocab, max_seq)
         self.total = int(windows)
