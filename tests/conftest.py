@@ -36,3 +36,35 @@ def tiny_supernet(tmp_path_factory):
                       block_size=16, eval_interval=3, eval_tokens=256, eval_random=0,
                       warmup=1, progress=False))
     return run
+
+
+# -- shared data (../shared: masks, oracles) -------------------------------------------------------
+# Tests that need a file of ../shared fail naming it when it is missing; they never skip.
+
+from pathlib import Path  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+VITCOD_MASK = SHARED / "data" / "vitcod" / "deit_tiny_attention_masks_0.95.npy"
+SCALESIM_ORACLE = SHARED / "oracles" / "scalesim-3.0.0-ws.jsonl"
+
+
+def shared_file(path: Path, what: str) -> Path:
+    """`path`, or a failure saying which file of ../shared is missing."""
+    if not path.is_file():
+        pytest.fail(f"{what} not found at {path} (../shared is part of the test setup)",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def vitcod_mask() -> Path:
+    """ViTCoD's released DeiT-Tiny attention masks (95% pruned), [12, 3, 197, 197]."""
+    return shared_file(VITCOD_MASK, "ViTCoD masks")
+
+
+@pytest.fixture(scope="session")
+def scalesim_runs() -> list[dict]:
+    """SCALE-Sim 3.0.0's reference runs (../shared/oracles), one dict per GEMM and array."""
+    import json
+    path = shared_file(SCALESIM_ORACLE, "SCALE-Sim reference runs")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

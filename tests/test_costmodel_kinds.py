@@ -179,7 +179,7 @@ def test_model_ops_are_the_groups_ops_for_mixed_kinds():
         groups = arch_groups(arch)
         assert model_ops(arch, wl) == [op for key, layer in groups
                                        for op in group_ops(key, wl, layer)]
-        assert [k[4] for k, _ in groups if k[0] == "attn"] == list(arch.attention)
+        assert [k.attention for k, _ in groups if k.kind == "attn"] == list(arch.attention)
         assert {k for k, _ in groups} <= set(space_groups(KINDS))
     assert seen == set(KINDS.attention)
     assert len(space_groups(KINDS)) == len(KINDS.d) * (
@@ -275,5 +275,5 @@ def test_group_ops_of_each_kind_cost_what_simulate_says():
         key, layer = arch_groups(arch)[0]
         group = sum(c.cycles for c in simulate_ops(group_ops(key, wl), hw))
         in_model = sum(c.cycles for c in simulate(arch, hw, wl).ops
-                       if c.op.layer == 0 and c.op.group[0] == "attn")
+                       if c.op.layer == 0 and c.op.group.kind == "attn")
         assert group == pytest.approx(in_model, rel=1e-12)

@@ -11,7 +11,8 @@ totals; lookup tables (rows and id) on three presets; hardware-space points (has
 repairs; the analytic profile; and the CLI's stdout, JSON, CSV and figures.
 
 A formula that changes on purpose bumps `SIMULATOR_VERSION` (costmodel/simulate.py) and
-regenerates the file: `python tests/test_costmodel_pinned.py --write`.
+regenerates the file: `python tests/test_costmodel_pinned.py --write ../shared/data/vitcod/
+deit_tiny_attention_masks_0.95.npy` (the mask's path is left out of what is pinned).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
 
 from costmodel.area import area  # noqa: E402
-from costmodel.hardware import PRESETS, derive, load_hardware, scalesim_equivalent  # noqa: E402,E501
+from costmodel.hardware import (PRESETS, derive, load_hardware,  # noqa: E402
+                                scalesim_equivalent)
 from costmodel.hwspace import HardwareSpace  # noqa: E402
 from costmodel.mapping import with_mapping  # noqa: E402
 from costmodel.profile import profile  # noqa: E402
@@ -43,7 +45,6 @@ from lut.table import CostTable  # noqa: E402
 from nas.core.arch import NAMED_MODELS, Arch, SearchSpace  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "costmodel_pinned.json"
-MASK = ROOT.parent / "shared" / "data" / "vitcod" / "deit_tiny_attention_masks_0.95.npy"
 
 TINY = Arch.from_key("L2-d64-h2.3-f128.256-hd32")
 KINDS = Arch.from_key("L3-d64-h2.2.3-f128.128.256-hd32-as.t.sp25")
@@ -56,8 +57,8 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _pin_report(rep: Report) -> dict:
-    blob = json.dumps(rep.to_dict(), sort_keys=True).replace(str(MASK), "<mask>")
+def _pin_report(rep: Report, mask: Path) -> dict:
+    blob = json.dumps(rep.to_dict(), sort_keys=True).replace(str(mask), "<mask>")
     return {"sha256": _sha(blob), "cycles": rep.cycles, "energy_j": rep.energy_j,
             "edp_js": rep.edp}
 
@@ -107,42 +108,43 @@ WIDE_SPACE = {"base": "gemmini-transformer", "rows": [8, 16, 64], "cols": [8, 16
               "tie": {"sfu_lanes": "cols"}}
 
 
-def simulations() -> dict[str, dict]:
+def simulations(mask: Path) -> dict[str, dict]:
+    def pin(rep: Report) -> dict:
+        return _pin_report(rep, mask)
+
     out: dict[str, dict] = {}
     hws = {**PRESETS, **_variants()}
     sparse = AttentionSparsity(0.9)
     for hname, hw in hws.items():
         for aname, arch in (("tiny", TINY), ("kinds", KINDS)):
             for wname, wl in (("enc", ENCODER), ("dec", DECODER)):
-                out[f"{hname}/{aname}/{wname}"] = _pin_report(simulate(arch, hw, wl))
-            out[f"{hname}/{aname}/enc/s0.9"] = _pin_report(simulate(arch, hw, ENCODER, sparse))
-        out[f"{hname}/tiny/dec/s0.9"] = _pin_report(simulate(TINY, hw, DECODER, sparse))
+                out[f"{hname}/{aname}/{wname}"] = pin(simulate(arch, hw, wl))
+            out[f"{hname}/{aname}/enc/s0.9"] = pin(simulate(arch, hw, ENCODER, sparse))
+        out[f"{hname}/tiny/dec/s0.9"] = pin(simulate(TINY, hw, DECODER, sparse))
     for sp in (AttentionSparsity(0.8, pattern="random"), AttentionSparsity(0.5, pattern="random"),
                AttentionSparsity(0.3)):
         for hname in ("vitcod", "vitcod-sim", "gemmini", "systolic-engines"):
-            out[f"{hname}/tiny/enc/{sp.pattern}{sp.sparsity}"] = _pin_report(
+            out[f"{hname}/tiny/enc/{sp.pattern}{sp.sparsity}"] = pin(
                 simulate(TINY, hws[hname], ENCODER, sp))
     dense_window = Arch.from_key("L1-d64-h2-f128-hd32-asp90")
     for hname in ("vitcod", "gemmini-transformer"):
         for wname, wl in (("enc", ENCODER), ("dec", DECODER)):
-            out[f"{hname}/sp90/{wname}"] = _pin_report(simulate(dense_window, hws[hname], wl))
+            out[f"{hname}/sp90/{wname}"] = pin(simulate(dense_window, hws[hname], wl))
     space = HardwareSpace.from_dict(WIDE_SPACE, name="wide")
     rng = random.Random(2)
     for i in range(40):
         hw = space.decode([rng.randrange(len(v)) for _, v in space.genes()])
         for wname, wl in (("enc", ENCODER), ("dec", DECODER)):
-            out[f"wide-space-{i}/kinds/{wname}/s0.9"] = _pin_report(
+            out[f"wide-space-{i}/kinds/{wname}/s0.9"] = pin(
                 simulate(KINDS, hw, wl, AttentionSparsity(0.9)))
-    if not MASK.is_file():
-        raise AssertionError(f"ViTCoD masks not found at {MASK} (../shared/data/vitcod)")
     deit = NAMED_MODELS["deit-tiny"]
     for hname in ("vitcod", "vitcod-sim", "vitcod-fixed-unfused", "gemmini-transformer"):
         for per_layer in (False, True):
-            sp = AttentionSparsity.from_mask(str(MASK), per_layer=per_layer)
-            out[f"{hname}/deit-tiny/mask/per_layer={per_layer}"] = _pin_report(
+            sp = AttentionSparsity.from_mask(str(mask), per_layer=per_layer)
+            out[f"{hname}/deit-tiny/mask/per_layer={per_layer}"] = pin(
                 simulate(deit.arch, hws[hname], Workload(seq=197), sp))
-        sp = AttentionSparsity.from_mask(str(MASK))
-        out[f"{hname}/tiny/mask-rescaled"] = _pin_report(
+        sp = AttentionSparsity.from_mask(str(mask))
+        out[f"{hname}/tiny/mask-rescaled"] = pin(
             simulate(TINY, hws[hname], ENCODER, sp, rescale_mask=True))
     named = {"bert-base": ("gemmini", Workload(seq=128, vocab=30522)),
              "gpt2": ("gemmini-transformer", Workload(seq=64, mode="decoder", gen=4,
@@ -150,7 +152,7 @@ def simulations() -> dict[str, dict]:
              "survey-6l": ("edge-32x32", Workload(seq=64, mode="decoder", gen=2)),
              "bert-large": ("vitality", Workload(seq=32))}
     for model, (hname, wl) in named.items():
-        out[f"{hname}/{model}"] = _pin_report(simulate(NAMED_MODELS[model].arch, hws[hname], wl))
+        out[f"{hname}/{model}"] = pin(simulate(NAMED_MODELS[model].arch, hws[hname], wl))
     return out
 
 
@@ -161,11 +163,11 @@ def gemms(tmp: Path) -> dict[str, dict]:
     out = {}
     for hname, hw in {**PRESETS, **_variants()}.items():
         rep = Report(simulate_ops(gemm_ops(gemm_list), hw), hw, Workload())
-        out[f"{hname}/gemms"] = _pin_report(rep)
+        out[f"{hname}/gemms"] = _pin_report(rep, tmp)
     return out
 
 
-def tables(tmp: Path) -> dict[str, dict]:
+def tables(tmp: Path, mask: Path) -> dict[str, dict]:
     out = {}
     spaces = {"tiny": (SearchSpace.load("tiny"), ENCODER),
               "tiny-kinds": (SearchSpace.load("tiny-kinds"), DECODER),
@@ -181,25 +183,25 @@ def tables(tmp: Path) -> dict[str, dict]:
         cost = CostTable.build(spaces["tiny-kinds"][0], PRESETS[hname], DECODER).cost(arch)
         out[f"{hname}/cost"] = {"cycles": cost.cycles, "latency_ms": cost.latency_ms,
                                 "energy_mj": cost.energy_mj, "edp": cost.edp}
-    out["files"] = _table_files(tmp)
+    out["files"] = _table_files(tmp, mask)
     return out
 
 
-def _table_files(tmp: Path) -> dict:
+def _table_files(tmp: Path, mask: Path) -> dict:
     """A table saved and loaded, its description and refusals, and a format-2 file."""
     import pyarrow.parquet as pq
 
     from lut.table import META_KEY
     from nas.core.errors import UserError
     space = SearchSpace.load("tiny")
-    sp = AttentionSparsity.from_mask(str(MASK))
+    sp = AttentionSparsity.from_mask(str(mask))
     t = CostTable.build(space, PRESETS["vitcod"], ENCODER, sp)
     back = CostTable.load(t.save(tmp / "t.parquet"))
     try:
         back.check(SearchSpace.load("tiny-kinds"), DECODER, None, PRESETS["gemmini"])
         refusal = ""
     except UserError as exc:
-        refusal = str(exc).replace(str(tmp), "<tmp>").replace(str(MASK), "<mask>")
+        refusal = str(exc).replace(str(tmp), "<tmp>").replace(str(mask), "<mask>")
     old = pq.read_table(tmp / "t.parquet").drop_columns(["attention"])
     meta = {**back.meta, "format_version": 2}
     pq.write_table(old.replace_schema_metadata({META_KEY: json.dumps(meta).encode()}),
@@ -208,7 +210,7 @@ def _table_files(tmp: Path) -> dict:
     for p in ("t.parquet", "v2.parquet"):
         (tmp / p).unlink()
     return {"id": back.id, "rows": _sha(json.dumps(back.rows)), "same": back.rows == t.rows,
-            "describe": back.describe().replace(str(MASK), "<mask>"), "refusal": refusal,
+            "describe": back.describe().replace(str(mask), "<mask>"), "refusal": refusal,
             "v2": [[c.cycles, c.energy_j] for c in v2.costs([TINY, Arch.uniform(3, 128, 4, 512,
                                                                                  32)])],
             "hardware": back.hardware.hash(), "workload": back.workload.key,
@@ -301,7 +303,7 @@ CLI_RUNS = {
 }
 
 
-def cli(tmp: Path) -> dict[str, dict]:
+def cli(tmp: Path, mask: Path) -> dict[str, dict]:
     """stdout, stderr and every file each command writes (figures as fingerprints)."""
     import matplotlib.figure
 
@@ -318,18 +320,18 @@ def cli(tmp: Path) -> dict[str, dict]:
     out = {}
     try:
         for name, argv in CLI_RUNS.items():
-            argv = [a.format(tmp=tmp, mask=MASK) for a in argv]
+            argv = [a.format(tmp=tmp, mask=mask) for a in argv]
             figures.clear()
             stdout, stderr = io.StringIO(), io.StringIO()
             with redirect_stdout(stdout), redirect_stderr(stderr):
                 code = main(argv)
-            files = {p.name: p.read_text().replace(str(MASK), "<mask>")
+            files = {p.name: p.read_text().replace(str(mask), "<mask>")
                      for p in sorted(tmp.iterdir()) if p.suffix in (".json", ".csv")
                      and p.name != "t.csv"}
             for p in tmp.iterdir():
                 if p.name != "t.csv":
                     p.unlink()
-            norm = lambda s: s.replace(str(tmp), "<tmp>").replace(str(MASK), "<mask>")  # noqa
+            norm = lambda s: s.replace(str(tmp), "<tmp>").replace(str(mask), "<mask>")  # noqa
             out[name] = {"code": code, "stdout": _sha(norm(stdout.getvalue())),
                          "stderr": norm(stderr.getvalue()),
                          "lines": len(stdout.getvalue().splitlines()),
@@ -340,19 +342,19 @@ def cli(tmp: Path) -> dict[str, dict]:
     return out
 
 
-def compute(tmp: Path) -> dict[str, dict]:
+def compute(tmp: Path, mask: Path) -> dict[str, dict]:
     def own(name: str) -> Path:             # a folder of its own for each part
         (tmp / name).mkdir()
         return tmp / name
-    return {"simulations": simulations(), "gemms": gemms(own("gemms")),
-            "tables": tables(own("tables")), "hardware_spaces": hardware_spaces(own("hw")),
-            "profiles": profiles(), "cli": cli(own("cli"))}
+    return {"simulations": simulations(mask), "gemms": gemms(own("gemms")),
+            "tables": tables(own("tables"), mask), "hardware_spaces": hardware_spaces(own("hw")),
+            "profiles": profiles(), "cli": cli(own("cli"), mask)}
 
 
 @pytest.fixture(scope="module")
-def pinned(tmp_path_factory) -> tuple[dict, dict]:
+def pinned(tmp_path_factory, vitcod_mask) -> tuple[dict, dict]:
     assert GOLDEN.is_file(), f"pinned outputs not found at {GOLDEN}"
-    return json.loads(GOLDEN.read_text()), compute(tmp_path_factory.mktemp("pinned"))
+    return json.loads(GOLDEN.read_text()), compute(tmp_path_factory.mktemp("pinned"), vitcod_mask)
 
 
 @pytest.mark.parametrize("part", ["simulations", "gemms", "tables", "hardware_spaces",
@@ -367,10 +369,11 @@ def test_outputs_match_the_pinned_ones_to_the_last_digit(pinned, part):
 
 if __name__ == "__main__":
     import tempfile
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python tests/test_costmodel_pinned.py --write")
+    if len(sys.argv) != 3 or sys.argv[1] != "--write" or not Path(sys.argv[2]).is_file():
+        sys.exit("usage: python tests/test_costmodel_pinned.py --write MASK.npy (ViTCoD's "
+                 "deit_tiny_attention_masks_0.95.npy)")
     with tempfile.TemporaryDirectory() as tmp:
-        data = compute(Path(tmp))
+        data = compute(Path(tmp), Path(sys.argv[2]).resolve())
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
     GOLDEN.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}: " + ", ".join(f"{len(v)} {k}" for k, v in data.items()))

@@ -7,7 +7,6 @@ from collections import Counter
 
 import pytest
 
-import costmodel.simulate as simulate_mod
 from costmodel.hardware import load_hardware
 from costmodel.simulate import simulate
 from costmodel.workload import Workload, arch_groups, model_ops
@@ -96,8 +95,9 @@ def test_table_of_another_format_version_is_refused(tmp_path, monkeypatch):
 
 
 def test_table_from_another_simulator_version_is_refused(tmp_path, monkeypatch):
+    import lut.table as table_mod
     path = CostTable.build(TINY, HW, Workload(seq=16)).save(tmp_path / "t.parquet")
-    monkeypatch.setattr(simulate_mod, "SIMULATOR_VERSION", "999")
+    monkeypatch.setattr(table_mod, "SIMULATOR_VERSION", "999")
     with pytest.raises(UserError, match="simulator version .* this is version 999"):
         CostTable.load(path)
 
@@ -126,7 +126,7 @@ def test_sparsity_changes_attention_entries_only():
     sparse = CostTable.build(TINY, vitcod, wl, sparsity=AttentionSparsity(0.9))
     assert sparse.id != dense.id
     for key in space_groups(TINY):
-        if key[0] == "attn":
+        if key.kind == "attn":
             assert sparse._entries[key][0] < dense._entries[key][0]
         else:
             assert sparse._entries[key] == dense._entries[key]

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from lut.table import CostTable, space_groups
+from lut.table import CostTable, key_row, space_groups
 from nas.core.arch import Arch, SearchSpace
 from nas.cli import main
 from nas.core.errors import UserError
@@ -48,13 +48,9 @@ def synthetic_table(space: SearchSpace = SPACE) -> CostTable:
     """A CostTable with made-up but monotone costs (no simulator involved)."""
     rows = []
     for key in space_groups(space):
-        kind, d = key[0], key[1]
-        work = {"attn": lambda: d * key[2] * key[3] + 50 * key[2],
-                "ffn": lambda: 2 * d * key[2], "head": lambda: 4 * d}[kind]()
-        rows.append({"kind": kind, "d": d, "heads": key[2] if kind == "attn" else 0,
-                     "head_dim": key[3] if kind == "attn" else 0,
-                     "ffn": key[2] if kind == "ffn" else 0,
-                     "cycles": float(work), "energy_pj": float(3 * work + 1000)})
+        work = {"attn": key.d * key.heads * key.head_dim + 50 * key.heads,
+                "ffn": 2 * key.d * key.ffn, "head": 4 * key.d}[key.kind]
+        rows.append(key_row(key, work, 3 * work + 1000))
     meta = {"hw_name": "synthetic", "hw_hash": "0" * 12, "hw": {}, "clock_hz": 1e9,
             "workload": {"seq": 32, "batch": 1, "mode": "decoder", "gen": 0, "vocab": 0},
             "space": space.to_dict(), "simulator_version": "test", "sparsity": None}
@@ -336,8 +332,8 @@ def fake_joint_costs(designs):
     for d in designs:
         base = synthetic_table().cost(d.arch)
         speed = d.hw.rows / 16
-        cost = Cost(cycles=base.cycles / speed, latency_s=base.latency_s / speed,
-                    energy_j=base.energy_j * (1.2 if d.hw.sram == 64 else 1.0))
+        cost = Cost(cycles=base.cycles / speed, clock_hz=base.clock_hz,
+                    energy_pj=base.energy_pj * (1.2 if d.hw.sram == 64 else 1.0))
         out.append((cost, HardwarePoint(d.hw.name, d.hw.hash(), fake_area(d.hw),
                                         (("rows", d.hw.rows), ("sram", d.hw.sram)))))
     return out
