@@ -92,7 +92,7 @@ class Workload:
 ATTN, FFN, HEAD = "attn", "ffn", "head"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GroupKey:
     """The widths a group of operators depends on, and nothing else: one lookup-table row.
     Build one with `attn_group`, `ffn_group` or `head_group`; the fields a kind does not use are
@@ -112,16 +112,20 @@ class GroupKey:
         return f"ffn d={self.d} ffn={self.ffn}" if self.kind == FFN else f"head d={self.d}"
 
 
+# The constructors are cached: a search builds the keys of many architectures from a few widths.
+@lru_cache(maxsize=4096)
 def attn_group(d: int, heads: int, head_dim: int, attention: str) -> GroupKey:
     """LayerNorm 1, attention of kind `attention`, residual."""
     return GroupKey(ATTN, d, heads=heads, head_dim=head_dim, attention=attention)
 
 
+@lru_cache(maxsize=4096)
 def ffn_group(d: int, ffn: int) -> GroupKey:
     """LayerNorm 2, feed-forward of hidden width `ffn`, residual."""
     return GroupKey(FFN, d, ffn=ffn)
 
 
+@lru_cache(maxsize=4096)
 def head_group(d: int) -> GroupKey:
     """Final LayerNorm and LM head."""
     return GroupKey(HEAD, d)
@@ -314,15 +318,13 @@ def head_ops(d: int, workload: Workload) -> list[Op]:
     return ops
 
 
-@lru_cache(maxsize=65536)
-def arch_groups(arch: Arch) -> tuple[tuple[GroupKey, int | None], ...]:
+def arch_groups(arch: Arch) -> list[tuple[GroupKey, int | None]]:
     """(group key, layer) of every block of `arch`, in execution order: per layer one attention
-    and one FFN group, then the head group (layer None). Cached: a search looks up many
-    architectures many times."""
+    and one FFN group, then the head group (layer None)."""
     blocks: list[tuple[GroupKey, int | None]] = []
     for i, (h, f, kind) in enumerate(zip(arch.heads, arch.ffn, arch.attention)):
         blocks += [(attn_group(arch.d, h, arch.head_dim, kind), i), (ffn_group(arch.d, f), i)]
-    return tuple(blocks + [(head_group(arch.d), None)])
+    return blocks + [(head_group(arch.d), None)]
 
 
 def group_ops(key: GroupKey, workload: Workload, layer: int | None = None) -> list[Op]:
