@@ -52,20 +52,11 @@ from costmodel.gemm import dense_gemm_op_cost, kept_scores_op_cost
 from costmodel.hardware import HardwareConfig
 from costmodel.nonlinear import nonlinear_cost, vector_cost
 from costmodel.sparse_engine import attention_product_cost
-from costmodel.sparsity import AttentionSparsity, PatternSparsity
+from costmodel.sparsity import AttentionSparsity, PatternSparsity, op_sparsity
 from costmodel.workload import AV, GEMM, QK, SOFTMAX, TAYLOR_VECTOR_KINDS, Op, Workload, model_ops
 from nas.core.arch import Arch
 
 SIMULATOR_VERSION = "2.0"   # bump whenever a cost formula changes (lookup tables check it)
-
-
-def op_sparsity(op: Op, sparsity: AttentionSparsity | None
-                ) -> AttentionSparsity | PatternSparsity | None:
-    """The sparsity an op's cost sees: a sparse kind's own pattern on its ops, `sparsity`
-    (pruned softmax attention) on the others."""
-    if op.pattern:
-        return PatternSparsity(op.pattern[0], op.pattern[1], causal=op.phase != "encoder")
-    return sparsity
 
 
 def on_engines(op: Op, hw: HardwareConfig,
@@ -108,9 +99,7 @@ def op_cost(op: Op, hw: HardwareConfig, sparsity: AttentionSparsity | None = Non
     pattern = isinstance(sparsity, PatternSparsity)
     # only what the cost depends on goes into the cache key
     keep = engines or (pattern and (op.product in (QK, AV) or op.kind == SOFTMAX))
-    q = 0
-    if keep and op.kind == SOFTMAX and pattern:      # query rows of each map of the op
-        q = 1 if op.phase == "decode" else op.n
+    q = op.queries if keep and op.kind == SOFTMAX and pattern else 0
     shape = replace(op, name="", group=None, phase="", attention="", pattern=(),
                     product=op.product if keep else "",
                     layer=op.layer if per_layer else None, heads=op.heads if engines else 0)
@@ -198,5 +187,5 @@ def simulate(arch: Arch, hw: HardwareConfig, workload: Workload,
     return Report(simulate_ops(model_ops(arch, workload), hw, sparsity), hw, workload, sparsity)
 
 
-__all__ = ["SIMULATOR_VERSION", "OpCost", "Report", "op_sparsity", "on_engines", "op_cost",
+__all__ = ["SIMULATOR_VERSION", "OpCost", "Report", "on_engines", "op_cost",
            "simulate_ops", "simulate", "clear_caches"]

@@ -159,6 +159,19 @@ class Op:
         return self.m * self.k * self.n * self.batch * self.repeat if self.kind == GEMM else 0
 
     @property
+    def queries(self) -> int:
+        """Query rows of each attention map an attention op works on: m for Q.K^T and A.V; for
+        a softmax, 1 in a decode step, else its context n (the map is square)."""
+        if self.kind == GEMM:
+            return self.m
+        return 1 if self.phase == "decode" else self.n
+
+    @property
+    def context(self) -> int:
+        """Keys of each attention map an attention op works on."""
+        return self.k if self.product == AV else self.n
+
+    @property
     def elements(self) -> int:
         """Output elements over all batches and repeats."""
         return self.m * self.n * self.batch * self.repeat

@@ -158,6 +158,10 @@ class CostTable:
         return cls(rows, meta)
 
     # -- look-ups --------------------------------------------------------------------------
+    def entry(self, key: GroupKey) -> tuple[float, float]:
+        """(cycles, energy in pJ) of one group."""
+        return self._entries[key]
+
     def cost(self, arch: Arch) -> Cost:
         """Sum of the table entries of `arch`'s blocks."""
         cycles = energy_pj = 0.0

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import nas.cli.hardware as hardware_cli
+import costmodel.plots as plots
 from costmodel.hardware import PRESETS
 from nas.cli import main
 
@@ -79,7 +79,7 @@ def test_simulate_plot(capsys, tmp_path):
 def plotted(capsys, monkeypatch, tmp_path, *argv):
     """Run `nas simulate ... --plot` keeping the figure (instead of writing it) and the JSON."""
     figures = []
-    monkeypatch.setattr(hardware_cli, "save_figure", lambda fig, path: figures.append(fig))
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))
     js = tmp_path / "r.json"
     code, _, err = run(capsys, "simulate", *argv, "--plot", str(tmp_path / "p.png"),
                        "--json", str(js))

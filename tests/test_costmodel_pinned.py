@@ -271,7 +271,7 @@ def _figure_fingerprint(fig) -> list:
                                [r(c) for c in p.get_facecolor()]] for p in ax.patches],
                      "texts": [t.get_text() for t in ax.texts]})
     legend = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
-    return [fig._suptitle.get_text() if fig._suptitle else "", axes, legend]
+    return [fig.get_suptitle(), axes, legend]
 
 
 CLI_RUNS = {
