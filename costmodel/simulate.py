@@ -28,16 +28,9 @@ Attention kinds (costmodel.workload lists their operators):
   like any GEMM. Its vector operators run on ViTALiTy's units where the hardware has them, else
   on the SFUs (or the host): costmodel.nonlinear.
 
-This module dispatches each operator to its model, one direction down the chain:
-
-    costmodel.hardware    the accelerator (HardwareConfig) and the rules it obeys
-    costmodel.workload    the operators of a model (Op) and their lookup-table groups (GroupKey)
-    costmodel.simulate    this: which model costs an operator; a model's Report
-    costmodel.gemm        dense GEMMs on the whole array (systolic via mapping, or MAC lines)
-    costmodel.sparse_engine   ViTCoD's dense + sparse attention engines (uses gemm)
-    costmodel.nonlinear   softmax, LayerNorm, GELU, adds, Taylor vector ops (SFUs, host, ViTALiTy)
-    costmodel.mapping     how one GEMM is tiled and scheduled on a systolic array
-    costmodel.cost        energy per action, the per-operator and whole-model cost records, units
+This module only dispatches: `op_cost` hands each operator to its model (costmodel.gemm,
+costmodel.sparse_engine, costmodel.nonlinear), whose costs come back as `costmodel.cost.OpCost`
+records; `Report` sums them (the chain of modules: costmodel/__init__.py).
 """
 
 from __future__ import annotations
@@ -53,7 +46,8 @@ from costmodel.hardware import HardwareConfig
 from costmodel.nonlinear import nonlinear_cost, vector_cost
 from costmodel.sparse_engine import attention_product_cost
 from costmodel.sparsity import AttentionSparsity, PatternSparsity, op_sparsity
-from costmodel.workload import AV, GEMM, QK, SOFTMAX, TAYLOR_VECTOR_KINDS, Op, Workload, model_ops
+from costmodel.workload import (AV, GEMM, QK, SOFTMAX, TAYLOR_VECTOR_KINDS, Op, Workload,
+                                model_ops)
 from nas.core.arch import Arch
 
 SIMULATOR_VERSION = "2.0"   # bump whenever a cost formula changes (lookup tables check it)

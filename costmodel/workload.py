@@ -133,6 +133,8 @@ def head_group(d: int) -> GroupKey:
 
 @dataclass(frozen=True, kw_only=True)
 class Op:
+    """One operator (see the module docstring for the GEMM convention); built by keyword."""
+
     name: str               # e.g. "L0.q_proj", "lm_head"; decode steps end in "@t<step>"
     kind: str               # GEMM or one of NONLINEAR_KINDS
     cls: str                # PROJECTION, ACT_MATMUL or NONLINEAR

@@ -40,8 +40,7 @@ META_KEY = b"transformer-hw-nas.lut"
 FORMAT_VERSION = 3          # 2: sparsity without a seed; tables checked for all they encode
                             # 3: attention kinds (an `attention` column)
 READABLE_FORMATS = (2, 3)   # format 2 tables hold softmax attention groups only
-KEY_COLUMNS = tuple(f.name for f in fields(GroupKey))
-COLUMNS = (*KEY_COLUMNS, "cycles", "energy_pj")
+COLUMNS = (*(f.name for f in fields(GroupKey)), "cycles", "energy_pj")
 COLUMNS_V2 = tuple(c for c in COLUMNS if c != "attention")
 
 
@@ -258,10 +257,11 @@ class CostTable:
 
 
 def _schema():
+    """The Parquet columns: the GroupKey's fields (text or int64), then the cost (float64)."""
     import pyarrow as pa
-    return pa.schema([("kind", pa.string()), ("d", pa.int64()), ("heads", pa.int64()),
-                      ("head_dim", pa.int64()), ("attention", pa.string()), ("ffn", pa.int64()),
-                      ("cycles", pa.float64()), ("energy_pj", pa.float64())])
+    return pa.schema([(f.name, pa.string() if f.type == "str" else pa.int64())
+                      for f in fields(GroupKey)]
+                     + [("cycles", pa.float64()), ("energy_pj", pa.float64())])
 
 
 def _sparsity_meta(sparsity) -> dict[str, Any] | None:
