@@ -377,5 +377,8 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         data = compute(Path(tmp), Path(sys.argv[2]).resolve())
     GOLDEN.parent.mkdir(parents=True, exist_ok=True)
-    GOLDEN.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    parts = [json.dumps(part) + ": {\n" + ",\n".join(             # one line per pinned case
+        f" {json.dumps(k)}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(cases.items()))
+        + "\n}" for part, cases in sorted(data.items())]
+    GOLDEN.write_text("{\n" + ",\n".join(parts) + "\n}\n")
     print(f"wrote {GOLDEN}: " + ", ".join(f"{len(v)} {k}" for k, v in data.items()))
