@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
@@ -168,50 +168,26 @@ class HardwareConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if f.type in ("int", "float"):
-                v = getattr(self, f.name)
-                if isinstance(v, str):          # YAML 1.1 reads "1e9" (no dot) as a string
-                    try:
-                        v = float(v)
-                    except ValueError:
-                        pass
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                    raise UserError(f"hardware '{self.name}': {f.name} must be a number, got {v!r}")
-                if f.type == "int" and v != int(v):
-                    raise UserError(f"hardware '{self.name}': {f.name} must be an integer, got {v!r}")
-                object.__setattr__(self, f.name, int(v) if f.type == "int" else float(v))
-            elif f.type == "bool" and not isinstance(getattr(self, f.name), bool):
-                raise UserError(f"hardware '{self.name}': {f.name} must be true or false")
-        positive = ("rows", "cols", "clock_hz", "input_bits", "acc_bits", "scratchpad_kib",
-                    "accumulator_kib", "dram_bytes_per_cycle", "sfu_lanes",
-                    "sfu_cycles_per_element", "host_clock_hz", "host_cycles_softmax",
-                    "host_cycles_layernorm", "host_cycles_gelu", "host_cycles_add")
-        for name in positive:
+            try:
+                object.__setattr__(self, f.name, field_value(f.name, getattr(self, f.name)))
+            except ValueError as exc:
+                raise UserError(f"hardware '{self.name}': {exc}") from None
+        for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise UserError(f"hardware '{self.name}': {name} must be positive, "
                                 f"got {getattr(self, name)}")
-        for name in ("mac_pj", "rf_pj_per_mac", "scratchpad_pj_per_byte", "host_cycles_quant",
-                     "accumulator_pj_per_byte", "dram_pj_per_byte", "sfu_pj_per_op",
-                     "host_pj_per_cycle", "static_power_w", "attention_lanes", "diag_pes",
-                     "preproc_lanes"):
+        for name in NON_NEGATIVE:
             if getattr(self, name) < 0:
                 raise UserError(f"hardware '{self.name}': {name} must be >= 0, "
                                 f"got {getattr(self, name)}")
-        if self.dataflow not in DATAFLOWS:
-            raise UserError(f"hardware '{self.name}': unknown dataflow {self.dataflow!r} "
-                            f"(choose {' or '.join(DATAFLOWS)})")
-        for name, choices in (("mapping", MAPPING_MODES),
-                              ("mapping_objective", MAPPING_OBJECTIVES)):
-            if getattr(self, name) not in choices:
-                raise UserError(f"hardware '{self.name}': {name} must be one of "
-                                f"{', '.join(choices)}, got {getattr(self, name)!r}")
-        for name, choices in (("sfu", SFU_PLACES), ("pe_array", PE_ARRAYS),
-                              ("sparse_allocation", SPARSE_ALLOCATIONS),
-                              ("head_timing", HEAD_TIMINGS)):
-            if getattr(self, name) not in choices:
-                raise UserError(f"hardware '{self.name}': {name} must be one of {list(choices)}, "
-                                f"got {getattr(self, name)!r}")
-        if self.attention_fusion and self.sfu != "onchip":
+        self._check_combinations()
+        for name, value in derived_energies(vars(self)).items():
+            if getattr(self, name) == 0:                    # 0 = derive from the sizes
+                object.__setattr__(self, name, value)
+
+    def _check_combinations(self) -> None:
+        """The rules between fields (each a function of this module, which hwspace uses too)."""
+        if not fusion_allowed(vars(self)):
             raise UserError(f"hardware '{self.name}': attention_fusion needs sfu: onchip (the "
                             "softmax runs on the scores inside the fused kernel)")
         if not 0.0 < self.qk_compression <= 1.0:
@@ -219,27 +195,14 @@ class HardwareConfig:
                             f"got {self.qk_compression}")
         if self.input_bits % 8 or self.acc_bits % 8:
             raise UserError(f"hardware '{self.name}': input_bits and acc_bits must be whole bytes")
-        if self.sparse_engine and not (0.0 < self.sparse_pe_fraction < 1.0
-                                       and 1 <= self.sparse_rows < self.rows):
+        if self.sparse_engine and not sparse_split_ok(self.rows, self.sparse_pe_fraction):
             raise UserError(f"hardware '{self.name}': sparse_pe_fraction={self.sparse_pe_fraction} "
                             f"must leave at least one PE row to each engine of the {self.rows}-row array")
-        # The smallest tile (R x R inputs, R x C weights; R x C int32 sums) must fit double-buffered.
-        need_sp = self.buffers * (self.rows * self.rows + self.rows * self.cols) * self.in_bytes
-        if need_sp > self.scratchpad_bytes:
-            raise UserError(f"hardware '{self.name}': scratchpad_kib={self.scratchpad_kib:g} is too "
-                            f"small for one {self.rows}x{self.cols} tile (needs {need_sp / 1024:g} KiB)")
-        need_acc = self.buffers * self.rows * self.cols * self.acc_bytes
-        if need_acc > self.accumulator_bytes:
-            raise UserError(f"hardware '{self.name}': accumulator_kib={self.accumulator_kib:g} is too "
-                            f"small for one {self.rows}x{self.cols} tile (needs {need_acc / 1024:g} KiB)")
-        if self.scratchpad_pj_per_byte == 0:
-            object.__setattr__(self, "scratchpad_pj_per_byte", sram_pj_per_byte(self.scratchpad_kib))
-        if self.accumulator_pj_per_byte == 0:
-            object.__setattr__(self, "accumulator_pj_per_byte",
-                               sram_pj_per_byte(self.accumulator_kib))
-        if self.rf_pj_per_mac == 0:
-            object.__setattr__(self, "rf_pj_per_mac",
-                               register_pj_per_mac(self.input_bits, self.acc_bits))
+        for buffer, need in tile_bytes(vars(self)).items():
+            if not holds(getattr(self, buffer), need):
+                raise UserError(f"hardware '{self.name}': {buffer}={getattr(self, buffer):g} is "
+                                f"too small for one {self.rows}x{self.cols} tile (needs "
+                                f"{need / 1024:g} KiB)")
 
     # -- derived sizes ----------------------------------------------------------------------
     @property
@@ -269,7 +232,7 @@ class HardwareConfig:
     @property
     def sparse_rows(self) -> int:
         """PE rows of the sparse attention engine (the rest form the dense engine)."""
-        return int(round(self.rows * self.sparse_pe_fraction)) if self.sparse_engine else 0
+        return sparse_engine_rows(self.rows, self.sparse_pe_fraction) if self.sparse_engine else 0
 
     @property
     def engine_lanes(self) -> int:
@@ -307,6 +270,107 @@ class HardwareConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+# -- the rules a configuration obeys ---------------------------------------------------------------
+# One place for each: HardwareConfig checks them, costmodel.hwspace keeps its points inside them.
+# They read a mapping of field values (a config's `vars`, or a space's point before it is built).
+
+# fields whose value is one of a few names
+CHOICES = {"dataflow": DATAFLOWS, "mapping": MAPPING_MODES, "mapping_objective": MAPPING_OBJECTIVES,
+           "sfu": SFU_PLACES, "pe_array": PE_ARRAYS, "sparse_allocation": SPARSE_ALLOCATIONS,
+           "head_timing": HEAD_TIMINGS}
+POSITIVE = ("rows", "cols", "clock_hz", "input_bits", "acc_bits", "scratchpad_kib",
+            "accumulator_kib", "dram_bytes_per_cycle", "sfu_lanes", "sfu_cycles_per_element",
+            "host_clock_hz", "host_cycles_softmax", "host_cycles_layernorm", "host_cycles_gelu",
+            "host_cycles_add")
+NON_NEGATIVE = ("mac_pj", "rf_pj_per_mac", "scratchpad_pj_per_byte", "host_cycles_quant",
+                "accumulator_pj_per_byte", "dram_pj_per_byte", "sfu_pj_per_op",
+                "host_pj_per_cycle", "static_power_w", "attention_lanes", "diag_pes",
+                "preproc_lanes")
+# the sparse-engine fields, and the fields that matter on a systolic array only
+SPARSE_FIELDS = ("sparse_pe_fraction", "sparse_allocation", "attention_fusion", "qk_compression",
+                 "attention_lanes", "head_timing")
+SYSTOLIC_FIELDS = ("dataflow", "mapping", "mapping_objective")
+_TYPES = {f.name: f.type for f in fields(HardwareConfig)}
+
+
+def field_value(name: str, value: Any) -> Any:
+    """`value` as field `name` holds it: numbers typed (YAML 1.1 reads 1e9, with no dot, as
+    text), booleans and choices checked; else a ValueError saying what it must be."""
+    kind = _TYPES[name]
+    if kind in ("int", "float"):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if kind == "int" and value != int(value):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        return int(value) if kind == "int" else float(value)
+    if kind == "bool" and not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false")
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ValueError(f"unknown {name} {value!r} ({name} must be one of "
+                         f"{', '.join(CHOICES[name])})")
+    return value
+
+
+def tile_bytes(values: Mapping[str, Any]) -> dict[str, int]:
+    """Bytes the smallest tile needs, per buffer field: R x R inputs and R x C weights in the
+    scratchpad, R x C int32 sums in the accumulator, twice each when double-buffered."""
+    buffers = 2 if values["double_buffer"] else 1
+    r, c = values["rows"], values["cols"]
+    return {"scratchpad_kib": buffers * (r * r + r * c) * (values["input_bits"] // 8),
+            "accumulator_kib": buffers * r * c * (values["acc_bits"] // 8)}
+
+
+def holds(kib: float, need_bytes: int) -> bool:
+    """A buffer of `kib` KiB holds `need_bytes` (tile_bytes)."""
+    return int(kib * 1024) >= need_bytes
+
+
+def sparse_engine_rows(rows: int, fraction: float) -> int:
+    """PE rows `fraction` of a `rows`-row array gives the sparse engine."""
+    return int(round(rows * fraction))
+
+
+def sparse_split_ok(rows: int, fraction: float) -> bool:
+    """The split leaves at least one PE row to each engine."""
+    return 0.0 < fraction < 1.0 and 1 <= sparse_engine_rows(rows, fraction) < rows
+
+
+def fusion_allowed(values: Mapping[str, Any]) -> bool:
+    """Attention fusion runs the softmax inside the fused kernel: it needs on-chip SFUs."""
+    return not values["attention_fusion"] or values["sfu"] == "onchip"
+
+
+def derived_energies(values: Mapping[str, Any]) -> dict[str, float]:
+    """The energies per action a field left at 0 takes: SRAM accesses from the buffer sizes,
+    PE registers from the operand widths."""
+    return {"scratchpad_pj_per_byte": sram_pj_per_byte(values["scratchpad_kib"]),
+            "accumulator_pj_per_byte": sram_pj_per_byte(values["accumulator_kib"]),
+            "rf_pj_per_mac": register_pj_per_mac(values["input_bits"], values["acc_bits"])}
+
+
+def unused_fields(values: Mapping[str, Any]) -> set[str]:
+    """Fields whose value cannot change cost or area at a point with these `values`: the
+    sparse-engine fields without a sparse engine (the split with ViTCoD's dynamic allocation),
+    the systolic array's dataflow and mapping on MAC lines, the search objective unless the
+    mapping searches."""
+    out: set[str] = set()
+    if not values["sparse_engine"]:
+        out.update(SPARSE_FIELDS)
+    elif values["sparse_allocation"] == "dynamic":
+        out.add("sparse_pe_fraction")
+    if values["pe_array"] == "lines":
+        out.update(SYSTOLIC_FIELDS)
+    elif values["mapping"] != "search":
+        out.add("mapping_objective")
+    return out
+
+
 # Fields added after simulator 2.0 (attention kinds), with their defaults: left out of `hash`
 # at those defaults.
 LATER_FIELDS = {"diag_pes": 0, "preproc_lanes": 0, "taylor_pipeline": False}
@@ -339,9 +403,8 @@ def derive(base: str, name: str, description: str = "", **changes: Any) -> Hardw
     if base not in PRESETS:
         raise UserError(f"hardware: base '{base}' is not a preset ({', '.join(PRESETS)})")
     data = PRESETS[base].to_dict()
-    data.update(name=name, description=description or f"{base} with {changes}",
-                scratchpad_pj_per_byte=0.0, accumulator_pj_per_byte=0.0,
-                rf_pj_per_mac=0.0)                                          # 0 = re-derive
+    data.update(dict.fromkeys(derived_energies(data), 0.0))                # 0 = re-derive
+    data.update(name=name, description=description or f"{base} with {changes}")
     data.update(changes)
     return HardwareConfig.from_dict(data, name=name)
 
@@ -366,7 +429,9 @@ def load_hardware(name_or_path: str | Path) -> HardwareConfig:
     return HardwareConfig.from_dict(data, name=path.stem)
 
 
-__all__ = ["HardwareConfig", "PRESETS", "load_hardware", "derive", "scalesim_equivalent",
-           "sram_pj_per_byte", "register_pj_per_mac", "DATAFLOWS", "MAPPING_MODES",
-           "MAPPING_OBJECTIVES", "PE_ARRAYS",
-           "SPARSE_ALLOCATIONS", "HEAD_TIMINGS"]
+__all__ = ["HardwareConfig", "PRESETS", "DEFAULT_HARDWARE", "load_hardware", "derive",
+           "scalesim_equivalent", "sram_pj_per_byte", "register_pj_per_mac", "DATAFLOWS",
+           "MAPPING_MODES", "MAPPING_OBJECTIVES", "SFU_PLACES", "PE_ARRAYS", "SPARSE_ALLOCATIONS",
+           "HEAD_TIMINGS", "CHOICES", "SPARSE_FIELDS", "SYSTOLIC_FIELDS", "field_value",
+           "tile_bytes", "holds", "sparse_engine_rows", "sparse_split_ok", "fusion_allowed",
+           "derived_energies", "unused_fields"]

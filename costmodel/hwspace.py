@@ -21,8 +21,10 @@ the file lists them), so two files with the same choices give the same genomes. 
 index per gene; `decode` turns it into a valid `HardwareConfig` named
 `<space>:<hash>`, `encode` does the reverse and names the field of a config that lies outside.
 
-Every genome decodes to a valid configuration. How choices that are invalid together are kept
-out (checked when the space is loaded, repaired when it is decoded):
+Every genome decodes to a valid configuration. Each choice is typed and checked on its own by
+`HardwareConfig`'s rules when the space is loaded; choices that are invalid together, by the
+rules between fields (`costmodel.hardware`: `tile_bytes`, `fusion_allowed`, `sparse_split_ok`),
+are kept out (checked when the space is loaded, repaired when it is decoded):
 
 - a buffer too small for one tile of the array: when the space is loaded, the largest
   `scratchpad_kib` / `accumulator_kib` choice must hold one double-buffered tile of the largest
@@ -33,8 +35,8 @@ out (checked when the space is loaded, repaired when it is decoded):
 - a sparse engine whose share leaves an engine without a PE row: every listed (rows,
   `sparse_pe_fraction`) pair is checked when the space is loaded.
 
-Canonical points: a gene that cannot change cost or area at a point decodes to the
-`HardwareConfig` default, so genomes that differ only there decode to equal configurations with
+Canonical points: a gene that cannot change cost or area at a point (`unused_fields`) decodes to
+the `HardwareConfig` default, so genomes that differ only there decode to equal configurations with
 equal hashes: `sparse_pe_fraction` without a sparse engine or with ViTCoD's dynamic split,
 the other sparse-engine fields (`sparse_allocation`, `attention_fusion`, `qk_compression`,
 `attention_lanes`, `head_timing`) without a sparse engine, `dataflow` and `mapping` on MAC lines
@@ -55,9 +57,8 @@ from typing import Any, Iterator, Sequence
 import yaml
 
 from costmodel.area import area
-from costmodel.hardware import (DATAFLOWS, HEAD_TIMINGS, MAPPING_MODES, MAPPING_OBJECTIVES,
-                                PE_ARRAYS, PRESETS, SFU_PLACES, SPARSE_ALLOCATIONS,
-                                HardwareConfig, derive)
+from costmodel.hardware import (PRESETS, HardwareConfig, derive, derived_energies, field_value,
+                                fusion_allowed, holds, sparse_split_ok, tile_bytes, unused_fields)
 from nas.core.arch import load_mapping
 from nas.core.errors import UserError
 
@@ -65,31 +66,13 @@ SPACE_DIR = Path(__file__).resolve().parent / "spaces"
 HW_SPACE_PRESETS: tuple[str, ...] = tuple(sorted(p.stem for p in SPACE_DIR.glob("*.yaml")))
 
 NOT_GENES = ("name", "description")                        # HardwareConfig fields never genes
-STRING_CHOICES = {"dataflow": DATAFLOWS, "mapping": MAPPING_MODES,
-                  "mapping_objective": MAPPING_OBJECTIVES, "sfu": SFU_PLACES,
-                  "pe_array": PE_ARRAYS, "sparse_allocation": SPARSE_ALLOCATIONS,
-                  "head_timing": HEAD_TIMINGS}
-SPARSE_FIELDS = ("sparse_pe_fraction", "sparse_allocation", "attention_fusion", "qk_compression",
-                 "attention_lanes", "head_timing")
 
 _FIELDS = {f.name: f for f in fields(HardwareConfig)}
 _ORDER = [f.name for f in fields(HardwareConfig)]
 DEFAULTS = {f.name: f.default for f in fields(HardwareConfig) if f.default is not MISSING}
-
-
-def irrelevant(values: dict[str, Any]) -> set[str]:
-    """Fields whose value cannot change cost or area at a point with these `values` (every
-    field given): see the module docstring."""
-    out: set[str] = set()
-    if not values["sparse_engine"]:
-        out.update(SPARSE_FIELDS)
-    elif values["sparse_allocation"] == "dynamic":
-        out.add("sparse_pe_fraction")
-    if values["pe_array"] == "lines":
-        out.update(("dataflow", "mapping", "mapping_objective"))
-    elif values["mapping"] != "search":
-        out.add("mapping_objective")
-    return out
+# what a lone choice is checked in: ample buffers, on-chip SFUs, no sparse engine
+_PROBE = {"scratchpad_kib": 2.0 ** 30, "accumulator_kib": 2.0 ** 30, "sfu": "onchip",
+          "sparse_engine": False}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -98,51 +81,19 @@ def _same(a: Any, b: Any) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
 
 
-def _coerce(space: str, name: str, value: Any) -> Any:
-    """One choice of field `name`, typed as HardwareConfig types it, or a one-line error."""
-    kind = _FIELDS[name].type
-    bad = UserError(f"hardware space '{space}': {name} choice {value!r} is not "
-                    f"{'an integer' if kind == 'int' else 'a number' if kind == 'float' else kind}")
-    if kind in ("int", "float"):
-        if isinstance(value, str):           # YAML 1.1 reads 5.0e8 (no exponent sign) as text
-            try:
-                value = float(value)
-            except ValueError:
-                raise bad from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            raise bad
-        if kind == "int":
-            if value != int(value):
-                raise bad
-            return int(value)
-        return float(value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise UserError(f"hardware space '{space}': {name} choice {value!r} is not "
-                            "true or false")
-        return value
-    if not isinstance(value, str):
-        raise UserError(f"hardware space '{space}': {name} choice {value!r} is not a string")
-    if name in STRING_CHOICES and value not in STRING_CHOICES[name]:
-        raise UserError(f"hardware space '{space}': {name} choice {value!r} is not one of "
-                        f"{', '.join(STRING_CHOICES[name])}")
-    return value
-
-
-def _probe(space: str, name: str, value: Any) -> None:
-    """Check one value of one field on its own (positive sizes, ranges...): a configuration
-    with ample buffers, on-chip SFUs and no sparse engine, with only `name` set to `value`."""
-    data = {"scratchpad_kib": 2.0 ** 30, "accumulator_kib": 2.0 ** 30, "sfu": "onchip",
-            "sparse_engine": False}
-    if name in ("sparse_pe_fraction",):       # checked with the rows it meets (see _check)
-        return
-    data[name] = value
+def _choice(space: str, name: str, value: Any) -> Any:
+    """One choice of field `name`, typed, and checked on its own (positive sizes, ranges...) by
+    HardwareConfig's rules, or a one-line error; what it must be together with other fields
+    is checked over the whole space (HardwareSpace._check)."""
     try:
-        HardwareConfig(name=space, **data)
+        typed = field_value(name, value)
+        HardwareConfig(name=space, **{**_PROBE, name: typed})
+    except ValueError as exc:
+        raise UserError(f"hardware space '{space}': {name} choice {value!r}: {exc}") from None
     except UserError as exc:
         msg = str(exc).split(": ", 1)[-1]
         raise UserError(f"hardware space '{space}': {name} choice {value!r}: {msg}") from None
+    return typed
 
 
 @dataclass(frozen=True)
@@ -174,11 +125,10 @@ class HardwareSpace:
             seen.add(name)
             if not isinstance(values, (tuple, list)) or not values:
                 raise UserError(f"hardware space '{self.name}': {name} has no choices")
-            vals = tuple(_coerce(self.name, name, v) for v in values)
+            vals = tuple(_choice(self.name, name, v) for v in values)
             for i, v in enumerate(vals):
                 if any(_same(v, w) for w in vals[:i]):
                     raise UserError(f"hardware space '{self.name}': {name} lists {v!r} twice")
-                _probe(self.name, name, v)
             typed.append((name, vals))
         typed.sort(key=lambda nv: _ORDER.index(nv[0]))
         object.__setattr__(self, "choices", tuple(typed))
@@ -209,22 +159,21 @@ class HardwareSpace:
         return genes.get(source, (getattr(PRESETS[self.base], source),))
 
     def _check(self) -> None:
-        rows, cols = max(self._options("rows")), max(self._options("cols"))
-        ib = max(self._options("input_bits")) // 8
-        ab = max(self._options("acc_bits")) // 8
-        nbuf = 2 if True in self._options("double_buffer") else 1
-        need_sp = nbuf * (rows * rows + rows * cols) * ib / 1024
-        need_acc = nbuf * rows * cols * ab / 1024
-        for buf, need in (("scratchpad_kib", need_sp), ("accumulator_kib", need_acc)):
-            if max(self._options(buf)) < need:
+        """Every point can be made valid (HardwareConfig's rules): the largest buffer choice
+        holds one tile of the largest array, and every sparse split leaves each engine rows."""
+        largest = {name: max(self._options(name))
+                   for name in ("rows", "cols", "input_bits", "acc_bits", "double_buffer")}
+        for buf, need in tile_bytes(largest).items():
+            if not holds(max(self._options(buf)), need):
                 raise UserError(f"hardware space '{self.name}': no {buf} choice holds one tile "
-                                f"of the {rows}x{cols} array (needs {need:g} KiB)")
+                                f"of the {largest['rows']}x{largest['cols']} array (needs "
+                                f"{need / 1024:g} KiB)")
         if True in self._options("sparse_engine"):
             fractions = set(self._options("sparse_pe_fraction")) | {
                 DEFAULTS["sparse_pe_fraction"]}
             for r in self._options("rows"):
                 for f in sorted(fractions):
-                    if not 1 <= int(round(r * f)) < r:
+                    if not sparse_split_ok(r, f):
                         raise UserError(
                             f"hardware space '{self.name}': sparse_pe_fraction {f:g} leaves an "
                             f"engine of the {r}-row array without rows")
@@ -312,17 +261,14 @@ class HardwareSpace:
         for target, source in self.ties:
             values[target] = changes[target] = values[source]
         # repairs (module docstring): fusion needs on-chip SFUs; buffers hold one tile
-        if values["sfu"] != "onchip" and values["attention_fusion"]:
+        if not fusion_allowed(values):
             values["attention_fusion"] = changes["attention_fusion"] = False
         genes = dict(self.choices)
-        nbuf, r, c = 2 if values["double_buffer"] else 1, values["rows"], values["cols"]
-        need = {"scratchpad_kib": nbuf * (r * r + r * c) * values["input_bits"] // 8,
-                "accumulator_kib": nbuf * r * c * values["acc_bits"] // 8}
-        for buf, need_bytes in need.items():
-            if buf in genes and values[buf] * 1024 < need_bytes:
-                fits = [v for v in sorted(genes[buf]) if v * 1024 >= need_bytes]
+        for buf, need in tile_bytes(values).items():
+            if buf in genes and not holds(values[buf], need):
+                fits = [v for v in sorted(genes[buf]) if holds(v, need)]
                 values[buf] = changes[buf] = fits[0]           # _check: the largest fits
-        for name in irrelevant(values) & genes.keys():
+        for name in unused_fields(values) & genes.keys():
             values[name] = changes[name] = DEFAULTS[name]
         desc = ", ".join(f"{n}={changes[n]:g}" if isinstance(changes[n], float)
                          else f"{n}={changes[n]}" for n in _ORDER if n in changes)
@@ -340,7 +286,7 @@ class HardwareSpace:
             return UserError(f"hardware '{hw.name}' is outside hardware space '{self.name}': "
                              f"{what}")
         values = hw.to_dict()
-        skip = irrelevant(values)
+        skip = unused_fields(values)
         indices = []
         for name, vals in self.choices:
             if name in skip:
@@ -376,11 +322,7 @@ class HardwareSpace:
         """`hw` as a hardware file starting from the space's base preset (`base:` plus the
         fields that differ from it; SRAM and register energies only where they are not the
         ones derived from the sizes): what `load_hardware` reads back to the same hash."""
-        from costmodel.hardware import register_pj_per_mac, sram_pj_per_byte
-
-        derived = {"scratchpad_pj_per_byte": sram_pj_per_byte(hw.scratchpad_kib),
-                   "accumulator_pj_per_byte": sram_pj_per_byte(hw.accumulator_kib),
-                   "rf_pj_per_mac": register_pj_per_mac(hw.input_bits, hw.acc_bits)}
+        derived = derived_energies(vars(hw))
         base = PRESETS[self.base].to_dict()
         out: dict[str, Any] = {"base": self.base, "name": hw.name,
                                "description": hw.description}
@@ -449,4 +391,4 @@ class HardwareSpace:
             raise UserError(f"hardware space file {path}: {exc}") from None
 
 
-__all__ = ["HardwareSpace", "HW_SPACE_PRESETS", "irrelevant"]
+__all__ = ["HardwareSpace", "HW_SPACE_PRESETS"]

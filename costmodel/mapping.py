@@ -37,16 +37,14 @@ experiments/cosearch/table_speed.json).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from costmodel.hardware import MAPPING_MODES, MAPPING_OBJECTIVES
-
-if TYPE_CHECKING:
-    from costmodel.hardware import HardwareConfig
+from costmodel.cost import energy_pj
+from costmodel.hardware import MAPPING_MODES, MAPPING_OBJECTIVES, HardwareConfig
 
 LOOP_ORDERS = ("mnk", "nmk")   # tile loops, outermost first; K innermost keeps partial sums on chip
 BALANCED_SPLITS = 16           # search: also tiles of ceil(dim / p) for p = 1..16 (less padding)
@@ -565,8 +563,6 @@ def search_mapping(m: int, k: int, n: int, rows: int, cols: int, hw: HardwareCon
     (never slower than not hiding it). The `scalesim` candidates are a subset, so with the
     latency objective the result is never slower than `scalesim_mapping`.
     """
-    from costmodel.simulate import _energy     # energy per action, shared with every operator
-
     buffering = ((2, True), (1, False)) if hw.double_buffer else ((1, False),)
     settings = [Setting(df, nbuf, overlap, hw.weight_double_buffer, True, False)
                 for df in _dataflows(hw) for nbuf, overlap in buffering]
@@ -584,10 +580,10 @@ def search_mapping(m: int, k: int, n: int, rows: int, cols: int, hw: HardwareCon
     for g in p:
         t = g.terms
         cycles = times(t.steady) + t.exposed
-        energy = sum(_energy(hw, cycles, macs=batch * m * k * n,
-                             sp=times(t.sp_read + t.sp_write),
-                             acc=times(t.acc_read + t.acc_write + t.acc_drain),
-                             dram=times(t.dram_bytes)).values())
+        energy = sum(energy_pj(hw, cycles, macs=batch * m * k * n,
+                               sp=times(t.sp_read + t.sp_write),
+                               acc=times(t.acc_read + t.acc_write + t.acc_drain),
+                               dram=times(t.dram_bytes)).values())
         per_group.append((cycles, energy))
     cycles = _flat(p, [c for c, _ in per_group])
     energy = _flat(p, [e for _, e in per_group])
@@ -612,7 +608,7 @@ def map_gemm(m: int, k: int, n: int, hw: HardwareConfig, rows: int, bias: bool =
              batch: int = 1) -> GemmCost:
     """Cost of one GEMM instance mapped by `hw.mapping` on `rows` x hw.cols PEs. `bias` (a
     layer with a bias) matters to the gemmini mapping only, `batch` (back-to-back instances)
-    to the search only; callers pass neutral values otherwise (see simulate.gemm_cost)."""
+    to the search only; callers pass neutral values otherwise (see gemm.gemm_cost)."""
     if hw.mapping == "gemmini":
         return gemmini_mapping(m, k, n, rows, hw.cols, hw, bias)
     if hw.mapping == "search":
@@ -623,7 +619,6 @@ def map_gemm(m: int, k: int, n: int, hw: HardwareConfig, rows: int, bias: bool =
 def with_mapping(hw: HardwareConfig, mode: str | None = None,
                  objective: str | None = None) -> HardwareConfig:
     """`hw` mapped by another mapper (and/or search objective); same name, new hash."""
-    from dataclasses import replace
     return replace(hw, mapping=mode or hw.mapping,
                    mapping_objective=objective or hw.mapping_objective)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from costmodel.sparsity import op_sparsity
 from costmodel.workload import (ADD, CENTRE, COLSUM, CUMSUM, GELU, GEMM, LAYERNORM, NORM, RECIP,
                                 SCALE, SOFTMAX, TAYLOR_VECTOR_KINDS, Op)
 
@@ -44,11 +45,7 @@ def _kept_share(op: Op) -> float:
     """Share of a sparse kind's scores its op computes (1 for every other op)."""
     if not op.pattern:
         return 1.0
-    from costmodel.sparsity import PatternSparsity
-    sp = PatternSparsity(op.pattern[0], op.pattern[1], causal=op.phase != "encoder")
-    ctx = op.k if op.product == "av" else op.n
-    q = op.m if op.kind == GEMM else (1 if op.phase == "decode" else op.n)
-    return sp.kept_share(q, ctx)
+    return op_sparsity(op).kept_share(op.queries, op.context)
 
 
 def profile_op(op: Op, bytes_per_element: float = 1.0) -> OpProfile:

@@ -6,11 +6,12 @@ the dense/sparse split) and its run log on DeiT-Tiny with the 95% masks (seed 00
 `vitcod` (the 64 x 8 hardware) and `vitcod-sim` (the simulator's own counting) say which number
 comes from where; this docstring says which rule does.
 
-MAC lines (`pe_array: lines`). The array is `rows` lines of `cols` MACs (ViTCoD: PE_width = 64
-lines of PE_height = 8). A line reduces `cols` products per cycle into one output (adder tree);
-the lines work on different outputs. A dense GEMM OUT[M, N] = A[M, K] @ B[K, N] takes
-ceil(M*N / rows) * ceil(K / cols) cycles: every MAC busy when the lines divide the outputs, as
-ViT_FFN.py counts linear and MLP layers (MACs / 512). No weight preload, fill or drain.
+MAC lines (`pe_array: lines`, costed by `costmodel.gemm.lines_gemm_cost`). The array is `rows`
+lines of `cols` MACs (ViTCoD: PE_width = 64 lines of PE_height = 8). A line reduces `cols`
+products per cycle into one output (adder tree); the lines work on different outputs. A dense
+GEMM OUT[M, N] = A[M, K] @ B[K, N] takes ceil(M*N / rows) * ceil(K / cols) cycles: every MAC
+busy when the lines divide the outputs, as ViT_FFN.py counts linear and MLP layers (MACs / 512).
+No weight preload, fill or drain.
 
 Split (costmodel.sparsity). After ViTCoD's reordering, head h's q x ctx attention map has G_h
 dense ("global token") columns, computed whole on the dense engine, and nnz_h non-zeros in the
@@ -72,11 +73,11 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from costmodel.cost import OpCost, energy_pj
+from costmodel.gemm import array_gemm_cost, batched
 from costmodel.hardware import HardwareConfig
-from costmodel.mapping import GemmCost
-from costmodel.simulate import _batched, _Cost, _energy, gemm_cost
 from costmodel.sparsity import AttentionSparsity
-from costmodel.workload import Op
+from costmodel.workload import QK, Op
 
 INDEX_BYTES = 2   # per non-zero of a sparse attention map: 8-bit row and column (ViTCoD.py)
 
@@ -84,45 +85,6 @@ INDEX_BYTES = 2   # per non-zero of a sparse attention map: 8-bit row and column
 def _ceil(x: float) -> int:
     """ceil, deaf to float noise: 64 / (64 / 3) is 3, not 4."""
     return math.ceil(round(x, 9))
-
-
-# -- dense GEMMs on MAC lines --------------------------------------------------------------------
-
-@lru_cache(maxsize=65536)
-def lines_gemm_cost(m: int, k: int, n: int, hw: HardwareConfig) -> GemmCost:
-    """OUT[m, n] = A[m, k] @ B[k, n] on `rows` MAC lines of `cols` MACs (ViTCoD's array).
-
-    The lines take `rows` outputs of one row of A at a time (A's values broadcast, each line
-    reading its own column of B) and sum over K in their adder trees (no partial sums in the
-    accumulator: each output is written once and drained once). B stays on chip in blocks of
-    tn columns, next to `rows` rows of A (double-buffered); A is read once per block, B and the
-    output once.
-    """
-    lines, width, ib = hw.rows, hw.cols, hw.in_bytes
-    compute = math.ceil(m * n / lines) * math.ceil(k / width)   # ceil(M*N/lines) * ceil(K/width)
-    room = hw.scratchpad_bytes // hw.buffers - lines * k * ib
-    tn = max(1, min(n, room // (k * ib)))
-    dram_a, dram_b, dram_out = m * k * ib * math.ceil(n / tn), k * n * ib, m * n * ib
-    dram = (dram_a + dram_b + dram_out) / hw.dram_bytes_per_cycle
-    # first A rows and B block in, last outputs out: not hidden by double buffering
-    exposed = (lines * k + k * tn + lines * tn) * ib / hw.dram_bytes_per_cycle
-    if not hw.double_buffer:
-        compute, dram, exposed = compute + dram, 0.0, 0.0
-    macs = m * k * n
-    return GemmCost(compute=compute, dram=dram, exposed=exposed, dram_a=dram_a, dram_b=dram_b,
-                    dram_out=dram_out, sp_read=(macs + macs / lines) * ib,
-                    sp_write=dram_a + dram_b, acc_read=0.0, acc_write=m * n * hw.acc_bytes,
-                    tile=(lines, k, tn), acc_drain=m * n * hw.acc_bytes)
-
-
-def array_gemm_cost(m: int, k: int, n: int, hw: HardwareConfig, bias: bool = False,
-                    batch: int = 1) -> GemmCost:
-    """A dense GEMM on the whole PE array, whichever kind it is: MAC lines, or a systolic
-    array mapped as `hw.mapping` says (`bias`: the layer adds one; `batch`: instances run back
-    to back, which the mapping search ranks by)."""
-    if hw.pe_array == "lines":
-        return lines_gemm_cost(m, k, n, hw)
-    return gemm_cost(m, k, n, hw, bias=bias, batch=batch)
 
 
 # -- one head on the two engines -----------------------------------------------------------------
@@ -255,12 +217,12 @@ def attention_kernel(q: int, ctx: int, d: int, heads: int, layer: int | None,
                        timed([w.spmm_sparse for w in work]), macs, av_traffic))
 
 
-def attention_product_cost(op: Op, hw: HardwareConfig, sp: AttentionSparsity | None) -> _Cost:
+def attention_product_cost(op: Op, hw: HardwareConfig, sp: AttentionSparsity | None) -> OpCost:
     """Cost of an attention product op (`op.product` "qk" or "av") on the engines: its part of
     each sequence's kernel, times the sequences and repeats. Unfused, a product runs as a dense
     GEMM on the whole array instead when that is faster (the scheduler's choice)."""
     heads = op.heads or 1
-    is_qk = op.product == "qk"
+    is_qk = op.product == QK
     q, d, ctx = (op.m, op.k, op.n) if is_qk else (op.m, op.n, op.k)
     kernel = attention_kernel(q, ctx, d, heads, op.layer, hw, sp)
     part = kernel.qk if is_qk else kernel.av
@@ -271,21 +233,24 @@ def attention_product_cost(op: Op, hw: HardwareConfig, sp: AttentionSparsity | N
     else:
         bound = "sparse" if part.sparse > part.dense else "compute"
     traffic = {k: v * count for k, v in part.traffic.items()}
-    energy = _energy(hw, cycles, macs=part.macs * count,
-                     sp=traffic["scratchpad_read"] + traffic["scratchpad_write"],
-                     acc=traffic["accumulator_read"] + traffic["accumulator_write"],
-                     dram=part.dram_bytes * count)
-    util = part.macs * count / (cycles * hw.engine_lanes) if cycles else 0.0
-    on_engines = _Cost(cycles, bound, util, part.dram_bytes * count, part.busy * count,
-                       part.memory * count, part.dense * count, part.sparse * count, 0.0,
-                       traffic, energy)
+    energy = energy_pj(hw, cycles, macs=part.macs * count,
+                       sp=traffic["scratchpad_read"] + traffic["scratchpad_write"],
+                       acc=traffic["accumulator_read"] + traffic["accumulator_write"],
+                       dram=part.dram_bytes * count)
+    on_engines = OpCost(cycles=cycles, bound=bound,
+                        utilization=part.macs * count / (cycles * hw.engine_lanes) if cycles
+                        else 0.0, dram_bytes=part.dram_bytes * count,
+                        compute_cycles=part.busy * count, memory_cycles=part.memory * count,
+                        dense_engine_cycles=part.dense * count,
+                        sparse_engine_cycles=part.sparse * count, host_cycles=0.0,
+                        traffic=traffic, energy=energy)
     if hw.attention_fusion:
         return on_engines
     full = array_gemm_cost(op.m, op.k, op.n, hw)
-    on_array = _batched(full, op.batch, op.repeat, op.m * op.k * op.n, hw, full.compute, 0.0)
+    on_array = batched(full, op.batch, op.repeat, op.m * op.k * op.n, hw, full.compute, 0.0)
     return on_engines if on_engines.cycles <= on_array.cycles else on_array
 
 
-__all__ = ["INDEX_BYTES", "lines_gemm_cost", "array_gemm_cost", "HeadWork", "split_lines",
+__all__ = ["INDEX_BYTES", "HeadWork", "split_lines",
            "head_work", "decoder_cycles", "ProductCost", "AttentionKernel", "attention_kernel",
            "attention_product_cost"]

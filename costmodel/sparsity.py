@@ -28,13 +28,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from nas.core.atomic import existing_file
 from nas.core.attention import SparsePattern
 from nas.core.errors import UserError
+
+if TYPE_CHECKING:
+    from costmodel.workload import Op
 
 PATTERNS = ("global-local", "random", "mask")
 # ViTCoD's split rule (Hardware/Simulator/reorder.py, threshold=50 on DeiT's 197 tokens): a key
@@ -183,6 +186,15 @@ def _pattern_counts(window: int, globals_: int, causal: bool, q: int, ctx: int) 
     return kept, in_globals
 
 
+def op_sparsity(op: Op, sparsity: AttentionSparsity | None = None
+                ) -> AttentionSparsity | PatternSparsity | None:
+    """The sparsity an op sees: a sparse kind's own pattern on its ops (causal outside an
+    encoder), `sparsity` (pruned softmax attention, or None) on the others."""
+    if op.pattern:
+        return PatternSparsity(op.pattern[0], op.pattern[1], causal=op.phase != "encoder")
+    return sparsity
+
+
 def from_options(sparsity: float | None = None, mask: str | None = None,
                  pattern: str = "global-local", per_layer: bool = False,
                  rescale_mask: bool = False, seq: int | None = None) -> AttentionSparsity | None:
@@ -283,4 +295,4 @@ def generate_mask(n: int, sparsity: float, pattern: str = "global-local",
     return ~kept
 
 
-__all__ = ["AttentionSparsity", "PatternSparsity", "from_options", "generate_mask", "mask_stats", "PATTERNS", "VITCOD_DENSE_THRESHOLD"]
+__all__ = ["AttentionSparsity", "PatternSparsity", "op_sparsity", "from_options", "generate_mask", "mask_stats", "PATTERNS", "VITCOD_DENSE_THRESHOLD"]

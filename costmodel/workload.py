@@ -1,12 +1,12 @@
 """The operators of one transformer forward pass, as plain data (the simulator's input).
 
 `model_ops(arch, workload)` lists every operator in execution order. Each operator carries a
-`group` key naming the only widths it depends on, so lookup tables can simulate each distinct
-group once: ("attn", d, heads, head_dim, kind) for LayerNorm 1 + attention + residual (kind: the
-layer's attention kind, nas.core.attention),
-("ffn", d, ffn) for LayerNorm 2 + feed-forward + residual, ("head", d) for the final LayerNorm
-and LM head. `model_ops` is exactly the concatenation of `group_ops` over `arch_groups(arch)`,
-which is what makes a table's sum equal to the full simulation.
+`group` key (`GroupKey`) naming the only widths it depends on, so lookup tables can simulate
+each distinct group once: `attn_group(d, heads, head_dim, attention)` for LayerNorm 1 +
+attention + residual (attention: the layer's attention kind, nas.core.attention),
+`ffn_group(d, ffn)` for LayerNorm 2 + feed-forward + residual, `head_group(d)` for the final
+LayerNorm and LM head. `model_ops` is exactly the concatenation of `group_ops` over
+`arch_groups(arch)`, which is what makes a table's sum equal to the full simulation.
 
 Attention kinds (`attention_ops`):
 - softmax: Q.K^T, softmax, scores.V (a decode step reads the whole KV cache).
@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from nas.core.arch import Arch
@@ -87,16 +88,61 @@ class Workload:
         return f"{self.mode}-seq{self.seq}-b{self.batch}-gen{self.gen}-v{self.vocab}"
 
 
-@dataclass(frozen=True)
+# Kinds of operator groups (GroupKey.kind).
+ATTN, FFN, HEAD = "attn", "ffn", "head"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    """The widths a group of operators depends on, and nothing else: one lookup-table row.
+    Build one with `attn_group`, `ffn_group` or `head_group`; the fields a kind does not use are
+    0 (or "" for `attention`), which is how a table stores them."""
+
+    kind: str               # ATTN, FFN or HEAD
+    d: int
+    heads: int = 0          # ATTN: heads of the layer
+    head_dim: int = 0       # ATTN
+    attention: str = ""     # ATTN: the layer's attention kind
+    ffn: int = 0            # FFN: hidden width
+
+    def __str__(self) -> str:
+        if self.kind == ATTN:
+            return (f"attention d={self.d} heads={self.heads} head_dim={self.head_dim} "
+                    f"{self.attention}")
+        return f"ffn d={self.d} ffn={self.ffn}" if self.kind == FFN else f"head d={self.d}"
+
+
+# The constructors are cached: a search builds the keys of many architectures from a few widths.
+@lru_cache(maxsize=4096)
+def attn_group(d: int, heads: int, head_dim: int, attention: str) -> GroupKey:
+    """LayerNorm 1, attention of kind `attention`, residual."""
+    return GroupKey(ATTN, d, heads=heads, head_dim=head_dim, attention=attention)
+
+
+@lru_cache(maxsize=4096)
+def ffn_group(d: int, ffn: int) -> GroupKey:
+    """LayerNorm 2, feed-forward of hidden width `ffn`, residual."""
+    return GroupKey(FFN, d, ffn=ffn)
+
+
+@lru_cache(maxsize=4096)
+def head_group(d: int) -> GroupKey:
+    """Final LayerNorm and LM head."""
+    return GroupKey(HEAD, d)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Op:
+    """One operator (see the module docstring for the GEMM convention); built by keyword."""
+
     name: str               # e.g. "L0.q_proj", "lm_head"; decode steps end in "@t<step>"
     kind: str               # GEMM or one of NONLINEAR_KINDS
     cls: str                # PROJECTION, ACT_MATMUL or NONLINEAR
-    group: tuple            # lookup-table key, see the module docstring
-    layer: int | None
+    group: GroupKey | None = None   # lookup-table key (None: a GEMM given by hand)
+    layer: int | None = None
     phase: str              # "encoder", "prefill" or "decode"
     m: int
-    k: int
+    k: int = 0              # 0 for element-wise and row-wise operators
     n: int
     batch: int = 1
     repeat: int = 1
@@ -113,6 +159,19 @@ class Op:
     @property
     def macs(self) -> int:
         return self.m * self.k * self.n * self.batch * self.repeat if self.kind == GEMM else 0
+
+    @property
+    def queries(self) -> int:
+        """Query rows of each attention map an attention op works on: m for Q.K^T and A.V; for
+        a softmax, 1 in a decode step, else its context n (the map is square)."""
+        if self.kind == GEMM:
+            return self.m
+        return 1 if self.phase == "decode" else self.n
+
+    @property
+    def context(self) -> int:
+        """Keys of each attention map an attention op works on."""
+        return self.k if self.product == AV else self.n
 
     @property
     def elements(self) -> int:
@@ -150,7 +209,7 @@ def attention_ops(d: int, heads: int, head_dim: int, workload: Workload,
     shape does not change between decode steps are listed once with `repeat` = gen.
     """
     a, b = heads * head_dim, workload.batch
-    group = ("attn", d, heads, head_dim, kind)
+    group = attn_group(d, heads, head_dim, kind)
     pre = f"L{layer}." if layer is not None else ""
     base = base_kind(kind)
     tag_kind = "" if base == SOFTMAX_ATTENTION else kind
@@ -160,10 +219,11 @@ def attention_ops(d: int, heads: int, head_dim: int, workload: Workload,
         pattern = (p.window, p.globals)
     ops: list[Op] = []
 
-    def op(name, kind_, cls, phase, m, k, n, batch=1, repeat=1, hd=0, product="", reads=0,
-           writes=0, own=True):
-        ops.append(Op(pre + name, kind_, cls, group, layer, phase, m, k, n, batch, repeat, hd,
-                      product, tag_kind if own else "", pattern if own else (), reads, writes))
+    def op(name, kind_, cls, phase, m, k, n, own=True, **shape):
+        """An operator of this layer; `own`: specific to the attention kind."""
+        ops.append(Op(name=pre + name, kind=kind_, cls=cls, group=group, layer=layer,
+                      phase=phase, m=m, k=k, n=n, attention=tag_kind if own else "",
+                      pattern=pattern if own else (), **shape))
 
     for phase, q, ctx, step in _block_phases(workload):
         rows = b * q
@@ -181,10 +241,10 @@ def attention_ops(d: int, heads: int, head_dim: int, workload: Workload,
         if base == TAYLOR:
             continue
         tag = "" if step is None else f"@t{step}"
-        op("qk" + tag, GEMM, ACT_MATMUL, phase, q, head_dim, ctx, batch=b * heads, hd=heads,
+        op("qk" + tag, GEMM, ACT_MATMUL, phase, q, head_dim, ctx, batch=b * heads, heads=heads,
            product=QK)
         op("softmax" + tag, SOFTMAX, NONLINEAR, phase, b * heads * q, 0, ctx)
-        op("av" + tag, GEMM, ACT_MATMUL, phase, q, ctx, head_dim, batch=b * heads, hd=heads,
+        op("av" + tag, GEMM, ACT_MATMUL, phase, q, ctx, head_dim, batch=b * heads, heads=heads,
            product=AV)
     return ops
 
@@ -205,15 +265,15 @@ def _taylor_ops(op, phase: str, q: int, dh: int, inst: int, heads: int, repeat: 
            writes=2 * dh, **kw)                                  # ksum, vsum (and the mean)
         op("centre" + tag, CENTRE, NONLINEAR, phase, q, 0, dh, reads=q * dh + dh,
            writes=q * dh, **kw)                                  # K - mean(K)
-        op("kv" + tag, GEMM, ACT_MATMUL, phase, dh, q, dh, hd=heads, product=KV, **kw)
-        op("qg" + tag, GEMM, ACT_MATMUL, phase, q, dh, dh, hd=heads, product=QG, **kw)
+        op("kv" + tag, GEMM, ACT_MATMUL, phase, dh, q, dh, heads=heads, product=KV, **kw)
+        op("qg" + tag, GEMM, ACT_MATMUL, phase, q, dh, dh, heads=heads, product=QG, **kw)
         norm_reads = q * dh + dh                                 # Q and one ksum
     elif phase == "prefill":
         op("cumsum" + tag, CUMSUM, NONLINEAR, phase, q, 0, 2 * dh, reads=2 * q * dh,
            writes=2 * q * dh, **kw)                              # prefix sums of K and V
         chunks = math.ceil(q / taylor_chunk(dh))
         c = math.ceil(q / chunks)
-        kc = dict(batch=inst * chunks, repeat=repeat, hd=heads)
+        kc = dict(batch=inst * chunks, repeat=repeat, heads=heads)
         op("kv" + tag, GEMM, ACT_MATMUL, phase, dh, c, dh, product=KV, **kc)   # chunk states
         op("qg" + tag, GEMM, ACT_MATMUL, phase, c, dh, dh, product=QG, **kc)   # Q_c S_{c-1}
         op("cqk" + tag, GEMM, ACT_MATMUL, phase, c, dh, c, product=CQK, **kc)  # in the chunk
@@ -222,8 +282,8 @@ def _taylor_ops(op, phase: str, q: int, dh: int, inst: int, heads: int, repeat: 
     else:                                                        # one token: update the state
         op("colsum" + tag, COLSUM, NONLINEAR, phase, 1, 0, 2 * dh, reads=4 * dh,
            writes=2 * dh, **kw)                                  # ksum += k, vsum += v
-        op("kv" + tag, GEMM, ACT_MATMUL, phase, dh, 1, dh, hd=heads, product=KV, **kw)
-        op("qg" + tag, GEMM, ACT_MATMUL, phase, 1, dh, dh, hd=heads, product=QG, **kw)
+        op("kv" + tag, GEMM, ACT_MATMUL, phase, dh, 1, dh, heads=heads, product=KV, **kw)
+        op("qg" + tag, GEMM, ACT_MATMUL, phase, 1, dh, dh, heads=heads, product=QG, **kw)
         norm_reads = 2 * dh
     op("norm" + tag, NORM, NONLINEAR, phase, q, 0, dh, reads=norm_reads, writes=q, **kw)
     op("recip" + tag, RECIP, NONLINEAR, phase, q, 0, 1, reads=q, writes=q, **kw)
@@ -232,7 +292,7 @@ def _taylor_ops(op, phase: str, q: int, dh: int, inst: int, heads: int, repeat: 
 
 def ffn_ops(d: int, ffn: int, workload: Workload, layer: int | None = None) -> list[Op]:
     """LayerNorm 2, FFN1, GELU, FFN2, residual. Decode steps share one shape: one op, repeated."""
-    group = ("ffn", d, ffn)
+    group = ffn_group(d, ffn)
     ops: list[Op] = []
     pre = f"L{layer}." if layer is not None else ""
     for phase, q, _ctx, step in _block_phases(workload):
@@ -243,7 +303,8 @@ def ffn_ops(d: int, ffn: int, workload: Workload, layer: int | None = None) -> l
         rows = workload.batch * q
 
         def op(name, kind, cls, m, k, n):
-            ops.append(Op(pre + name + tag, kind, cls, group, layer, phase, m, k, n, 1, repeat))
+            ops.append(Op(name=pre + name + tag, kind=kind, cls=cls, group=group, layer=layer,
+                          phase=phase, m=m, k=k, n=n, repeat=repeat))
 
         op("ln2", LAYERNORM, NONLINEAR, rows, 0, d)
         op("ffn1", GEMM, PROJECTION, rows, d, ffn)
@@ -256,7 +317,7 @@ def ffn_ops(d: int, ffn: int, workload: Workload, layer: int | None = None) -> l
 def head_ops(d: int, workload: Workload) -> list[Op]:
     """Final LayerNorm and, when `workload.vocab` > 0, the LM head (logits for every position
     in encoder mode and prefill, for the new token in each decode step)."""
-    group = ("head", d)
+    group = head_group(d)
     ops: list[Op] = []
     for phase, q, _ctx, step in _block_phases(workload):
         if step is not None and step > 0:
@@ -264,33 +325,32 @@ def head_ops(d: int, workload: Workload) -> list[Op]:
         repeat = workload.gen if phase == "decode" else 1
         tag = "@decode" if phase == "decode" else ""
         rows = workload.batch * q
-        ops.append(Op("final_ln" + tag, LAYERNORM, NONLINEAR, group, None, phase, rows, 0, d,
-                      1, repeat))
+        ops.append(Op(name="final_ln" + tag, kind=LAYERNORM, cls=NONLINEAR, group=group,
+                      phase=phase, m=rows, n=d, repeat=repeat))
         if workload.vocab:
-            ops.append(Op("lm_head" + tag, GEMM, PROJECTION, group, None, phase, rows, d,
-                          workload.vocab, 1, repeat))
+            ops.append(Op(name="lm_head" + tag, kind=GEMM, cls=PROJECTION, group=group,
+                          phase=phase, m=rows, k=d, n=workload.vocab, repeat=repeat))
     return ops
 
 
-def arch_groups(arch: Arch) -> list[tuple[tuple, int | None]]:
+def arch_groups(arch: Arch) -> list[tuple[GroupKey, int | None]]:
     """(group key, layer) of every block of `arch`, in execution order: per layer one attention
     and one FFN group, then the head group (layer None)."""
-    blocks: list[tuple[tuple, int | None]] = []
+    blocks: list[tuple[GroupKey, int | None]] = []
     for i, (h, f, kind) in enumerate(zip(arch.heads, arch.ffn, arch.attention)):
-        blocks += [(("attn", arch.d, h, arch.head_dim, kind), i), (("ffn", arch.d, f), i)]
-    return blocks + [(("head", arch.d), None)]
+        blocks += [(attn_group(arch.d, h, arch.head_dim, kind), i), (ffn_group(arch.d, f), i)]
+    return blocks + [(head_group(arch.d), None)]
 
 
-def group_ops(key: tuple, workload: Workload, layer: int | None = None) -> list[Op]:
-    """The operators of one group (see the module docstring for the keys)."""
-    kind = key[0]
-    if kind == "attn":
-        return attention_ops(key[1], key[2], key[3], workload, layer=layer,
-                             kind=key[4] if len(key) > 4 else SOFTMAX_ATTENTION)
-    if kind == "ffn":
-        return ffn_ops(key[1], key[2], workload, layer=layer)
-    if kind == "head":
-        return head_ops(key[1], workload)
+def group_ops(key: GroupKey, workload: Workload, layer: int | None = None) -> list[Op]:
+    """The operators of one group (see the module docstring)."""
+    if key.kind == ATTN:
+        return attention_ops(key.d, key.heads, key.head_dim, workload, layer=layer,
+                             kind=key.attention)
+    if key.kind == FFN:
+        return ffn_ops(key.d, key.ffn, workload, layer=layer)
+    if key.kind == HEAD:
+        return head_ops(key.d, workload)
     raise ValueError(f"unknown operator group {key!r}")
 
 
@@ -310,7 +370,8 @@ def model_ops(arch: Arch, workload: Workload) -> list[Op]:
 
 def gemm_ops(gemms: list[tuple[str, int, int, int]]) -> list[Op]:
     """One operator per (name, M, K, N): OUT[M, N] = A[M, K] @ B[K, N], no bias, phase "gemm"."""
-    return [Op(name, GEMM, USER_GEMM, (), None, "gemm", m, k, n) for name, m, k, n in gemms]
+    return [Op(name=name, kind=GEMM, cls=USER_GEMM, phase="gemm", m=m, k=k, n=n)
+            for name, m, k, n in gemms]
 
 
 def parse_gemm(text: str) -> tuple[int, int, int]:

@@ -1,15 +1,16 @@
 """Lookup tables: the simulated cost of every operator group a search space can produce.
 
 A transformer's operators depend only on a few widths (see `costmodel.workload`): each layer is
-one attention group ("attn", d, heads, head_dim, attention kind) plus one FFN group ("ffn", d,
-ffn), and the model ends with one ("head", d) group. A space with |d| widths, |H| head counts,
+one attention group (d, heads, head_dim, attention kind) plus one FFN group (d, ffn), and the
+model ends with one head group (d); a `GroupKey` each. A space with |d| widths, |H| head counts,
 |A| attention kinds and |F| FFN widths has only |d| * (|H| * |A| + |F| + 1) groups, so
 `CostTable.build` simulates each once and a candidate's cost is a sum of table entries (exact,
 because the simulator's cost is additive over operators).
 
-Tables are Parquet files: one row per group (kind, d, heads, head_dim, attention, ffn, cycles,
-energy_pj) and, in the schema metadata, what they were built for (hardware config and its hash,
-workload, search space, attention sparsity or mask, simulator and format version).
+Tables are Parquet files: one row per group (the fields of its `GroupKey`: kind, d, heads,
+head_dim, attention, ffn; then cycles, energy_pj) and, in the schema metadata, what they were
+built for (hardware config and its hash, workload, search space, attention sparsity or mask,
+simulator and format version).
 `CostTable.load` refuses another simulator version or an unknown format; format 2 (before
 attention kinds: no `attention` column) is read as softmax attention, which is what it was.
 `CostTable.check` refuses a table built for another space, workload, sparsity or hardware,
@@ -20,76 +21,54 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Iterable
 
-from nas.core.atomic import atomic_path, existing_file
+from costmodel.cost import Cost
+from costmodel.hardware import HardwareConfig
+from costmodel.simulate import SIMULATOR_VERSION, simulate_ops
+from costmodel.workload import (ATTN, FFN, GroupKey, Workload, arch_groups, attn_group,
+                                ffn_group, group_ops, head_group)
 from nas.core.arch import Arch, SearchSpace
+from nas.core.atomic import atomic_path, existing_file
 from nas.core.attention import SOFTMAX
 from nas.core.errors import UserError
 from nas.core.progress import progress as progress_bar
-from costmodel.workload import Workload, arch_groups, group_ops
 
 META_KEY = b"transformer-hw-nas.lut"
 FORMAT_VERSION = 3          # 2: sparsity without a seed; tables checked for all they encode
                             # 3: attention kinds (an `attention` column)
 READABLE_FORMATS = (2, 3)   # format 2 tables hold softmax attention groups only
-COLUMNS = ("kind", "d", "heads", "head_dim", "attention", "ffn", "cycles", "energy_pj")
+COLUMNS = (*(f.name for f in fields(GroupKey)), "cycles", "energy_pj")
 COLUMNS_V2 = tuple(c for c in COLUMNS if c != "attention")
 
 
-@dataclass(frozen=True)
-class Cost:
-    """Cost of one forward pass (encoder) or prefill + generation (decoder) of a candidate."""
-
-    cycles: float
-    latency_s: float
-    energy_j: float
-
-    @property
-    def edp(self) -> float:
-        """Energy-delay product in J*s."""
-        return self.energy_j * self.latency_s
-
-    @property
-    def latency_ms(self) -> float:
-        return self.latency_s * 1e3
-
-    @property
-    def energy_mj(self) -> float:
-        return self.energy_j * 1e3
-
-
-def space_groups(space: SearchSpace) -> list[tuple]:
+def space_groups(space: SearchSpace) -> list[GroupKey]:
     """Every distinct group key that architectures of `space` can produce."""
-    keys: list[tuple] = []
+    keys: list[GroupKey] = []
     for d in space.d:
-        keys += [("attn", d, h, space.head_dim, kind) for h in space.heads
+        keys += [attn_group(d, h, space.head_dim, kind) for h in space.heads
                  for kind in space.attention]
-        keys += [("ffn", d, f) for f in space.ffn]
-        keys.append(("head", d))
+        keys += [ffn_group(d, f) for f in space.ffn]
+        keys.append(head_group(d))
     return keys
 
 
-def _row(key: tuple, cycles: float, energy_pj: float) -> dict[str, Any]:
-    kind, d = key[0], key[1]
-    return {"kind": kind, "d": d,
-            "heads": key[2] if kind == "attn" else 0,
-            "head_dim": key[3] if kind == "attn" else 0,
-            "attention": key[4] if kind == "attn" else "",
-            "ffn": key[2] if kind == "ffn" else 0,
-            "cycles": float(cycles), "energy_pj": float(energy_pj)}
+def key_row(key: GroupKey, cycles: float, energy_pj: float) -> dict[str, Any]:
+    """A table row: the key's fields, then its cost."""
+    return {**asdict(key), "cycles": float(cycles), "energy_pj": float(energy_pj)}
 
 
-def _key(row: dict[str, Any]) -> tuple:
+def row_key(row: dict[str, Any]) -> GroupKey:
+    """The key of a table row; a format-2 row (no `attention` column) is softmax attention."""
     kind, d = row["kind"], int(row["d"])
-    if kind == "attn":
-        return ("attn", d, int(row["heads"]), int(row["head_dim"]),
-                row.get("attention") or SOFTMAX)
-    if kind == "ffn":
-        return ("ffn", d, int(row["ffn"]))
-    return ("head", d)
+    if kind == ATTN:
+        return attn_group(d, int(row["heads"]), int(row["head_dim"]),
+                          row.get("attention") or SOFTMAX)
+    if kind == FFN:
+        return ffn_group(d, int(row["ffn"]))
+    return head_group(d)
 
 
 def _space_choices(space_dict: dict[str, Any]) -> dict[str, Any]:
@@ -112,8 +91,8 @@ class CostTable:
         self.where = where              # the file it came from, for error messages
         self.clock_hz = float(meta["clock_hz"])
         # Look-up structure: group key -> (cycles, energy in pJ).
-        self._entries: dict[tuple, tuple[float, float]] = {
-            _key(r): (float(r["cycles"]), float(r["energy_pj"])) for r in rows}
+        self._entries: dict[GroupKey, tuple[float, float]] = {
+            row_key(r): (float(r["cycles"]), float(r["energy_pj"])) for r in rows}
 
     # -- identity --------------------------------------------------------------------------
     @property
@@ -133,9 +112,8 @@ class CostTable:
         return self.meta["hw_hash"]
 
     @property
-    def hardware(self):
+    def hardware(self) -> HardwareConfig:
         """The hardware config the table was built for."""
-        from costmodel.hardware import HardwareConfig
         return HardwareConfig.from_dict(self.meta["hw"], name=self.meta["hw_name"])
 
     @property
@@ -152,18 +130,17 @@ class CostTable:
 
     # -- building --------------------------------------------------------------------------
     @classmethod
-    def build(cls, space: SearchSpace, hw, workload: Workload, sparsity=None,
+    def build(cls, space: SearchSpace, hw: HardwareConfig, workload: Workload, sparsity=None,
               progress: bool = False) -> CostTable:
         """Simulate every group of `space` once on `hw` for `workload`."""
-        from costmodel.simulate import SIMULATOR_VERSION, simulate_ops
-
         rows = []
         keys = space_groups(space)
         bar = progress_bar(len(keys), f"lut {space.name} on {hw.name}", unit="group",
                            enabled=progress)
         for key in keys:
             costs = simulate_ops(group_ops(key, workload), hw, sparsity)
-            rows.append(_row(key, sum(c.cycles for c in costs), sum(c.energy_pj for c in costs)))
+            rows.append(key_row(key, sum(c.cycles for c in costs),
+                                sum(c.energy_pj for c in costs)))
             bar.update(1)
         bar.close()
         meta = {
@@ -180,6 +157,10 @@ class CostTable:
         return cls(rows, meta)
 
     # -- look-ups --------------------------------------------------------------------------
+    def entry(self, key: GroupKey) -> tuple[float, float]:
+        """(cycles, energy in pJ) of one group."""
+        return self._entries[key]
+
     def cost(self, arch: Arch) -> Cost:
         """Sum of the table entries of `arch`'s blocks."""
         cycles = energy_pj = 0.0
@@ -192,7 +173,7 @@ class CostTable:
         except KeyError:
             raise UserError(f"architecture {arch.key} is outside the table's search space "
                             f"'{self.meta['space'].get('name')}' (no entry for {key})") from None
-        return Cost(cycles=cycles, latency_s=cycles / self.clock_hz, energy_j=energy_pj * 1e-12)
+        return Cost(cycles=cycles, energy_pj=energy_pj, clock_hz=self.clock_hz)
 
     def costs(self, archs: Iterable[Arch]) -> list[Cost]:
         return [self.cost(a) for a in archs]
@@ -231,7 +212,6 @@ class CostTable:
         if version not in READABLE_FORMATS:
             raise UserError(f"lookup table {path}: format version {version}, this program reads "
                             f"version {FORMAT_VERSION}; rebuild it with `nas build-lut`")
-        from costmodel.simulate import SIMULATOR_VERSION
         if meta.get("simulator_version") != SIMULATOR_VERSION:
             raise UserError(f"lookup table {path}: built with simulator version "
                             f"{meta.get('simulator_version')}, but this is version "
@@ -277,10 +257,11 @@ class CostTable:
 
 
 def _schema():
+    """The Parquet columns: the GroupKey's fields (text or int64), then the cost (float64)."""
     import pyarrow as pa
-    return pa.schema([("kind", pa.string()), ("d", pa.int64()), ("heads", pa.int64()),
-                      ("head_dim", pa.int64()), ("attention", pa.string()), ("ffn", pa.int64()),
-                      ("cycles", pa.float64()), ("energy_pj", pa.float64())])
+    return pa.schema([(f.name, pa.string() if f.type == "str" else pa.int64())
+                      for f in fields(GroupKey)]
+                     + [("cycles", pa.float64()), ("energy_pj", pa.float64())])
 
 
 def _sparsity_meta(sparsity) -> dict[str, Any] | None:

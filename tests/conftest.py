@@ -101,16 +101,12 @@ class NoisyWindows:
 
 def synthetic_table(space: SearchSpace = SPACE):
     """A CostTable with made-up but monotone costs (no simulator involved)."""
-    from lut.table import CostTable, space_groups
+    from lut.table import CostTable, key_row, space_groups
     rows = []
     for key in space_groups(space):
-        kind, d = key[0], key[1]
-        work = {"attn": lambda: d * key[2] * key[3] + 50 * key[2],
-                "ffn": lambda: 2 * d * key[2], "head": lambda: 4 * d}[kind]()
-        rows.append({"kind": kind, "d": d, "heads": key[2] if kind == "attn" else 0,
-                     "head_dim": key[3] if kind == "attn" else 0,
-                     "ffn": key[2] if kind == "ffn" else 0,
-                     "cycles": float(work), "energy_pj": float(3 * work + 1000)})
+        work = {"attn": key.d * key.heads * key.head_dim + 50 * key.heads,
+                "ffn": 2 * key.d * key.ffn, "head": 4 * key.d}[key.kind]
+        rows.append(key_row(key, work, 3 * work + 1000))
     meta = {"hw_name": "synthetic", "hw_hash": "0" * 12, "hw": {}, "clock_hz": 1e9,
             "workload": {"seq": 32, "batch": 1, "mode": "decoder", "gen": 0, "vocab": 0},
             "space": space.to_dict(), "simulator_version": "test", "sparsity": None}
@@ -162,8 +158,8 @@ def fake_joint_costs(designs):
     for d in designs:
         base = synthetic_table().cost(d.arch)
         speed = d.hw.rows / 16
-        cost = Cost(cycles=base.cycles / speed, latency_s=base.latency_s / speed,
-                    energy_j=base.energy_j * (1.2 if d.hw.sram == 64 else 1.0))
+        cost = Cost(cycles=base.cycles / speed, clock_hz=base.clock_hz,
+                    energy_pj=base.energy_pj * (1.2 if d.hw.sram == 64 else 1.0))
         out.append((cost, HardwarePoint(d.hw.name, d.hw.hash(), fake_area(d.hw),
                                         (("rows", d.hw.rows), ("sram", d.hw.sram)))))
     return out
@@ -180,3 +176,35 @@ class FakeJointCosts:
 
     def __call__(self, designs):
         return fake_joint_costs(designs)
+
+
+# -- shared data (../shared: masks, oracles) -------------------------------------------------------
+# Tests that need a file of ../shared fail naming it when it is missing; they never skip.
+
+from pathlib import Path  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+VITCOD_MASK = SHARED / "data" / "vitcod" / "deit_tiny_attention_masks_0.95.npy"
+SCALESIM_ORACLE = SHARED / "oracles" / "scalesim-3.0.0-ws.jsonl"
+
+
+def shared_file(path: Path, what: str) -> Path:
+    """`path`, or a failure saying which file of ../shared is missing."""
+    if not path.is_file():
+        pytest.fail(f"{what} not found at {path} (../shared is part of the test setup)",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def vitcod_mask() -> Path:
+    """ViTCoD's released DeiT-Tiny attention masks (95% pruned), [12, 3, 197, 197]."""
+    return shared_file(VITCOD_MASK, "ViTCoD masks")
+
+
+@pytest.fixture(scope="session")
+def scalesim_runs() -> list[dict]:
+    """SCALE-Sim 3.0.0's reference runs (../shared/oracles), one dict per GEMM and array."""
+    import json
+    path = shared_file(SCALESIM_ORACLE, "SCALE-Sim reference runs")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -7,12 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import nas.cli.hardware as hardware_cli
+import costmodel.plots as plots
 from costmodel.hardware import PRESETS
 from nas.cli import main
-
-MASK = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vitcod"
-        / "deit_tiny_attention_masks_0.95.npy")
 
 
 def run(capsys, *argv):
@@ -82,7 +79,7 @@ def test_simulate_plot(capsys, tmp_path):
 def plotted(capsys, monkeypatch, tmp_path, *argv):
     """Run `nas simulate ... --plot` keeping the figure (instead of writing it) and the JSON."""
     figures = []
-    monkeypatch.setattr(hardware_cli, "save_figure", lambda fig, path: figures.append(fig))
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))
     js = tmp_path / "r.json"
     code, _, err = run(capsys, "simulate", *argv, "--plot", str(tmp_path / "p.png"),
                        "--json", str(js))
@@ -162,22 +159,20 @@ def test_simulate_sparse_attention(capsys, tmp_path):
     assert "no sparse attention engine" in err and ignored == attention("gemmini")[2]
 
 
-def test_simulate_with_real_masks(capsys, tmp_path):
-    if not MASK.is_file():
-        pytest.skip("ViTCoD masks absent")
+def test_simulate_with_real_masks(capsys, tmp_path, vitcod_mask):
     code, out, _ = run(capsys, "simulate", "--model", "deit-tiny", "--hw", "vitcod",
-                       "--mask", str(MASK))
+                       "--mask", str(vitcod_mask))
     assert code == 0 and "(mask)" in out and "rescaled" not in out
     # the issue's case: DeiT-Tiny's 197-token masks on a 512-token BERT are an error ...
     js = tmp_path / "r.json"
     code, out, err = run(capsys, "simulate", "--model", "bert-base", "--hw", "vitcod", "--mask",
-                         str(MASK), "--json", str(js))
+                         str(vitcod_mask), "--json", str(js))
     assert_one_line_error(code, out, err, "holds 197x197 attention maps but the sequence "
                                           "length is 512")
     assert "--rescale-mask" in err and not js.exists()
     # ... unless the user asks for the statistics to be rescaled
     code, out, _ = run(capsys, "simulate", "--model", "bert-base", "--hw", "vitcod", "--mask",
-                       str(MASK), "--rescale-mask", "--summary")
+                       str(vitcod_mask), "--rescale-mask", "--summary")
     assert code == 0 and "197-token mask rescaled to 512" in out
 
 

@@ -3,29 +3,25 @@ additivity over operator groups, and the analytic profile."""
 
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from costmodel.hardware import PRESETS, HardwareConfig, load_hardware, sram_pj_per_byte
 from costmodel.profile import FLOPS_PER_ELEMENT, profile
-from costmodel.simulate import SIMULATOR_VERSION, gemm_cost, op_cost, simulate, simulate_ops
+from costmodel.gemm import gemm_cost
+from costmodel.simulate import SIMULATOR_VERSION, op_cost, simulate, simulate_ops
 from costmodel.sparsity import AttentionSparsity, generate_mask, mask_stats
 from costmodel.workload import (ACT_MATMUL, GEMM, NONLINEAR, PROJECTION, SOFTMAX, Op, Workload,
                                 attention_ops, ffn_ops, head_ops, model_ops)
 from nas.core.arch import NAMED_MODELS, SearchSpace
 from nas.core.errors import UserError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
-@pytest.fixture
-def vitcod_mask() -> Path:
-    path = SHARED / "data" / "vitcod" / "deit_tiny_attention_masks_0.95.npy"
-    if not path.is_file():
-        pytest.skip(f"ViTCoD masks not found at {path}")
-    return path
+def projection(m: int, k: int, n: int, cls: str = PROJECTION, batch: int = 1) -> Op:
+    """A GEMM operator of layer 0 (a projection unless `cls` says otherwise)."""
+    return Op(name="x", kind=GEMM, cls=cls, layer=0, phase="encoder", m=m, k=k, n=n, batch=batch)
 
 
 # -- hardware configs --------------------------------------------------------------------------
@@ -122,7 +118,7 @@ def test_tiles_fit_buffers_and_traffic_is_at_least_compulsory():
 
 def test_traffic_per_operand():
     hw = PRESETS["gemmini-transformer"]
-    c = op_cost(Op("x", GEMM, PROJECTION, (), 0, "encoder", 512, 768, 3072), hw)
+    c = op_cost(projection(512, 768, 3072), hw)
     t = c.traffic
     assert t["dram_read_a"] >= 512 * 768 and t["dram_read_b"] >= 768 * 3072
     assert t["dram_write"] == 512 * 3072
@@ -131,22 +127,22 @@ def test_traffic_per_operand():
     # each weight tile enters the array once per M tile; inputs stream once per column fold
     tm = gemm_cost(512, 768, 3072, hw).tile[0]
     assert t["scratchpad_read"] == 512 * 768 * (3072 // 16) + 768 * 3072 * (512 // tm)
-    add = op_cost(Op("a", "add", NONLINEAR, (), 0, "encoder", 8, 0, 768), hw)
+    add = op_cost(Op(name="a", kind="add", cls=NONLINEAR, layer=0, phase="encoder", m=8, n=768), hw)
     assert add.traffic["dram_read_a"] == add.traffic["dram_read_b"] == add.traffic["dram_write"]
 
 
 def test_low_bandwidth_makes_a_gemm_memory_bound():
     slow = HardwareConfig(dram_bytes_per_cycle=0.25)
-    c = op_cost(Op("x", GEMM, PROJECTION, (), 0, "encoder", 512, 768, 768), slow)
-    fast = op_cost(Op("x", GEMM, PROJECTION, (), 0, "encoder", 512, 768, 768), PRESETS["gemmini"])
+    c = op_cost(projection(512, 768, 768), slow)
+    fast = op_cost(projection(512, 768, 768), PRESETS["gemmini"])
     assert c.bound == "memory" and fast.bound == "compute"
     assert c.dram_bytes / 0.25 <= c.cycles <= 1.05 * c.dram_bytes / 0.25
 
 
 def test_batched_attention_products_cost_per_head():
     hw = PRESETS["gemmini-transformer"]
-    one = op_cost(Op("qk", GEMM, ACT_MATMUL, (), 0, "encoder", 128, 64, 128, batch=1), hw)
-    twelve = op_cost(Op("qk", GEMM, ACT_MATMUL, (), 0, "encoder", 128, 64, 128, batch=12), hw)
+    one = op_cost(projection(128, 64, 128, cls=ACT_MATMUL), hw)
+    twelve = op_cost(projection(128, 64, 128, cls=ACT_MATMUL, batch=12), hw)
     # heads run back to back: transfers of one head overlap compute of the next
     assert 12 * one.compute_cycles <= twelve.cycles < 12 * one.cycles
     assert twelve.dram_bytes == 12 * one.dram_bytes
@@ -155,7 +151,8 @@ def test_batched_attention_products_cost_per_head():
 # -- non-linear operators ----------------------------------------------------------------------
 
 def test_host_offload_is_much_slower_than_onchip_units():
-    op = Op("softmax", SOFTMAX, NONLINEAR, (), 0, "encoder", 12 * 512, 0, 512)
+    op = Op(name="softmax", kind=SOFTMAX, cls=NONLINEAR, layer=0, phase="encoder", m=12 * 512,
+            n=512)
     host = op_cost(op, PRESETS["gemmini"])
     chip = op_cost(op, PRESETS["gemmini-transformer"])
     assert host.bound == "host" and host.host_cycles > 0 and host.energy["host"] > 0
@@ -169,8 +166,8 @@ def test_host_offload_is_much_slower_than_onchip_units():
 
 def test_reductions_take_more_sfu_passes_than_elementwise_ops():
     hw = HardwareConfig(sfu="onchip", dram_bytes_per_cycle=1e6)
-    ln = op_cost(Op("ln", "layernorm", NONLINEAR, (), 0, "encoder", 512, 0, 768), hw)
-    gelu = op_cost(Op("gelu", "gelu", NONLINEAR, (), 0, "encoder", 512, 0, 768), hw)
+    ln, gelu = (op_cost(Op(name=kind, kind=kind, cls=NONLINEAR, layer=0, phase="encoder", m=512, n=768),
+                        hw) for kind in ("layernorm", "gelu"))
     assert ln.compute_cycles == 3 * gelu.compute_cycles == 3 * 512 * 768 / 16
 
 
@@ -203,21 +200,20 @@ def test_group_sums_equal_full_simulation_for_random_archs(wl, hw, sparsity, req
     rng = random.Random(0)
     cache: dict = {}
 
-    def group(key, ops):
-        if key not in cache:
+    def group(ops):            # simulated once per group key (each op carries its group's)
+        if ops[0].group not in cache:
             costs = simulate_ops(ops, hw, sparsity)
-            cache[key] = (sum(c.cycles for c in costs), sum(c.energy_pj for c in costs))
-        return cache[key]
+            cache[ops[0].group] = (sum(c.cycles for c in costs), sum(c.energy_pj for c in costs))
+        return cache[ops[0].group]
 
     for _ in range(200):
         arch = space.sample(rng)
         cyc = en = 0.0
         for h, f in zip(arch.heads, arch.ffn):
-            for key, ops in ((("attn", arch.d, h), attention_ops(arch.d, h, arch.head_dim, wl)),
-                             (("ffn", arch.d, f), ffn_ops(arch.d, f, wl))):
-                c, e = group(key, ops)
+            for ops in (attention_ops(arch.d, h, arch.head_dim, wl), ffn_ops(arch.d, f, wl)):
+                c, e = group(ops)
                 cyc, en = cyc + c, en + e
-        c, e = group(("head", arch.d), head_ops(arch.d, wl))
+        c, e = group(head_ops(arch.d, wl))
         rep = simulate(arch, hw, wl, sparsity, rescale_mask=True)
         assert cyc + c == pytest.approx(rep.cycles, rel=1e-9)
         assert en + e == pytest.approx(rep.energy_j * 1e12, rel=1e-9)

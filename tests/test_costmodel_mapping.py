@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from costmodel.hardware import PRESETS, HardwareConfig, derive, load_hardware
 from costmodel.mapping import gemmini_tiles, map_gemm, with_mapping
-from costmodel.simulate import gemm_cost, op_cost, simulate
+from costmodel.gemm import gemm_cost
+from costmodel.simulate import op_cost, simulate
 from costmodel.workload import GEMM, PROJECTION, Op, Workload, load_topology, parse_gemm
 from nas.cli import main
 from nas.core.arch import NAMED_MODELS
@@ -137,7 +138,7 @@ def test_search_hides_the_preload_where_pes_double_buffer_weights():
 
 def test_search_objectives_trade_latency_for_energy():
     hw = with_mapping(HardwareConfig(dataflow="both", dram_bytes_per_cycle=4), "search")
-    op = Op("x", GEMM, PROJECTION, (), 0, "encoder", 512, 768, 3072)
+    op = Op(name="x", kind=GEMM, cls=PROJECTION, layer=0, phase="encoder", m=512, k=768, n=3072)
     fast, frugal = (op_cost(op, with_mapping(hw, objective=o)) for o in ("latency", "energy"))
     edp = op_cost(op, with_mapping(hw, objective="edp"))
     assert fast.cycles <= frugal.cycles and frugal.energy_pj <= fast.energy_pj
@@ -150,7 +151,8 @@ def test_search_objectives_trade_latency_for_energy():
 def test_first_k_fold_reads_nothing_from_the_accumulator():
     # (a) the first fold of a K loop writes its partial sums; only later folds read to add
     hw = HardwareConfig(rows=16, cols=16)
-    c = op_cost(Op("x", GEMM, PROJECTION, (), 0, "encoder", 128, 64, 128), hw)
+    c = op_cost(Op(name="x", kind=GEMM, cls=PROJECTION, layer=0, phase="encoder", m=128, k=64,
+                   n=128), hw)
     folds, out = 64 // 16, 128 * 128 * hw.acc_bytes
     assert c.traffic["accumulator_write"] == folds * out
     assert c.traffic["accumulator_read"] == (folds - 1) * out

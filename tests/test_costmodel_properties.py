@@ -15,7 +15,8 @@ presets = st.sampled_from(sorted(PRESETS))
 
 
 def gemm(m, k, n, batch=1):
-    return Op("g", GEMM, PROJECTION, (), 0, "encoder", m, k, n, batch)
+    return Op(name="g", kind=GEMM, cls=PROJECTION, layer=0, phase="encoder", m=m, k=k, n=n,
+              batch=batch)
 
 
 def assert_energy_counts_actions(c, hw: HardwareConfig, macs: float) -> None:
@@ -42,7 +43,8 @@ def test_cycles_bounded_below_by_peak_compute_and_bandwidth(m, k, n, batch, hw):
        hw=presets)
 def test_nonlinear_ops_bounded_below_by_bandwidth_and_lanes(rows, width, repeat, kind, hw):
     hw = PRESETS[hw]
-    c = op_cost(Op("x", kind, NONLINEAR, (), 0, "encoder", rows, 0, width, 1, repeat), hw)
+    c = op_cost(Op(name="x", kind=kind, cls=NONLINEAR, layer=0, phase="encoder", m=rows, n=width,
+                   repeat=repeat), hw)
     assert c.cycles >= c.dram_bytes / hw.dram_bytes_per_cycle - 1e-6
     if not (kind == "softmax" and hw.attention_fusion):   # fused: scores stay on chip
         assert c.dram_bytes >= 2 * rows * width * repeat * hw.in_bytes

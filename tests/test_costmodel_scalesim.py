@@ -5,16 +5,11 @@ runs; these tests hold the simulator to exactly that. The reference file must be
 missing file fails the tests instead of leaving nothing to compare.
 """
 
-import json
-from functools import lru_cache
-from pathlib import Path
-
 import pytest
 
+from costmodel.gemm import gemm_cost
 from costmodel.hardware import HardwareConfig, scalesim_equivalent
-from costmodel.simulate import gemm_cost
 
-ORACLE = Path(__file__).resolve().parents[1].parent / "shared" / "oracles" / "scalesim-3.0.0-ws.jsonl"
 RUNS = 18                      # 6 GEMM shapes x 3 arrays (16x16, 32x32, 64x8)
 
 
@@ -23,20 +18,14 @@ def scalesim_like(run: dict) -> HardwareConfig:
                                run["filter_kb"], run["ofmap_kb"])
 
 
-@lru_cache(maxsize=1)
-def runs() -> list[dict]:
-    assert ORACLE.is_file(), f"SCALE-Sim reference runs not found at {ORACLE}"
-    return [json.loads(line) for line in ORACLE.read_text().splitlines() if line.strip()]
-
-
-def test_oracle_file_has_all_runs():
-    assert len(runs()) == RUNS
-    assert len({(r["M"], r["K"], r["N"], r["rows"], r["cols"]) for r in runs()}) == RUNS
+def test_oracle_file_has_all_runs(scalesim_runs):
+    assert len(scalesim_runs) == RUNS
+    assert len({(r["M"], r["K"], r["N"], r["rows"], r["cols"]) for r in scalesim_runs}) == RUNS
 
 
 @pytest.mark.parametrize("index", range(RUNS))
-def test_compute_cycles_match_scalesim_to_one_cycle(index):
-    run = runs()[index]
+def test_compute_cycles_match_scalesim_to_one_cycle(index, scalesim_runs):
+    run = scalesim_runs[index]
     g = gemm_cost(run["M"], run["K"], run["N"], scalesim_like(run))
     ref = run["compute_cycles"]
     # SCALE-Sim's count ends one cycle before ours (experiments/validation/scalesim_compare.md)

@@ -13,8 +13,8 @@ import pytest
 
 from costmodel.hardware import PRESETS, HardwareConfig, register_pj_per_mac, sram_pj_per_byte
 from costmodel.simulate import op_cost, simulate
-from costmodel.sparse_engine import (attention_kernel, head_work, lines_gemm_cost,
-                                     split_lines)
+from costmodel.gemm import lines_gemm_cost
+from costmodel.sparse_engine import attention_kernel, head_work, split_lines
 from costmodel.sparsity import AttentionSparsity, mask_stats
 from costmodel.workload import ACT_MATMUL, GEMM, NONLINEAR, PROJECTION, SOFTMAX, Op, Workload
 from nas.core.arch import NAMED_MODELS
@@ -27,18 +27,17 @@ vitcod_log = importlib.import_module("vitcod_log")
 N, HD, H = 197, 64, 3                       # DeiT-Tiny: tokens, head dimension, heads
 
 
-@pytest.fixture
-def vitcod_mask() -> Path:
-    if not vitcod_log.MASK.is_file():
-        pytest.skip(f"ViTCoD masks not found at {vitcod_log.MASK}")
-    return vitcod_log.MASK
-
-
 def attention_op(product: str, heads: int = H, seqs: int = 1, layer: int | None = 0) -> Op:
     """Q.K^T (m=q, k=head_dim, n=ctx) or A.V (m=q, k=ctx, n=head_dim) of DeiT-Tiny's shape."""
     k, n = (HD, N) if product == "qk" else (N, HD)
-    return Op(f"L0.{product}", GEMM, ACT_MATMUL, (), layer, "encoder", N, k, n,
-              batch=seqs * heads, heads=heads, product=product)
+    return Op(name=f"L0.{product}", kind=GEMM, cls=ACT_MATMUL, layer=layer, phase="encoder",
+              m=N, k=k, n=n, batch=seqs * heads, heads=heads, product=product)
+
+
+def softmax_op() -> Op:
+    """DeiT-Tiny's softmax of layer 0 (every head's N x N map)."""
+    return Op(name="L0.softmax", kind=SOFTMAX, cls=NONLINEAR, layer=0, phase="encoder", m=H * N,
+              n=N)
 
 
 # -- presets -------------------------------------------------------------------------------------
@@ -128,7 +127,7 @@ def test_fused_attention_keeps_the_scores_off_dram():
     assert qk.traffic["dram_write"] == 0                        # no scores out ...
     assert av.traffic["dram_read_a"] == 0                       # ... and none back in
     assert av.traffic["dram_read_b"] == N * H * HD              # V only
-    softmax = op_cost(Op("L0.softmax", SOFTMAX, NONLINEAR, (), 0, "encoder", H * N, 0, N), hw, sp)
+    softmax = op_cost(softmax_op(), hw, sp)
     assert softmax.dram_bytes == 0 and softmax.cycles > 0       # on chip, in place
     # the same engines unfused: Q.K^T writes every score (and each non-zero's index), A.V reads
     # them back, and the softmax moves them through DRAM too
@@ -138,8 +137,7 @@ def test_fused_attention_keeps_the_scores_off_dram():
     scores = H * (N * glob + nnz)
     assert qk_u.traffic["dram_write"] == pytest.approx(scores + H * nnz * 2)
     assert av_u.traffic["dram_read_a"] == qk_u.traffic["dram_write"]
-    assert op_cost(Op("s", SOFTMAX, NONLINEAR, (), 0, "encoder", H * N, 0, N), unfused,
-                   sp).dram_bytes > 0
+    assert op_cost(softmax_op(), unfused, sp).dram_bytes > 0
 
 
 def test_the_fused_kernel_is_max_of_transfers_and_work_split_between_the_products():
@@ -220,7 +218,8 @@ def test_lines_run_deit_tiny_projections_at_full_use():
         g = lines_gemm_cost(m, k, n, hw)
         assert g.compute == math.ceil(m * n / 64) * math.ceil(k / 8) == m * k * n / 512
         assert g.dram_b == k * n and g.dram_out == m * n
-    c = op_cost(Op("L0.ffn1", GEMM, PROJECTION, (), 0, "encoder", N, 192, 768), hw)
+    c = op_cost(Op(name="L0.ffn1", kind=GEMM, cls=PROJECTION, layer=0, phase="encoder", m=N, k=192,
+                   n=768), hw)
     assert c.bound == "compute" and c.utilization > 0.95
 
 

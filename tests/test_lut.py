@@ -7,8 +7,7 @@ from collections import Counter
 
 import pytest
 
-import costmodel.simulate as simulate_mod
-from costmodel.hardware import load_hardware
+from costmodel.hardware import DEFAULT_HARDWARE, load_hardware
 from costmodel.simulate import simulate
 from costmodel.workload import Workload, arch_groups, model_ops
 from lut.table import CostTable, space_groups
@@ -16,7 +15,7 @@ from nas.core.arch import SearchSpace
 from nas.cli import main
 from nas.core.errors import UserError
 
-HW = load_hardware("gemmini-transformer")
+HW = load_hardware(DEFAULT_HARDWARE)             # what build-lut uses without --hw
 SURVEY, TINY = SearchSpace.load("survey"), SearchSpace.load("tiny")
 DECODER = Workload(seq=128, batch=2, mode="decoder", gen=3, vocab=1000)
 
@@ -96,8 +95,9 @@ def test_table_of_another_format_version_is_refused(tmp_path, monkeypatch):
 
 
 def test_table_from_another_simulator_version_is_refused(tmp_path, monkeypatch):
+    import lut.table as table_mod
     path = CostTable.build(TINY, HW, Workload(seq=16)).save(tmp_path / "t.parquet")
-    monkeypatch.setattr(simulate_mod, "SIMULATOR_VERSION", "999")
+    monkeypatch.setattr(table_mod, "SIMULATOR_VERSION", "999")
     with pytest.raises(UserError, match="simulator version .* this is version 999"):
         CostTable.load(path)
 
@@ -126,20 +126,26 @@ def test_sparsity_changes_attention_entries_only():
     sparse = CostTable.build(TINY, vitcod, wl, sparsity=AttentionSparsity(0.9))
     assert sparse.id != dense.id
     for key in space_groups(TINY):
-        if key[0] == "attn":
-            assert sparse._entries[key][0] < dense._entries[key][0]
+        if key.kind == "attn":
+            assert sparse.entry(key)[0] < dense.entry(key)[0]
         else:
-            assert sparse._entries[key] == dense._entries[key]
+            assert sparse.entry(key) == dense.entry(key)
 
 
-def test_cli_build_lut(tmp_path, capsys):
+@pytest.mark.parametrize("space, hw", [("tiny", "gemmini"), ("tiny-kinds", "vitality")])
+def test_cli_build_lut(tmp_path, capsys, space, hw):
     out = tmp_path / "lut.parquet"
-    assert main(["build-lut", "--space", "tiny", "--hw", "gemmini", "--seq", "32",
+    assert main(["build-lut", "--space", space, "--hw", hw, "--seq", "32",
                  "--vocab", "65", "--out", str(out)]) == 0
-    table = CostTable.load(out)
-    table.check(TINY, Workload(seq=32, mode="decoder", vocab=65), hw=load_hardware("gemmini"))
-    assert len(table) == len(space_groups(TINY))
+    table, space = CostTable.load(out), SearchSpace.load(space)
+    table.check(space, Workload(seq=32, mode="decoder", vocab=65), hw=load_hardware(hw))
+    assert len(table) == len(space_groups(space))
+    assert {r["attention"] for r in table.rows if r["kind"] == "attn"} == set(space.attention)
     assert table.id in capsys.readouterr().out
+
+
+def test_cli_build_lut_refuses_bad_hardware_and_workloads(tmp_path, capsys):
+    out = tmp_path / "lut.parquet"
     assert main(["build-lut", "--hw", "no-such-hw", "--out", str(out)]) == 2
     assert "no-such-hw" in capsys.readouterr().err
     assert main(["build-lut", "--seq", "0", "--out", str(out)]) == 2
@@ -163,4 +169,4 @@ def test_build_lut_mapping_override_is_part_of_the_hardware(tmp_path, capsys):
         table.check(TINY, Workload(seq=32, mode="decoder"), hw=HW)      # scalesim-mapped HW
     plain = CostTable.build(TINY, HW, Workload(seq=32, mode="decoder"))
     # the search never maps slower than scalesim: no group costs more cycles
-    assert all(table._entries[k][0] <= plain._entries[k][0] * (1 + 1e-9) for k in plain._entries)
+    assert all(table.entry(k)[0] <= plain.entry(k)[0] * (1 + 1e-9) for k in space_groups(TINY))

@@ -8,8 +8,7 @@ import random
 import pyarrow.parquet as pq
 import pytest
 
-import costmodel.simulate as simulate_mod
-from costmodel import mapping
+from costmodel import gemm, mapping
 from costmodel.hardware import PRESETS, derive
 from costmodel.hwspace import HardwareSpace
 from costmodel.sparsity import AttentionSparsity
@@ -119,17 +118,17 @@ def test_stats_and_sparsity_are_kept(tmp_path):
 
 
 def test_gemms_are_shared_between_hardware_that_differs_only_where_gemms_do_not_look():
-    """simulate._gemm_view: the same accelerator with its SFUs on chip or on the host maps its
+    """gemm.gemm_view: the same accelerator with its SFUs on chip or on the host maps its
     GEMMs once, and the mappings equal those computed for each config on its own."""
     for hw in points(12, 5) + [PRESETS["vitcod"], PRESETS["gemmini"]]:
-        view = simulate_mod._gemm_view(hw)
+        view = gemm.gemm_view(hw)
         for m, k, n in ((64, 96, 128), (1, 128, 96), (200, 64, 300)):
             for batch in (1, 3):
                 assert mapping.map_gemm.__wrapped__(m, k, n, hw, hw.rows, True, batch) == \
                     mapping.map_gemm.__wrapped__(m, k, n, view, hw.rows, True, batch)
     onchip = derive("gemmini-transformer", "a", mapping="search")
     host = derive("gemmini-transformer", "b", mapping="search", sfu="host")
-    assert simulate_mod._gemm_view(onchip) == simulate_mod._gemm_view(host)
+    assert gemm.gemm_view(onchip) == gemm.gemm_view(host)
     cache = TableCache(TINY, WL)
     cache.table(onchip)
     before = mapping.map_gemm.cache_info().misses

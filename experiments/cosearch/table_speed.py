@@ -10,9 +10,9 @@ prompt 1024, vocab 33278).
 
 - `build`: `CostTable.build` on `--points` distinct random points of a built-in hardware
   space (`--hw-space`: `edge-hw` or `edge-hw-wide`), each once, in one process. A new accelerator means new operator shapes, so
-  the per-shape caches (costmodel.mapping.map_gemm, simulate._shape_cost) miss on every point,
+  the per-shape caches (cleared by costmodel.simulate.clear_caches) miss on every point,
   as in a search (except GEMMs shared with an earlier point that differs only in fields GEMMs
-  never read, e.g. `sfu`: simulate._gemm_view).
+  never read, e.g. `sfu`: costmodel.gemm.gemm_view).
 - `build_caches_cleared`: the same with every cache cleared before each point (cold).
 - `cache_build_and_save`, `cache_load_from_disk`: `TableCache.table` (build plus the atomic
   Parquet save) on a fresh folder, then reading the tables back in a new cache.
@@ -40,11 +40,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from costmodel import mapping, sparse_engine                      # noqa: E402
-from costmodel import simulate as sim                             # noqa: E402
 from costmodel.hardware import PRESETS                            # noqa: E402
 from costmodel.hwspace import HardwareSpace                       # noqa: E402
-from costmodel.simulate import SIMULATOR_VERSION                  # noqa: E402
+from costmodel.simulate import SIMULATOR_VERSION, clear_caches    # noqa: E402
 from costmodel.workload import Workload                           # noqa: E402
 from lut.cache import TableCache                                  # noqa: E402
 from lut.table import CostTable                                   # noqa: E402
@@ -53,14 +51,6 @@ from nas.core.arch import SearchSpace                             # noqa: E402
 OUT = Path(__file__).resolve().parent / "table_speed.json"
 CASES = {"tiny": (Workload(seq=64, mode="decoder", vocab=96), 0.05),
          "survey": (Workload(seq=1024, mode="decoder", vocab=33278), 0.5)}
-
-
-def clear_caches() -> None:
-    mapping.map_gemm.cache_clear()
-    sim._shape_cost.cache_clear()
-    sim._gemm_view.cache_clear()
-    sparse_engine.lines_gemm_cost.cache_clear()
-    sparse_engine.attention_kernel.cache_clear()
 
 
 def points(space: HardwareSpace, n: int, seed: int) -> list:

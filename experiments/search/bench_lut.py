@@ -29,10 +29,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def clear_simulator_caches() -> None:
-    import costmodel.simulate as sim
-    for obj in vars(sim).values():
-        if hasattr(obj, "cache_clear"):
-            obj.cache_clear()
+    from costmodel.simulate import clear_caches
+    clear_caches()
 
 
 def main() -> None:

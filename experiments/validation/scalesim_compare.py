@@ -24,7 +24,8 @@ from pathlib import Path
 
 from costmodel.hardware import scalesim_equivalent
 from costmodel.mapping import with_mapping
-from costmodel.simulate import SIMULATOR_VERSION, gemm_cost
+from costmodel.gemm import gemm_cost
+from costmodel.simulate import SIMULATOR_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 ORACLE = ROOT.parent / "shared" / "oracles" / "scalesim-3.0.0-ws.jsonl"

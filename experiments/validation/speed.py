@@ -24,8 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from costmodel import mapping
 from costmodel import simulate as sim
+from costmodel.gemm import gemm_cost
 from costmodel.hardware import MAPPING_MODES, PRESETS, scalesim_equivalent
 from costmodel.mapping import with_mapping
 from costmodel.workload import Workload, model_ops
@@ -40,16 +40,11 @@ OUT = Path(__file__).resolve().parent / "speed.json"
 TARGET_BERT_MS, TARGET_TABLE_S = 10.0, 5.0     # issue 11, with the search on
 
 
-def clear_caches() -> None:
-    mapping.map_gemm.cache_clear()
-    sim._shape_cost.cache_clear()
-
-
 def times_ms(fn, repeats: int, cold: bool) -> list[float]:
     times = []
     for _ in range(repeats):
         if cold:
-            clear_caches()
+            sim.clear_caches()
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1e3)
@@ -101,7 +96,7 @@ def main() -> int:
             r = json.loads(line)
             cfg = scalesim_equivalent(r["rows"], r["cols"], r["dataflow"], r["ifmap_kb"],
                                       r["filter_kb"], r["ofmap_kb"])
-            ms = median_ms(lambda: sim.gemm_cost(r["M"], r["K"], r["N"], cfg), args.repeats,
+            ms = median_ms(lambda: gemm_cost(r["M"], r["K"], r["N"], cfg), args.repeats,
                            cold=True)
             gemms.append({"shape": r["shape"], "M": r["M"], "K": r["K"], "N": r["N"],
                           "array": f"{r['rows']}x{r['cols']}", "ours_ms": ms,
