@@ -48,7 +48,7 @@ from nas.core.atomic import atomic_path, atomic_write_text
 from nas.core.errors import UserError
 from nas.core.plotting import pyplot, save_figure
 from nas.core.progress import progress
-from supernet.checkpoint import fixed_arch_of, save_checkpoint, space_of
+from supernet.checkpoint import fixed_arch_of, fixed_space, save_checkpoint, space_of
 from supernet.config import TrainConfig
 from supernet.data import (Tokenizer, check_recorded_dataset, eval_windows, get_batch, is_local,
                            load_tokens)
@@ -340,9 +340,7 @@ def _space_and_arch(cfg: TrainConfig,
     if not cfg.arch:
         return SearchSpace.load(cfg.space), None
     fixed = resolve_model(cfg.arch)[0]
-    return SearchSpace(name=f"fixed-{fixed.key}", layers=(fixed.layers,), d=(fixed.d,),
-                       heads=fixed.heads, ffn=fixed.ffn, head_dim=fixed.head_dim,
-                       attention=fixed.attention), fixed
+    return fixed_space(fixed), fixed
 
 
 def _mixed_precision(device: torch.device) -> tuple[torch.amp.GradScaler | None,

@@ -18,7 +18,7 @@ from nas.core.errors import UserError
 from supernet.checkpoint import load_checkpoint, load_subnet, save_checkpoint
 from supernet.data import Tokenizer, eval_windows, load_corpus, split_text
 from supernet.evaluate import SupernetEvaluator
-from supernet.model import GPT, ElasticGPT, ModelConfig, num_params
+from supernet.model import GPT, ElasticGPT, num_params
 from supernet.sample import prompt_ids
 from supernet.train import TrainConfig, lr_factor, plan_run, sandwich_step, train, train_run
 
