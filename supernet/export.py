@@ -101,13 +101,14 @@ def export(model: GPT, path: str | Path, seed: int = 0,
     return ExportCheck(str(path), fmt, diff, shapes, runtime, size, 4 * num_params(model))
 
 
-def subnet_payload(data: dict[str, Any], arch: Arch, model: GPT) -> dict[str, Any]:
+def subnet_payload(data: dict[str, Any], arch: Arch, model: GPT,
+                   params_supernet: int) -> dict[str, Any]:
     """What a .pt subnet file records besides the weights: its model config and tokenizer, and
     the checkpoint it came from with that run's training config (dataset: `nas eval` reads
     it)."""
     info = {"arch": arch.to_dict(), "key": arch.key, "params": num_params(model),
-            "params_supernet": num_params(model_from_checkpoint(data)),
-            "source": data.get("path"), "step": data["step"]}
+            "params_supernet": params_supernet, "source": data.get("path"),
+            "step": data["step"]}
     return {"model_config": data["model_config"], "tokenizer": data["tokenizer"],
             "config": data["config"], "info": info}
 
@@ -116,8 +117,10 @@ def export_subnet(data: dict[str, Any], arch: Arch, path: str | Path,
                   seed: int = 0) -> tuple[GPT, ExportCheck]:
     """Copy `arch`'s weights out of the supernet checkpoint `data` and `export` them to `path`
     (any format); returns the standalone model and the check of its file."""
-    model = model_from_checkpoint(data).export(arch)
-    return model, export(model, path, seed, subnet_payload(data, arch, model))
+    supernet = model_from_checkpoint(data)
+    model = supernet.export(arch)
+    payload = subnet_payload(data, arch, model, num_params(supernet))
+    return model, export(model, path, seed, payload)
 
 
 class _Logits(torch.nn.Module):
@@ -133,7 +136,8 @@ class _Logits(torch.nn.Module):
 
 def _example(model: GPT) -> torch.Tensor:
     """The tokens the graph is traced with: a shape unlike those it is checked at."""
-    return torch.zeros(2, max(2, model.config.block_size * 2 // 3), dtype=torch.long)
+    block = model.config.block_size
+    return torch.zeros(2, min(block, max(2, block * 2 // 3)), dtype=torch.long)
 
 
 # -- PyTorch (.pt) --------------------------------------------------------------------------------

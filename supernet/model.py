@@ -85,7 +85,8 @@ def _causal_products(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: i
     before = states.cumsum(2) - states                                  # earlier chunks only
     scores = (qc @ kc.transpose(-1, -2)).tril()                        # causal inside
     out = scores @ vc + qc @ before
-    return out.view(B, H, n * chunk, -1)[:, :, :T]
+    # the first T rows (index_select, not a slice: exports for T = n * chunk too)
+    return out.view(B, H, n * chunk, -1).index_select(2, torch.arange(T, device=q.device))
 
 
 @functools.lru_cache(maxsize=64)
