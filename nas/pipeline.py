@@ -420,24 +420,19 @@ def quickstart(q: Quickstart) -> None:
 
 def train_supernet_stage(run_dir: Path, q: Quickstart) -> None:
     """Stage 1 of the quickstart: train, or continue (with the run's own settings; only the
-    step count, threads and progress bar may change), or skip when trained far enough."""
-    from supernet.checkpoint import load_checkpoint
+    step count, threads and progress bar may change), or skip when trained far enough
+    (`supernet.runs.plan_run`)."""
     from supernet.config import TrainConfig
-    from supernet.train import resume_config, train
+    from supernet.train import plan_run, train
 
-    done = load_checkpoint(run_dir, "last")["step"] if (run_dir / "last.pt").is_file() else None
-    if done is not None and done >= q.steps:
-        print(f"[1/4] supernet: exists ({done} steps), {run_dir}")
+    plan = plan_run(TrainConfig(out=str(run_dir), space="tiny", dataset="builtin", steps=q.steps,
+                                eval_interval=max(1, q.steps // 3), eval_tokens=q.max_tokens,
+                                seed=q.seed, threads=q.threads, progress=q.progress))
+    if plan.action == "skip":
+        print(f"[1/4] supernet: exists ({plan.done} steps), {run_dir}")
         return
     print(f"[1/4] supernet: {q.steps} steps on the `tiny` space, built-in corpus -> {run_dir}")
-    if done is not None:
-        cfg = resume_config(run_dir, {"steps": q.steps, "threads": q.threads,
-                                      "progress": q.progress})
-    else:
-        cfg = TrainConfig(out=str(run_dir), space="tiny", dataset="builtin", steps=q.steps,
-                          eval_interval=max(1, q.steps // 3), eval_tokens=q.max_tokens,
-                          seed=q.seed, threads=q.threads, progress=q.progress)
-    train(cfg)
+    train(plan.config)
 
 
 __all__ = ["build_table", "load_table", "supernet_workload", "SearchJob", "SearchOutcome",

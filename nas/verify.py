@@ -120,31 +120,17 @@ def recipe(saved: dict[str, Any], steps: int, threads: int) -> dict[str, Any]:
     return settings
 
 
-def _done_steps(run: Path) -> int | None:
-    from supernet.checkpoint import load_checkpoint
-    if not (run / "last.pt").is_file():
-        return None
-    return load_checkpoint(run, "last")["step"]
-
-
 def _train_one(task: dict[str, Any]) -> str:
-    """Train (or finish) one run; returns what was done. Runs in a worker process."""
+    """Train, resume or reuse one run (`supernet.train.train_run`); returns what was done.
+    Runs in a worker process."""
     import torch
 
     from supernet.config import TrainConfig
-    from supernet.train import resume_config, train
+    from supernet.train import train_run
     settings = task["settings"]
     torch.set_num_threads(settings["threads"])
-    run, steps = Path(task["run"]), settings["steps"]
-    done = _done_steps(run)
-    if done is not None and done >= steps:
-        return f"reused ({done} steps)"
-    if done is not None:
-        train(resume_config(run, {"steps": steps, "threads": settings["threads"],
-                                  "progress": False}))
-        return f"resumed from step {done}"
-    train(TrainConfig(**{**settings, "out": str(run), "arch": task["key"]}))
-    return "trained"
+    plan = train_run(TrainConfig(**{**settings, "out": task["run"], "arch": task["key"]}))
+    return plan.describe()
 
 
 def _standalone_ppl(run: Path, split: str, max_tokens: int | None, threads: int) -> float:

@@ -18,6 +18,8 @@ SANDWICH_SMALLEST = ("global", "each_d")
 DISTILL_LOSSES = ("kl", "alpha")
 # Settings a resumed run may change: they do not alter what is trained (steps extends the run).
 RESUMABLE = ("steps", "device", "threads", "progress", "tensorboard")
+# Settings that say which run a folder holds: a run asked for with other ones is another run.
+RUN_IDENTITY = ("space", "arch", "dataset", "tokenizer")
 
 
 @dataclass

@@ -57,15 +57,10 @@ SPACES = {"softmax_only": ("tiny", "tiny"), "mixed": ("tiny-kinds", "tiny-kinds"
 
 def train_supernet(space: str, steps: int) -> Path:
     """The same recipe for both spaces (the project's defaults), reused when finished."""
-    from supernet.checkpoint import load_checkpoint
     from supernet.config import TrainConfig
-    from supernet.train import resume_config, train
+    from supernet.train import train_run
     out = ROOT / "runs" / f"attention-kinds-supernet-{space}"
-    if (out / "last.pt").is_file():
-        if load_checkpoint(out, "last")["step"] < steps:
-            train(resume_config(out, {"steps": steps, "progress": False}))
-    else:
-        train(TrainConfig(out=str(out), space=space, dataset=str(DATA), steps=steps, threads=1,
+    train_run(TrainConfig(out=str(out), space=space, dataset=str(DATA), steps=steps, threads=1,
                           eval_interval=max(1, steps // 4), progress=False))
     return out
 

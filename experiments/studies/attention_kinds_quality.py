@@ -57,16 +57,13 @@ class Config:
 
 def train_run(cfg: Config, key: str, seed: int) -> Path:
     """Train `key` alone with `seed` (or reuse / resume its run directory)."""
-    from supernet.checkpoint import load_checkpoint
-    from supernet.train import TrainConfig, train
+    from supernet.train import TrainConfig, train_run
 
     out = ROOT / cfg.runs / f"{key}-seed{seed}"
-    if (out / "last.pt").is_file() and load_checkpoint(out, "last")["step"] >= cfg.steps:
-        return out
-    return train(TrainConfig(out=str(out), arch=key, dataset=str(DATA), tokenizer="char",
-                             steps=cfg.steps, block_size=cfg.block_size, seed=seed, threads=1,
-                             eval_interval=max(1, cfg.steps // 8), progress=False,
-                             resume=(out / "last.pt").is_file()))
+    train_run(TrainConfig(out=str(out), arch=key, dataset=str(DATA), tokenizer="char",
+                          steps=cfg.steps, block_size=cfg.block_size, seed=seed, threads=1,
+                          eval_interval=max(1, cfg.steps // 8), progress=False))
+    return out
 
 
 def valid_loss(run_dir: Path, arch: Arch, block_size: int) -> float:

@@ -20,7 +20,6 @@ exists, and an interrupted one continues.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -70,30 +69,20 @@ class Config:
 
 
 def train_run(cfg: Config, corpus: Corpus, out: Path, arch: str | None = None) -> None:
-    """`nas train-supernet` (or `train-subnet` with `arch`) into `out`, continued with the run's
-    own settings when it was interrupted."""
+    """`nas train-supernet` (or `train-subnet` with `arch`) into `out`: trained, continued with
+    the run's own settings, or reused when finished (supernet.train.train_run)."""
     from supernet.config import TrainConfig
-    from supernet.train import resume_config, train
-    if (out / "last.pt").exists():
-        train(resume_config(out, {"steps": cfg.steps, "threads": cfg.threads,
-                                  "progress": False}))
-    else:
-        train(TrainConfig(out=str(out), space=cfg.space, arch=arch, dataset=corpus.dataset,
-                          tokenizer=corpus.tokenizer, steps=cfg.steps,
-                          block_size=cfg.block_size, seed=cfg.seed, threads=cfg.threads,
-                          progress=False))
+    from supernet.train import train_run as train_or_reuse
+    train_or_reuse(TrainConfig(out=str(out), space=cfg.space, arch=arch, dataset=corpus.dataset,
+                               tokenizer=corpus.tokenizer, steps=cfg.steps,
+                               block_size=cfg.block_size, seed=cfg.seed, threads=cfg.threads,
+                               progress=False))
 
 
 def train_supernet(cfg: Config, corpus: Corpus, run: Path) -> Path:
     out = run / "supernet"
-    if not (out / "best.pt").exists() or not _finished(out, cfg.steps):
-        train_run(cfg, corpus, out)
+    train_run(cfg, corpus, out)
     return out
-
-
-def _finished(run: Path, steps: int) -> bool:
-    rows = list(csv.DictReader((run / "eval.csv").open())) if (run / "eval.csv").exists() else []
-    return bool(rows) and int(rows[-1]["step"]) >= steps
 
 
 def search(cfg: Config, ckpt: Path, run: Path) -> Path:
@@ -141,8 +130,7 @@ def retrain_check(cfg: Config, corpus: Corpus, run: Path, supernet: Path, keys: 
     rows = []
     for arch, ppl in zip(archs, inherited):
         out = run / "retrain" / arch.key
-        if not _finished(out, cfg.steps):
-            train_run(cfg, corpus, out, arch=arch.key)
+        train_run(cfg, corpus, out, arch=arch.key)
         alone = SupernetEvaluator(out, max_tokens=cfg.check_tokens).perplexity([arch])[0]
         rows.append({"key": arch.key, "params": arch.params(inherited_eval.vocab_size,
                                                             inherited_eval.block_size),

@@ -67,11 +67,8 @@ DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 
 def train_supernet(out: Path, steps: int) -> Path:
     from supernet.config import TrainConfig
-    from supernet.train import resume_config, train
-    if (out / "last.pt").is_file():
-        train(resume_config(out, {"steps": steps, "progress": False}))
-    else:
-        train(TrainConfig(out=str(out), space="tiny", dataset=str(DATA), steps=steps,
+    from supernet.train import train_run
+    train_run(TrainConfig(out=str(out), space="tiny", dataset=str(DATA), steps=steps,
                           eval_interval=max(1, steps // 4), progress=False))
     return out
 

@@ -43,7 +43,7 @@ from supernet.checkpoint import load_checkpoint, model_from_checkpoint
 from supernet.data import eval_windows, get_batch, load_tokens
 from supernet.evaluate import subnet_losses
 from supernet.model import ElasticGPT, ModelConfig
-from supernet.train import TrainConfig, sandwich_step, step_archs, train
+from supernet.train import TrainConfig, sandwich_step, step_archs, train_run
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
@@ -119,13 +119,10 @@ def tau(a: list[float], b: list[float]) -> float:
 
 
 def run(cfg: TrainConfig) -> Path:
-    """Train unless --runs already holds this finished run."""
-    out = Path(cfg.out)
-    if (out / "last.pt").is_file() and load_checkpoint(out, "last")["step"] >= cfg.steps:
-        print(f"reusing {out}", flush=True)
-        return out
-    cfg.resume = (out / "last.pt").is_file()
-    return train(cfg)
+    """Train, resume or reuse (when finished) the run in cfg.out (supernet.train.train_run)."""
+    plan = train_run(cfg)
+    print(f"{cfg.out}: {plan.describe()}", flush=True)
+    return Path(cfg.out)
 
 
 def train_time(run_dir: Path) -> float:

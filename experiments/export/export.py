@@ -1,0 +1,108 @@
+"""Exported subnets of a `tiny-kinds` supernet: ONNX and torch.export files of every attention
+kind, checked against PyTorch.
+
+    python experiments/export/export.py                 # writes experiments/export/export.json
+
+Trains (or reuses: supernet.train.train_run) a short `tiny-kinds` supernet on Tiny Shakespeare in
+runs/export-supernet, then exports with `nas export-subnet`'s code (supernet.export): for each
+attention kind the space's smallest and largest subnet with that kind in every layer, and
+--random subnets drawn from the space (kinds mixed per layer). Each file is checked by the
+export itself: its logits (onnxruntime for .onnx, the loaded program for .pt2) against PyTorch's
+on random tokens, batch 1 and 3 x length 64 and 21. export.json holds per pick its key,
+parameters, and per format the max abs difference and the file size over the parameters'
+float32 bytes; `max_abs_diff` and `size_ratio_max` are the ONNX maxima (targets: <= 1e-4 and
+<= 1.02), `pt2_max_abs_diff` and `pt2_size_ratio_max` those of the .pt2 files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "experiments" / "studies")]
+
+from common import provenance, write_json  # noqa: E402
+
+from nas.core.arch import Arch, SearchSpace  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+KINDS = ("softmax", "taylor", "sparse25", "sparse50")
+
+
+def picks(space: SearchSpace, n_random: int, seed: int = 0) -> list[Arch]:
+    """Smallest and largest with each kind in every layer, then `n_random` sampled subnets."""
+    rng = random.Random(seed)
+    chosen = [a for kind in KINDS for a in (space.smallest().with_attention(kind),
+                                            space.largest().with_attention(kind))]
+    chosen += [space.sample(rng) for _ in range(n_random)]
+    return list(dict.fromkeys(chosen))
+
+
+def measure(data: dict, arch: Arch, folder: Path, formats: tuple[str, ...]) -> dict:
+    from supernet.export import export_subnet
+    row = {"key": arch.key, "attention": list(arch.attention)}
+    for suffix in formats:
+        model, check = export_subnet(data, arch, folder / f"{arch.key}{suffix}")
+        row["params"] = sum(p.numel() for p in model.parameters())
+        row[suffix[1:]] = {"max_abs_diff": check.max_abs_diff, "size_ratio": check.size_ratio,
+                           "file_bytes": check.file_bytes, "param_bytes": check.param_bytes,
+                           "shapes": [list(s) for s in check.shapes], "runtime": check.runtime}
+        print(f"{arch.key:48s} {suffix:6s} max abs diff {check.max_abs_diff:.2e}, "
+              f"size {check.size_ratio:.4f} x the parameters", flush=True)
+    return row
+
+
+def versions() -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+    return {"torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=60, help="supernet training steps")
+    ap.add_argument("--random", type=int, default=6, help="random subnets besides the kinds'")
+    ap.add_argument("--out", type=Path, default=HERE / "export.json")
+    args = ap.parse_args(argv)
+    import torch
+
+    from supernet.checkpoint import load_checkpoint
+    from supernet.config import TrainConfig
+    from supernet.export import OPSET, TOLERANCE
+    from supernet.train import train_run
+    torch.set_num_threads(1)
+    run = ROOT / "runs" / "export-supernet"
+    train_run(TrainConfig(out=str(run), space="tiny-kinds", dataset=str(DATA), steps=args.steps,
+                          eval_interval=args.steps, threads=1, progress=False))
+    data = load_checkpoint(run, "best")
+    space = SearchSpace.from_dict(data["space"])
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [measure(data, a, Path(tmp), (".onnx", ".pt2"))
+                for a in picks(space, args.random)]
+    result = {
+        "supernet": {"space": "tiny-kinds", "dataset": "Tiny Shakespeare (char)",
+                     "steps": data["step"], "block_size": data["model_config"]["block_size"],
+                     "vocab_size": data["model_config"]["vocab_size"]},
+        "opset": OPSET, "tolerance": TOLERANCE, "kinds": list(KINDS), "picks": rows,
+        "max_abs_diff": max(r["onnx"]["max_abs_diff"] for r in rows),
+        "size_ratio_max": max(r["onnx"]["size_ratio"] for r in rows),
+        "pt2_max_abs_diff": max(r["pt2"]["max_abs_diff"] for r in rows),
+        "pt2_size_ratio_max": max(r["pt2"]["size_ratio"] for r in rows),
+        "provenance": {**provenance(), "versions": versions()}}
+    write_json(args.out, result)
+    print(f"ONNX: max abs diff {result['max_abs_diff']:.2e} (target <= {TOLERANCE:g}), size "
+          f"ratio max {result['size_ratio_max']:.4f} (target <= 1.02); .pt2: "
+          f"{result['pt2_max_abs_diff']:.2e}, {result['pt2_size_ratio_max']:.4f}; wrote "
+          f"{args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
