@@ -88,6 +88,19 @@ def test_a_descriptor_path_writes_the_open_file_in_place(tmp_path):
     assert listing(tmp_path) == ["log.txt"]
 
 
+@pytest.mark.slow
+def test_dev_stdout_redirected_to_a_file_gets_the_output_in_order(tmp_path):
+    code = ("from nas.core.atomic import atomic_write_text\n"
+            "print('table')\n"
+            "atomic_write_text('/dev/stdout', '{\"a\": 1}\\n')\n"
+            "print('wrote /dev/stdout')\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with (tmp_path / "out.txt").open("w") as out:
+        subprocess.run([sys.executable, "-c", code], stdout=out, env=env, check=True)
+    assert (tmp_path / "out.txt").read_text() == 'table\n{"a": 1}\nwrote /dev/stdout\n'
+    assert listing(tmp_path) == ["out.txt"]
+
+
 def test_a_link_to_a_file_is_written_through(tmp_path):
     (tmp_path / "real.yaml").write_text("old")
     (tmp_path / "link.yaml").symlink_to("real.yaml")

@@ -3,8 +3,9 @@
 A reader never sees a half-written file, and a crash leaves the old file in place. The file
 gets the permissions of any file the user creates (0666 less the umask), not the 0600 of a
 temporary file; a symbolic link is written through (the file it names is replaced, the link
-stays). A device, a named pipe or /dev/stdout is written in place, never renamed over
-(`nas.core.paths.writes_in_place`). A write that fails for want of space, permission or a
+stays). A device, a named pipe or /dev/stdout (`nas.core.paths.writes_in_place`) is never
+renamed over: the writer fills a temporary file, which is then copied into it (/dev/stdout:
+after what the program printed). A write that fails for want of space, permission or a
 working disk is a one-line `UserError` naming the target, and nothing is left behind.
 
 Temporary files name their writer's process (`nas.core.paths.TEMP_FILE`); those a killed
@@ -17,13 +18,16 @@ from __future__ import annotations
 import errno
 import os
 import re
+import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from nas.core.errors import UserError
-from nas.core.paths import TEMP_FILE, existing_file, temp_path, writable_target, writes_in_place
+from nas.core.paths import (TEMP_FILE, existing_file, own_descriptor, prepare_target,
+                            temp_path, writable_target, writes_in_place)
 
 __all__ = ["atomic_path", "atomic_write_text", "remove_stale_temp_files", "existing_file",
            "writable_target"]
@@ -53,22 +57,63 @@ def _write_errors(path: Path, what: str) -> Iterator[None]:
         raise UserError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
 
 
+def _copy_into(src: Path, path: Path) -> None:
+    """Write the bytes of `src` into `path` as it is; into the descriptor itself when `path`
+    is one of this process's (/dev/stdout), after what was printed to it."""
+    fd = own_descriptor(path)
+    if fd is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    out = fd if fd is not None else os.open(path, os.O_WRONLY | os.O_CLOEXEC)  # a pipe waits
+    try:
+        with open(src, "rb") as f:
+            while chunk := f.read(2**20):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view):]
+    finally:
+        if fd is None:
+            os.close(out)
+
+
 @contextmanager
-def atomic_path(path: str | Path, what: str = "output") -> Iterator[Path]:
-    """Yield the path to write: a temporary file renamed to `path` on success (deleted on
-    error), or `path` itself when it is written in place (a device, a pipe, /dev/stdout)."""
-    path = writable_target(path, what)
-    if writes_in_place(path):
+def _in_place(path: Path, what: str) -> Iterator[Path]:
+    """Yield a temporary file in the system's temporary folder and copy it into `path` on
+    success: the writer gets a regular file with the target's suffix (matplotlib reads the
+    format from it, torch and pyarrow seek in it, pyarrow deletes it when a write fails), and
+    the device or pipe is only ever opened and written."""
+    folder = Path(tempfile.gettempdir())
+    remove_stale_temp_files(folder, path.name)
+    tmp = _new_temp(folder / path.name, what, path)
+    try:
         with _write_errors(path, what):
-            yield path
-        return
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
-    remove_stale_temp_files(target.parent, target.name)
+            yield tmp
+            _copy_into(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _new_temp(target: Path, what: str, path: Path) -> Path:
     tmp = temp_path(target)
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as exc:
         raise UserError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+    return tmp
+
+
+@contextmanager
+def atomic_path(path: str | Path, what: str = "output") -> Iterator[Path]:
+    """Yield the path to write: a temporary file renamed to `path` on success (deleted on
+    error), or `path` itself when it is written in place (a device, a pipe, /dev/stdout)."""
+    path = prepare_target(path, what)
+    if writes_in_place(path):
+        with _in_place(path, what) as tmp:
+            yield tmp
+        return
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    remove_stale_temp_files(target.parent, target.name)
+    tmp = _new_temp(target, what, path)
     try:
         with _write_errors(path, what):
             yield tmp

@@ -48,16 +48,26 @@ def temp_path(target: Path) -> Path:
                             f".tmp{target.suffix}")
 
 
-def _is_fd_alias(path: Path) -> bool:
-    """Whether `path` is, or links through, a process's file descriptor (/dev/stdout ...)."""
+def _descriptor_link(path: Path) -> str | None:
+    """The /proc/<pid>/fd/N that `path` is or links through (/dev/stdout ...), else None."""
     p = os.path.abspath(path)
     for _ in range(40):                                  # the kernel's own limit on links
-        if _FD_FOLDER.fullmatch(os.path.realpath(os.path.dirname(p))):
-            return True
+        folder = os.path.realpath(os.path.dirname(p))
+        if _FD_FOLDER.fullmatch(folder):
+            return os.path.join(folder, os.path.basename(p))
         if not os.path.islink(p):
-            return False
+            return None
         p = os.path.normpath(os.path.join(os.path.dirname(p), os.readlink(p)))
-    return False
+    return None
+
+
+def own_descriptor(path: str | Path) -> int | None:
+    """N when `path` is this process's descriptor N (/dev/stdout: 1), else None."""
+    link = _descriptor_link(Path(path))
+    if link is None or os.path.dirname(link) != f"/proc/{os.getpid()}/fd":
+        return None
+    name = os.path.basename(link)
+    return int(name) if name.isdigit() else None
 
 
 def writes_in_place(path: str | Path) -> bool:
@@ -68,7 +78,7 @@ def writes_in_place(path: str | Path) -> bool:
         return False
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
         return True
-    return stat.S_ISREG(mode) and _is_fd_alias(Path(path))
+    return stat.S_ISREG(mode) and _descriptor_link(Path(path)) is not None
 
 
 def existing_file(path: str | Path, what: str, hint: str = "") -> Path:
@@ -111,13 +121,19 @@ def _nearest_folder(folder: Path, what: str, path: Path) -> Path:
     return folder
 
 
+def _refuse_non_files(path: Path, what: str) -> str | None:
+    """What is at `path` (file_kind), refused when no file can be written in its place."""
+    kind = file_kind(path)
+    if kind in ("a folder", "a socket", "a special file"):
+        raise UserError(f"{what} {path} is {kind}; give a file name")
+    return kind
+
+
 def check_output_file(path: str | Path, what: str = "output") -> Path:
     """`path` if `what` can be written there: a file that can be created or replaced, or a
     device or named pipe written in place. Creates nothing."""
     path = Path(path)
-    kind = file_kind(path)
-    if kind in ("a folder", "a socket", "a special file"):
-        raise UserError(f"{what} {path} is {kind}; give a file name")
+    kind = _refuse_non_files(path, what)
     if kind is not None and not os.access(path, os.W_OK):
         raise UserError(f"cannot write {what} {path}: it is read-only")
     if writes_in_place(path):
@@ -138,13 +154,11 @@ def check_output_dir(path: str | Path, what: str = "--out") -> Path:
     return path
 
 
-def writable_target(path: str | Path, what: str = "output") -> Path:
-    """`path` if a file can be written there, creating its folder; a device or named pipe
-    (written in place) as it is. For the check before the work, `check_output_file`."""
+def prepare_target(path: str | Path, what: str = "output") -> Path:
+    """`path`, about to be written: refused when it is a folder or a socket or a file is in
+    its way; its folder created (not for a device or a pipe, written in place)."""
     path = Path(path)
-    kind = file_kind(path)
-    if kind in ("a folder", "a socket", "a special file"):
-        raise UserError(f"{what} {path} is {kind}; give a file name")
+    _refuse_non_files(path, what)
     if writes_in_place(path):
         return path
     blocking = next((p for p in path.parents if p.is_file()), None)
@@ -155,4 +169,15 @@ def writable_target(path: str | Path, what: str = "output") -> Path:
     except OSError as exc:
         raise UserError(f"cannot create the folder for {what} {path}: "
                         f"{exc.strerror or exc}") from None
+    return path
+
+
+def writable_target(path: str | Path, what: str = "output") -> Path:
+    """`path` if a file can be written there, creating its folder; a device or named pipe
+    (written in place) as it is. The check before the work that creates nothing:
+    `check_output_file`."""
+    path = prepare_target(path, what)
+    if not writes_in_place(path):
+        real = Path(os.path.realpath(path)) if os.path.islink(path) else path
+        _probe(real.parent, what, path)
     return path
