@@ -77,6 +77,14 @@ def test_options_come_from_the_dataclass_and_know_what_was_typed():
 
 # -- YAML arguments -------------------------------------------------------------------------
 
+def one_line_error(load, path) -> str:
+    """The message of the UserError `load(path)` raises, checked to be one line."""
+    with pytest.raises(UserError) as exc:
+        load(path)
+    assert "\n" not in str(exc.value), str(exc.value)
+    return str(exc.value)
+
+
 @pytest.mark.parametrize("content, fragment", [
     (b"PK\x03\x04" + bytes(range(256)), "not a YAML text file (a zip archive, e.g. a PyTorch "
                                         "checkpoint); give an architecture YAML"),
@@ -100,10 +108,9 @@ def test_an_architecture_file_that_is_not_one_is_a_one_line_error(tmp_path, cont
     from nas.core.arch import Arch
     path = tmp_path / "arch.yaml"
     path.write_bytes(content)
-    with pytest.raises(UserError) as exc:
-        Arch.load(path)
-    assert fragment in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
-    assert str(exc.value).startswith(("architecture file " + str(path), "architecture: "))
+    message = one_line_error(Arch.load, path)
+    assert fragment in message, message
+    assert message.startswith(("architecture file " + str(path), "architecture: "))
 
 
 def test_yaml_files_from_a_pipe_a_device_or_too_large(tmp_path, monkeypatch):
@@ -143,6 +150,5 @@ def test_yaml_files_from_a_pipe_a_device_or_too_large(tmp_path, monkeypatch):
 def test_bad_search_space_values_are_one_line_errors(tmp_path, text, fragment):
     from nas.core.arch import SearchSpace
     (tmp_path / "space.yaml").write_text(text)
-    with pytest.raises(UserError) as exc:
-        SearchSpace.load(tmp_path / "space.yaml")
-    assert fragment in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
+    message = one_line_error(SearchSpace.load, tmp_path / "space.yaml")
+    assert fragment in message, message

@@ -3,8 +3,8 @@
 Outputs follow one rule (`writes_in_place`). A path that exists and is not a regular file (a
 character or block device such as /dev/null, /dev/full or a terminal, a named pipe), and
 /dev/stdout, /dev/fd/N or /proc/self/fd/N whatever they point to, is written in place: opened
-for writing, never renamed over. A folder or a socket is refused. Any other path is written
-atomically (nas.core.atomic), through a symbolic link to the file it names.
+and written, never renamed over or deleted. A folder or a socket is refused. Any other path is
+written atomically (nas.core.atomic), through a symbolic link to the file it names.
 
 `check_output_file` and `check_output_dir` run before the expensive work of a command and
 create nothing: a command whose output fails them leaves the disk as it was. Every error is a

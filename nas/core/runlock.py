@@ -64,7 +64,7 @@ def _read_holder(fd: int) -> LockHolder | None:
         try:
             data = json.loads(os.pread(fd, 65536, 0) or b"null")
             holder = LockHolder(int(data["pid"]), str(data["host"]), str(data["started"]),
-                                str(data["command"]))
+                                " ".join(str(data["command"]).split()))
             if holder.host != socket.gethostname() or pid_alive(holder.pid):
                 return holder
         except (ValueError, TypeError, KeyError, OSError):
@@ -90,6 +90,9 @@ def _acquire(folder: Path, command: str) -> int:
             raise UserError(f"{folder} is in use by another run: "
                             f"{holder.describe() if holder else 'a process starting up'}; "
                             f"wait for it to end or choose another folder") from None
+        except OSError as exc:          # a file system without locks (some NFS mounts)
+            print(f"nas: note: cannot lock {folder} ({exc.strerror or exc}): a second run "
+                  f"into it would not be noticed", file=sys.stderr)
         try:                            # a holder ending just now may have removed the file
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
