@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nas.core.atomic import atomic_path, writable_target
+from nas.core.atomic import atomic_path
+from nas.core.paths import writable_target
 from nas.core.errors import UserError
 
 
@@ -20,7 +21,8 @@ def pyplot():
 
 
 def check_figure_path(path: str | Path) -> Path:
-    """`path` if matplotlib can write a figure there (a known suffix, not a folder)."""
+    """`path` if matplotlib can write a figure there (a known suffix, a place where a file can
+    be written); creates its folder."""
     path = Path(path)
     from matplotlib.backend_bases import FigureCanvasBase
     formats = FigureCanvasBase.get_supported_filetypes()
