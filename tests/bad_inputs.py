@@ -283,6 +283,8 @@ CKPTS = {"missing": "{w}/missing.pt", "empty-folder": "{w}/dir", "text": "{w}/te
          "corrupt": "{w}/corrupt.pt", "table": "{front}/lut.parquet",
          "exported-subnet": "{w}/subnet.pt", "null-device": "{null}", "pipe": "{fifo}"}
 SOME_CKPTS = ("missing", "truncated", "text", "exported-subnet")
+# an exported subnet is a model `nas eval` and `nas sample` accept (issue 21, item 8)
+MODEL_CKPTS = tuple(k for k in CKPTS if k != "exported-subnet")
 FEEDS = {"pipe-binary": BINARY, "pipe": ZIP}     # what a named pipe given as input delivers
 
 
@@ -391,7 +393,7 @@ case("train-subnet-resume-a-supernet-run", "train-subnet", "--out", "{sn}", "--r
 
 # nas eval
 EVAL = ("eval", "--ckpt", "{sn}", "--max-tokens", "64")
-files("eval-ckpt", ("eval",), "--ckpt", CKPTS, tuple(CKPTS), ("--largest",))
+files("eval-ckpt", ("eval",), "--ckpt", CKPTS, MODEL_CKPTS, ("--largest",))
 ARCHS = {"missing": "{w}/missing.yaml", "binary": "{sn}/best.pt",
          "outside-space": "{w}/arch-other.yaml", "bad-key": "L2-d64-h2.2-f128",
          "malformed": "{w}/malformed.yaml", "bad-values": "{w}/arch-bad.yaml"}
@@ -406,7 +408,8 @@ case("eval-tensorboard-file", *EVAL, "--largest", "--tensorboard", "{w}/a-file")
 
 # nas sample
 SAMPLE = ("sample", "--ckpt", "{sn}", "--tokens", "4")
-files("sample-ckpt", ("sample", "--tokens", "4"), "--ckpt", CKPTS, SOME_CKPTS)
+files("sample-ckpt", ("sample", "--tokens", "4"), "--ckpt", CKPTS,
+      tuple(k for k in SOME_CKPTS if k in MODEL_CKPTS))
 files("sample-arch", SAMPLE, "--arch", ARCHS, ("binary", "outside-space"))
 case("sample-two-archs", *SAMPLE, "--largest", "--smallest")
 numbers("sample", SAMPLE, {"--tokens": ("-1",), "--temperature": ("0",), "--top-k": ("0",),
@@ -512,6 +515,8 @@ PHASE2 = {
        for where in OUT_DIRS},
     **{f"quickstart-out-{where}": "phase 2: nas/pipeline.py quickstart creates --out in its "
        "training stage, unchecked: a traceback" for where in OUT_DIRS},
+    "search-ckpt-exported-subnet": "phase 2: nas search --ckpt SUBNET.pt searches the one "
+                                   "architecture of an exported subnet instead of refusing it",
     "eval-tensorboard-file": "phase 2: nas eval --tensorboard FILE: SummaryWriter's makedirs "
                              "raises FileExistsError after the evaluation: a traceback",
     **{cid: "phase 2: nas/cli/__init__.py: argparse prints its usage before the error "
