@@ -13,7 +13,6 @@ torch is imported only by the stages that need the supernet.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import yaml
 from nas.core.arch import SearchSpace
 from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
+from nas.core.provenance import provenance
 from nas.search.candidate import Candidate
 from nas.search.config import SearchConfig
 from nas.search.outputs import default_picks, picks_of, read_front
@@ -145,6 +145,13 @@ class JointCosts:
         return [(self.cache.table(d.hw).cost(d.arch), self.point(d.hw)) for d in designs]
 
 
+def search_provenance() -> dict[str, Any]:
+    """What search.json records about its run: command, commit, machine, date and the
+    simulator's version (nas.core.provenance)."""
+    from costmodel.simulate import SIMULATOR_VERSION
+    return provenance(simulator_version=SIMULATOR_VERSION)
+
+
 def run_search(job: SearchJob) -> SearchOutcome:
     """Load the supernet, get the costs (load and check --lut, reuse OUT/lut.parquet, or build
     it; with --hw-space, a table per hardware point in OUT/luts), run the search (resuming it
@@ -216,7 +223,7 @@ def run_search(job: SearchJob) -> SearchOutcome:
                         hardware=hardware_point(table.hardware), **common)
         source = table_source(table)
     result = search.run(resume=job.resume)
-    info = {"command": " ".join(["nas"] + sys.argv[1:]),
+    info = {"provenance": search_provenance(),
             "perplexity_source": quality.describe(), "workers": job.workers,
             "space": ev.space.to_dict()}
     paths = write_outputs(result, out, source, info)
