@@ -35,7 +35,7 @@ writes one architecture YAML per pick (for `nas train-subnet --arch` and `nas si
 --model`) and pareto.png with the picks circled, into --out."""
 
 
-# `nas search` races perplexity by default (experiments/search/racing.json: 3.1-3.5x less
+# `nas search` races perplexity by default (experiments/search/racing/racing.json: 3.1-3.5x less
 # perplexity time at the same hypervolume); SearchConfig itself stays exact, so a Python
 # perplexity source without per-window losses works as before
 SEARCH_DEFAULTS = {"racing": True}

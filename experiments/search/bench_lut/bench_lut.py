@@ -1,7 +1,7 @@
 """Lookup-table benchmark: build time of the `survey` table, look-up rate, and agreement with
 the full simulation.
 
-    python experiments/search/bench_lut.py            # writes experiments/search/lut_speed.json
+    python experiments/search/bench_lut/bench_lut.py        # writes lut_speed.json beside it
 
 Targets (issue 4): the survey table builds in under a minute; >= 10,000 look-ups per second;
 table sums within 0.1% of the full simulation.
@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +21,7 @@ from costmodel.simulate import SIMULATOR_VERSION, simulate
 from costmodel.workload import Workload
 from lut.table import CostTable
 from nas.core.arch import NAMED_MODELS, SearchSpace
+from nas.core.provenance import provenance, write_result
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,6 +40,7 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=10_000)
     ap.add_argument("--out", default=str(HERE / "lut_speed.json"))
     args = ap.parse_args()
+    prov = provenance(simulator_version=SIMULATOR_VERSION)
 
     hw, space = load_hardware(args.hw), SearchSpace.load("survey")
     model = NAMED_MODELS["survey-6l"]      # the survey's case study: WikiText-2, context 1024
@@ -79,12 +78,8 @@ def main() -> None:
             "max_relative_error_200_archs": worst,
         }
         print(name, json.dumps(results[name]))
-    doc = {"command": "python " + " ".join(sys.argv), "hardware": hw.name,
-           "hw_hash": hw.hash(), "space": "survey", "simulator_version": SIMULATOR_VERSION,
-           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU "
-                      f"cores (shared), Python {platform.python_version()}",
-           "results": results}
-    Path(args.out).write_text(json.dumps(doc, indent=1))
+    doc = {"hardware": hw.name, "hw_hash": hw.hash(), "space": "survey", "results": results}
+    write_result(args.out, doc, prov)
     print("wrote", args.out)
 
 

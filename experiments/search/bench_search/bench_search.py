@@ -5,26 +5,25 @@
 2. NSGA-II vs random search at the same number of evaluated architectures: hypervolume of each
    over several seeds (both normalised by the same anchors: largest and smallest subnet).
 
-    python experiments/search/bench_search.py --ckpt RUN_DIR
+    python experiments/search/bench_search/bench_search.py --ckpt RUN_DIR
         [--seeds 0 1 2] [--population 20] [--generations 15] [--max-tokens 2048]
 
-Writes experiments/search/search_bench.json and hv_nsga2_vs_random.png.
+Writes search_bench.json and hv_nsga2_vs_random.png beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from costmodel.hardware import load_hardware
+from costmodel.simulate import SIMULATOR_VERSION
 from nas.core.plotting import pyplot, save_figure
+from nas.core.provenance import provenance, write_result
 from nas.pipeline import build_table, supernet_workload
 from nas.search.config import SearchConfig
 from nas.search.engine import MemoQuality, Search
@@ -72,16 +71,14 @@ def main() -> None:
     ap.add_argument("--skip-default", action="store_true", help="skip part 1")
     ap.add_argument("--out", default=str(HERE / "search_bench.json"))
     args = ap.parse_args()
+    prov = provenance(simulator_version=SIMULATOR_VERSION)
 
     hw = load_hardware(args.hw)
     probe = SupernetPerplexity(args.ckpt, max_tokens=args.max_tokens)
     ev = probe.evaluator
     table = build_table(ev.space, hw, supernet_workload(ev))
     common = {"vocab": ev.vocab_size, "max_seq": ev.block_size}
-    doc = {"command": "python " + " ".join(sys.argv),
-           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU "
-                      f"cores (shared with other jobs), Python {platform.python_version()}",
-           "supernet": str(ev.checkpoint), "space": ev.space.to_dict(), "hardware": hw.name,
+    doc = {"supernet": str(ev.checkpoint), "space": ev.space.to_dict(), "hardware": hw.name,
            "table": table.describe()}
 
     # -- 2. NSGA-II vs random at equal evaluations ----------------------------------------------
@@ -124,7 +121,7 @@ def main() -> None:
         "nsga2_wins": sum(r["hv_nsga2"] > r["hv_random"] for r in comparison),
     }
     print(json.dumps(doc["nsga2_vs_random"]["per_seed"], indent=1), summary)
-    Path(args.out).write_text(json.dumps(doc, indent=1))
+    write_result(args.out, doc, prov)
     plot_curves(curves, args.seeds)
 
     # -- 1. a default search, timed ----------------------------------------------------------
@@ -151,7 +148,7 @@ def main() -> None:
             "us_per_cost_lookup": 1e6 * secs["cost_s"] / len(res.history),
         }
         print(json.dumps(doc["default_search"], indent=1))
-        Path(args.out).write_text(json.dumps(doc, indent=1))
+        write_result(args.out, doc, prov)
 
     print("wrote", args.out)
 

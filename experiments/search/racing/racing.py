@@ -7,10 +7,10 @@ per search, the windows scored, and the hypervolume of each final front; racing'
 re-scored with the exact evaluator first (the same numbers by construction, checked), both
 normalised by the same anchors (the largest and smallest subnet).
 
-    python experiments/search/racing.py --ckpt runs/cosearch-supernet
+    python experiments/search/racing/racing.py --ckpt runs/cosearch-supernet
         [--seeds 0 1 2] [--population 24] [--generations 15] [--max-tokens 8192]
 
-Writes experiments/search/racing.json and racing.png (hypervolume per generation).
+Writes racing.json and racing.png (hypervolume per generation) beside it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -26,7 +25,9 @@ from pathlib import Path
 import torch
 
 from costmodel.hardware import load_hardware
+from costmodel.simulate import SIMULATOR_VERSION
 from nas.core.plotting import pyplot, save_figure
+from nas.core.provenance import provenance, write_result
 from nas.pipeline import build_table, supernet_workload
 from nas.search.config import SearchConfig
 from nas.search.engine import Search
@@ -88,6 +89,7 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(1)
+    prov = provenance(simulator_version=SIMULATOR_VERSION)
     quality = SupernetPerplexity(args.ckpt, max_tokens=args.max_tokens, threads=1)
     ev = quality.evaluator                      # loaded once, outside every timing
     table = build_table(ev.space, load_hardware(args.hw), supernet_workload(ev),
@@ -147,16 +149,11 @@ def main() -> None:
     }
     summary["meets_target"] = (summary["perplexity_time_ratio_of_means"] >= 3
                                and abs(summary["hv_rel_diff_of_means"]) <= 0.005)
-    doc = {"command": "python experiments/search/racing.py " + " ".join(
-               f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-               for k, v in vars(args).items() if k != "out"),
-           "settings": vars(args), "supernet": str(Path(args.ckpt).resolve()),
+    doc = {"settings": vars(args), "supernet": str(Path(args.ckpt).resolve()),
            "windows_per_perplexity": len(ev.x), "tokens_per_perplexity": ev.tokens,
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                       "torch_threads": torch.get_num_threads(),
-                       "load_average_at_end": os.getloadavg()},
+           "load_average_at_end": os.getloadavg(),
            "summary": summary, "runs": runs}
-    Path(args.out).write_text(json.dumps(doc, indent=1))
+    write_result(args.out, doc, prov)
     print(json.dumps(summary, indent=1))
 
     plt = pyplot()

@@ -1,7 +1,7 @@
 """Lookup-table build time per hardware point (run by hand, not in CI).
 
-    python experiments/cosearch/table_speed.py [--points 50] [--seed 0] [--hw-space edge-hw]
-        [--out experiments/cosearch/table_speed.json]
+    python experiments/search/table_speed/table_speed.py [--points 50] [--seed 0]
+        [--hw-space edge-hw] [--out experiments/search/table_speed/table_speed.json]
 
 A joint architecture x hardware search builds one lookup table per hardware point it meets
 (`lut.cache.TableCache`), so the build must be cheap. Issue 13's targets: at most 50 ms per
@@ -21,15 +21,13 @@ prompt 1024, vocab 33278).
   largest size, cold.
 
 One warm-up build on the base preset comes first (imports, numpy's first calls); its time is
-reported apart. Writes experiments/cosearch/table_speed.json (or --out).
+reported apart. Writes table_speed.json beside this script (or --out).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -37,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from costmodel import mapping, sparse_engine                      # noqa: E402
@@ -49,6 +47,7 @@ from costmodel.workload import Workload                           # noqa: E402
 from lut.cache import TableCache                                  # noqa: E402
 from lut.table import CostTable                                   # noqa: E402
 from nas.core.arch import SearchSpace                             # noqa: E402
+from nas.core.provenance import provenance, write_result          # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "table_speed.json"
 CASES = {"tiny": (Workload(seq=64, mode="decoder", vocab=96), 0.05),
@@ -101,6 +100,7 @@ def main() -> int:
     ap.add_argument("--hw-space", default="edge-hw", help="edge-hw or edge-hw-wide")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    prov = provenance(simulator_version=SIMULATOR_VERSION)
 
     hw_space = HardwareSpace.load(args.hw_space)
     results = {}
@@ -168,15 +168,9 @@ def main() -> int:
               f"{r['slowest_corner_caches_cleared']['max_s'] * 1e3:.1f} ms), target "
               f"{target * 1e3:g} ms: {'met' if r['meets_target'] else 'MISSED'}")
     data = {
-        "command": "python experiments/cosearch/table_speed.py "
-                   f"--points {args.points} --seed {args.seed} --hw-space {args.hw_space}"
-                   + (f" --out {args.out}" if args.out != OUT else ""),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "load_average_1_5_15_min": list(os.getloadavg())},
-        "simulator_version": SIMULATOR_VERSION, "hardware_space": hw_space.name,
+        "load_average_at_end": list(os.getloadavg()), "hardware_space": hw_space.name,
         "hardware_space_size": hw_space.size(), **results}
-    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    write_result(args.out, data, prov)
     print(f"wrote {args.out}")
     return 0 if all(r["meets_target"] for r in results.values()) else 1
 

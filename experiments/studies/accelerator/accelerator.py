@@ -1,7 +1,7 @@
 """Study 2: the survey's Gemmini accelerator studies (Kim et al. 2023, Sec. 3.4) on BERT-Base.
 
-    python experiments/studies/accelerator.py          # -> accelerator.json, accelerator.png
-    python experiments/studies/accelerator.py --mapping gemmini   # one GEMM mapping mode only
+    python experiments/studies/accelerator/accelerator.py      # -> accelerator.json, .png
+    python experiments/studies/accelerator/accelerator.py --mapping gemmini   # one mode only
 
 (a) Buffer split: Gemmini's default 256 KiB scratchpad / 64 KiB accumulator against 64 KiB /
     256 KiB; latency, DRAM traffic and energy of all matmuls (published: 36% lower matmul
@@ -18,8 +18,12 @@ tiles, A/B re-reads from DRAM, DRAM bytes and cycles with each buffer split. The
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))        # experiments/studies: common.py
 
 from common import (
     class_shares,
@@ -257,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="GEMM mapping mode to run (repeatable; default: all)")
     known, rest = ap.parse_known_args(argv)
     cfg = Config(mappings=tuple(known.mapping) if known.mapping else MAPPING_MODES)
-    return study_main("accelerator", __doc__, lambda: run(cfg), plot, report, rest)
+    return study_main("accelerator", __doc__, lambda: run(cfg), plot, report, rest,
+                      folder=HERE)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ c. The mixed-kind space (`tiny-kinds`: softmax, taylor, sparse25, sparse50 per l
    layer on the mixed front. A third search, the softmax-only space on the mixed supernet's
    weights, separates what the kinds add from what training with them did to the weights.
 
-Then writes experiments/studies/attention_kinds.json with the figures of study a
+Then writes experiments/studies/attention_kinds/attention_kinds.json with the figures of study a
 (attention_kinds_cost.json: DeiT-Tiny at 197 tokens on gemmini-transformer, vitcod, vitality)
 and study b (attention_kinds_quality.json: each kind trained alone on Tiny Shakespeare).
 
-    python experiments/studies/attention_kinds.py [--steps 1000] [--seeds 0 1 2]
+    python experiments/studies/attention_kinds/attention_kinds.py [--steps 1000] [--seeds 0 1 2]
         [--population 24] [--generations 15] [--hw gemmini-transformer]
 
 Supernets are trained into runs/attention-kinds-supernet-{tiny,tiny-kinds} (reused when
@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -34,9 +32,10 @@ from collections import Counter
 from pathlib import Path
 
 from costmodel.hardware import load_hardware
+from costmodel.simulate import SIMULATOR_VERSION
 from lut.cache import TableCache
 from nas.core.arch import SearchSpace
-from nas.core.atomic import atomic_write_text
+from nas.core.provenance import provenance, write_result
 from nas.core.plotting import pyplot, save_figure
 from nas.pipeline import hardware_point, supernet_workload
 from nas.search.candidate import PPL_DELTAS, lowest_within
@@ -46,7 +45,7 @@ from nas.search.pareto import Normaliser, pareto_indices
 from supernet.perplexity import SupernetPerplexity
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+ROOT = HERE.parents[2]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 # search -> (its search space, the space its supernet was trained on)
 SPACES = {"softmax_only": ("tiny", "tiny"), "mixed": ("tiny-kinds", "tiny-kinds"),
@@ -101,6 +100,7 @@ def main() -> int:
                          "(e.g. runs/cosearch-supernet; default: train one)")
     ap.add_argument("--out", type=Path, default=HERE / "attention_kinds.json")
     args = ap.parse_args()
+    prov = provenance(simulator_version=SIMULATOR_VERSION)
 
     t0 = time.perf_counter()
     hw = load_hardware(args.hw)
@@ -162,9 +162,6 @@ def main() -> int:
         for layer, cnt in r["mixed"]["kinds_on_front"].items():
             kinds_total.setdefault(layer, Counter()).update(cnt)
     doc = {
-        "command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python "
-                   f"{platform.python_version()}",
         "vitality_vs_dense_speedup": cost.get("vitality_vs_dense_speedup"),
         "vitality_vs_vitcod_speedup": cost.get("vitality_vs_vitcod_speedup"),
         "vitality_vs_dense_energy_ratio": cost.get("vitality_vs_dense_energy_ratio"),
@@ -193,7 +190,7 @@ def main() -> int:
     }
     if doc["hv_mixed"] is not None and doc["hv_softmax_only"] is not None:
         doc["targets"]["hv_mixed >= hv_softmax_only"] = doc["hv_mixed"] >= doc["hv_softmax_only"]
-    atomic_write_text(args.out, json.dumps(doc, indent=1) + "\n")
+    write_result(args.out, doc, prov)
     plot(runs, base_ppl, args.out.with_suffix(".png"))
     print({k: doc[k] for k in ("hv_mixed", "hv_softmax_only", "hv_softmax_only_kinds_supernet",
                                "edp_at_+0.1", "edp_at_+1")})

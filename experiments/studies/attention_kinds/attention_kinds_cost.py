@@ -1,6 +1,6 @@
 """Study 4a: the cost of each attention kind on the accelerator built for it (issue 12).
 
-    python experiments/studies/attention_kinds_cost.py   # -> attention_kinds_cost.json, .png
+    python experiments/studies/attention_kinds/attention_kinds_cost.py  # -> its .json, .png
 
 DeiT-Tiny as an encoder (12 layers, d 192, 3 heads of 64, no LM head), simulated by
 `costmodel.simulate`:
@@ -25,9 +25,13 @@ which numbers are assumed.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))        # experiments/studies: common.py
 
 from common import fmt_table, pyplot, save_figure, study_main
 
@@ -255,7 +259,8 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return study_main("attention_kinds_cost", __doc__, lambda: run(Config()), plot, report, argv)
+    return study_main("attention_kinds_cost", __doc__, lambda: run(Config()), plot, report, argv,
+                      folder=HERE)
 
 
 if __name__ == "__main__":

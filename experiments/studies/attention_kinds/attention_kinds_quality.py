@@ -1,15 +1,15 @@
 """Study 4b: language-model quality of each attention kind, each trained alone on Tiny Shakespeare.
 
-    nice -n 5 python experiments/studies/attention_kinds_quality.py   # -> its .json and .png
+    nice -n 5 python experiments/studies/attention_kinds/attention_kinds_quality.py
 
 One architecture (the `tiny` space's largest, 4 layers, d 128, 4 heads of 32, FFN 512) with the
 same attention kind in every layer: softmax, taylor (ViTALiTy's linear Taylor attention, causal)
 and sparse local-window + global-token patterns keeping 25% and 50% of the scores. Each is
 trained alone with `supernet.train.train` and the standalone recipe of the ranking benchmark
-(experiments/supernet/ranking.py: character tokens, context 64, 2000 steps, 1 thread), with
-seeds 1337 and 1; its validation loss is that of its best checkpoint over the whole validation
-split (non-overlapping 64-token windows). Reported per kind: the mean, each seed, the standard
-deviation and min-max over seeds, and the perplexity of the mean loss.
+(experiments/supernet/ranking/ranking.py: character tokens, context 64, 2000 steps, 1
+thread), with seeds 1337 and 1; its validation loss is that of its best checkpoint over the
+whole validation split (non-overlapping 64-token windows). Reported per kind: the mean, each
+seed, the standard deviation and min-max over seeds, and the perplexity of the mean loss.
 
 Runs live in runs/attention-kinds/<key>-seed<N> and are reused when finished (an interrupted one
 resumes from its last checkpoint); the JSON is rewritten after every run, so it holds the runs
@@ -26,20 +26,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common import (
-    HERE,
-    ROOT,
-    SHARED_DATA,
-    command,
-    fmt_table,
-    machine,
-    pyplot,
-    save_figure,
-    write_json,
-)
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))        # experiments/studies: common.py
+
+from common import ROOT, SHARED_DATA, fmt_table, pyplot, save_figure
 
 from nas.core.arch import Arch
 from nas.core.attention import sparse_pattern
+from nas.core.provenance import provenance, write_result
 
 DATA = SHARED_DATA / "tinyshakespeare" / "input.txt"
 NAME = "attention_kinds_quality"
@@ -94,6 +88,7 @@ def run(cfg: Config, out: Path) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    prov = provenance()                          # training only: no simulator version
     base = Arch.from_key(cfg.arch)
     losses: dict[str, dict[int, float]] = {k: {} for k in cfg.kinds}
     seconds: dict[str, dict[int, float]] = {k: {} for k in cfg.kinds}
@@ -108,7 +103,7 @@ def run(cfg: Config, out: Path) -> dict:
             print(f"{arch.key} seed {seed}: valid loss {losses[kind][seed]:.4f} "
                   f"({seconds[kind][seed]:.0f} s)", flush=True)
             result = results(cfg, base, losses, seconds)
-            write_json(out / f"{NAME}.json", result)
+            write_result(out / f"{NAME}.json", result, prov)
     return result
 
 
@@ -123,7 +118,6 @@ def results(cfg: Config, base: Arch, losses: dict, seconds: dict) -> dict:
         "seconds": {k: {str(s): t for s, t in v.items()} for k, v in seconds.items() if v},
         "sparse_patterns": patterns,
         "complete": all(len(v) == len(cfg.seeds) for v in losses.values()),
-        "command": command(), "machine": machine(),
     }
 
 

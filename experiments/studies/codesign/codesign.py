@@ -12,9 +12,10 @@ Training runs `supernet.train.train` (what `nas train-supernet` / `train-subnet`
 search `nas.pipeline.run_search` (what `nas search` runs); every stage is skipped when its output
 exists, and an interrupted one continues.
 
-    python experiments/studies/codesign.py                 # both corpora, the config below
-    (writes codesign_<corpora>.json and .png here; checkpoints and searches under runs/)
-    python experiments/studies/codesign.py --corpus tinyshakespeare --steps 300   # quicker
+    python experiments/studies/codesign/codesign.py         # both corpora, the config below
+    (writes codesign_<corpora>.json and .png here; checkpoints and searches under
+    runs/codesign/ at the repository root)
+    python experiments/studies/codesign/codesign.py --corpus tinyshakespeare --steps 300
 """
 
 from __future__ import annotations
@@ -27,15 +28,19 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from common import HERE, provenance, pyplot, save_figure, write_json
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))        # experiments/studies: common.py
 
+from common import ROOT, SHARED_DATA, pyplot, save_figure
+
+from costmodel.simulate import SIMULATOR_VERSION
 from nas.core.arch import Arch
+from nas.core.provenance import provenance, write_result
 from nas.pipeline import SearchJob, run_search
 from nas.search.candidate import PPL_DELTAS, reductions
 from nas.search.config import SearchConfig
 from nas.search.outputs import read_front
 
-DATA = HERE.parents[2] / "shared" / "data"
 PUBLISHED = {"edp": (2.2, 10.6), "latency": (1.4, 2.4), "energy": (1.6, 4.4)}  # survey Sec. 6.4
 
 
@@ -47,9 +52,10 @@ class Corpus:
 
 
 CORPORA = {
-    "tinyshakespeare": Corpus("tinyshakespeare", str(DATA / "tinyshakespeare" / "input.txt"),
+    "tinyshakespeare": Corpus("tinyshakespeare",
+                              str(SHARED_DATA / "tinyshakespeare" / "input.txt"),
                               "char"),
-    "wikitext-2": Corpus("wikitext-2", str(DATA / "wikitext-2"), "word"),
+    "wikitext-2": Corpus("wikitext-2", str(SHARED_DATA / "wikitext-2"), "word"),
 }
 
 
@@ -150,11 +156,11 @@ def retrain_check(cfg: Config, corpus: Corpus, run: Path, supernet: Path, keys: 
     return rows
 
 
-def run(cfg: Config, out: Path) -> dict:
+def run(cfg: Config, runs: Path) -> dict:
     results = {"config": asdict(cfg), "published": PUBLISHED, "corpora": {}}
     for name in cfg.corpora:
         corpus = CORPORA[name]
-        run_dir = out / "runs" / name
+        run_dir = runs / name
         t0 = time.time()
         supernet = train_supernet(cfg, corpus, run_dir)
         t1 = time.time()
@@ -167,7 +173,6 @@ def run(cfg: Config, out: Path) -> dict:
         results["corpora"][name] = {**red, "retrain": check, "seconds": {
             "supernet": round(t1 - t0, 1), "search": round(t2 - t1, 1),
             "retrain": round(time.time() - t2, 1)}, "search_dir": str(search_dir)}
-    results["provenance"] = provenance()
     return results
 
 
@@ -197,7 +202,9 @@ def plot(results: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=HERE)
+    p.add_argument("--out", type=Path, default=HERE, help="folder for the JSON and PNG")
+    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "codesign",
+                   help="folder of the checkpoints and searches (one per corpus)")
     p.add_argument("--corpus", action="append", choices=sorted(CORPORA))
     p.add_argument("--steps", type=int)
     p.add_argument("--population", type=int)
@@ -218,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"codesign: {CORPORA[name].dataset} not found (see ../shared/data)",
                   file=sys.stderr)
             return 2
-    results = run(cfg, args.out)
+    prov = provenance(simulator_version=SIMULATOR_VERSION)
+    results = run(cfg, args.runs)
     stem = "codesign_" + "_".join(cfg.corpora)
-    write_json(args.out / f"{stem}.json", results)
+    write_result(args.out / f"{stem}.json", results, prov)
     plot(results, args.out / f"{stem}.png")
     for name, r in results["corpora"].items():
         print(f"{name}: largest {r['largest']['key']} perplexity {r['largest']['perplexity']:.3f}")

@@ -22,10 +22,10 @@ architecture some method measured within +0.1 / +1 perplexity; the lowest EDP bo
 a better joint search could show over the best preset in this space at this budget. The
 tables are cached by hardware hash in runs/cosearch-luts, so a re-run reads them back.
 
-    python experiments/studies/cosearch.py [--ckpt RUN] [--steps 1000] [--seeds 0 1 2]
+    python experiments/studies/cosearch/cosearch.py [--ckpt RUN] [--steps 1000] [--seeds 0 1 2]
         [--population 20] [--generations 10] [--area-budget-mm2 A] [--no-reachable]
 
-Writes experiments/studies/cosearch.json and cosearch.png (trains a supernet into
+Writes experiments/studies/cosearch/cosearch.json and cosearch.png (trains a supernet into
 runs/cosearch-supernet first when --ckpt is not given).
 """
 
@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -44,10 +42,11 @@ from pathlib import Path
 from costmodel.area import area
 from costmodel.hardware import PRESETS, load_hardware
 from costmodel.hwspace import HardwareSpace
+from costmodel.simulate import SIMULATOR_VERSION
 from lut.cache import TableCache
 from lut.table import CostTable
 from nas.core.arch import Arch
-from nas.core.atomic import atomic_write_text
+from nas.core.provenance import provenance, write_result
 from nas.core.plotting import pyplot, save_figure
 from nas.core.progress import progress
 from nas.pipeline import JointCosts, hardware_point, supernet_workload
@@ -59,7 +58,7 @@ from nas.search.pareto import Normaliser, pareto_indices
 from supernet.perplexity import SupernetPerplexity
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+ROOT = HERE.parents[2]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 
 
@@ -166,6 +165,7 @@ def main() -> int:
                     help="processes that build the bound's tables (default 1)")
     ap.add_argument("--out", type=Path, default=HERE / "cosearch.json")
     args = ap.parse_args()
+    prov = provenance(simulator_version=SIMULATOR_VERSION)
 
     t_start = time.perf_counter()
     ckpt = Path(args.ckpt) if args.ckpt else train_supernet(ROOT / "runs" / "cosearch-supernet",
@@ -258,9 +258,6 @@ def main() -> int:
         return {"mean": statistics.mean(ratios) if ratios else None, "per_seed": ratios}
 
     doc = {
-        "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python "
-                   f"{platform.python_version()}",
         "supernet": str(ckpt), "space": ev.space.name, "hw_space": hw_space.to_dict(),
         "area_budget_mm2": budget, "presets_within_budget": list(presets),
         "evaluations_per_method": evaluations, "largest_perplexity": base_ppl,
@@ -291,7 +288,7 @@ def main() -> int:
         "seconds": time.perf_counter() - t_start,
         "runs": runs,
     }
-    atomic_write_text(args.out, json.dumps(doc, indent=1, default=str) + "\n")
+    write_result(args.out, doc, prov)
     plot(runs, args.out.with_suffix(".png"), budget, bound)
     print({k: doc[k] for k in ("edp_gain_vs_best_preset", "edp_gain_vs_sequential", "hv",
                                "reachable_gain", "edp_gain_vs_sequential_best_hardware")})

@@ -1,6 +1,6 @@
 """Study 5: decoder inference, GPT-2 generating 128 tokens after a 128-token prompt.
 
-    python experiments/studies/decoder.py              # -> decoder.json, decoder.png
+    python experiments/studies/decoder/decoder.py        # -> decoder.json, decoder.png
 
 Latency and energy of the prefill (the prompt in one pass) against each generated token (one
 query row per step, KV cache), per step and on average, with the profile's arithmetic
@@ -13,9 +13,13 @@ each weight block into the array for a single row of activations.
 from __future__ import annotations
 
 import re
+import sys
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))        # experiments/studies: common.py
 
 from common import (
     fmt_table,
@@ -178,7 +182,8 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return study_main("decoder", __doc__, lambda: run(Config()), plot, report, argv)
+    return study_main("decoder", __doc__, lambda: run(Config()), plot, report, argv,
+                      folder=HERE)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Study 4: how BERT-Base and GPT-2 scale with sequence length (the survey's Sec. 2.2).
 
-    python experiments/studies/scaling.py              # -> scaling.json, scaling.png
+    python experiments/studies/scaling/scaling.py        # -> scaling.json, scaling.png
 
 For 128 to 4096 tokens: FLOPs, ideal memory operations (MOPs, int8 bytes) and arithmetic
 intensity per operator class (projections, act-to-act matmuls, non-linear) from
@@ -15,8 +15,12 @@ at 1024; beyond that the shapes are extrapolated, as in the survey's analysis.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))        # experiments/studies: common.py
 
 from common import (
     CLASSES,
@@ -126,7 +130,8 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return study_main("scaling", __doc__, lambda: run(Config()), plot, report, argv)
+    return study_main("scaling", __doc__, lambda: run(Config()), plot, report, argv,
+                      folder=HERE)
 
 
 if __name__ == "__main__":

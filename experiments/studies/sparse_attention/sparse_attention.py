@@ -1,6 +1,6 @@
 """Study 3: ViTCoD-style sparse attention (You et al., HPCA 2023) on DeiT-Tiny.
 
-    python experiments/studies/sparse_attention.py     # -> sparse_attention.json, .png
+    python experiments/studies/sparse_attention/sparse_attention.py  # -> its .json, .png
 
 DeiT-Tiny (12 layers, 3 heads of width 64, embedding 192, 197 tokens) on two presets: `vitcod`,
 ViTCoD's published hardware (64 MAC lines x 8 MACs, each head's lines split between a dense and
@@ -12,13 +12,17 @@ averaged over layers and heads, and layer by layer and head by head. For each ca
 attention-product cycles, linear (Q, K, V, output projections) and MLP cycles as ViTCoD's log
 classifies them, the dense and sparse engines' busy cycles per layer, the preload (DRAM
 transfer) share of the attention time, and the projections' share of the whole model. The check
-against ViTCoD's own log is experiments/validation/vitcod_log.py.
+against ViTCoD's own log is experiments/validation/vitcod_log/vitcod_log.py.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))        # experiments/studies: common.py
 
 from common import (
     VITCOD_MASK,
@@ -170,7 +174,8 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return study_main("sparse_attention", __doc__, lambda: run(Config()), plot, report, argv)
+    return study_main("sparse_attention", __doc__, lambda: run(Config()), plot, report, argv,
+                      folder=HERE)
 
 
 if __name__ == "__main__":

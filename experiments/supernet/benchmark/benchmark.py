@@ -1,7 +1,7 @@
 """Supernet benchmarks (run by hand, not in CI): quality of the largest subnet, ranking, speed.
 
-    python experiments/supernet/benchmark.py [--steps 2000] [--seeds 1337 1 2]
-                                             [--variants default n_random=4 ...]
+    python experiments/supernet/benchmark/benchmark.py [--steps 2000] [--seeds 1337 1 2]
+                                                       [--variants default n_random=4 ...]
 
 On Tiny Shakespeare (../shared/data, character level, 90/10 split), the `tiny` space, nanoGPT's
 CPU baby-GPT recipe (batch 12, context 64, lr 1e-3 -> 1e-4, warmup 100, no dropout):
@@ -15,7 +15,7 @@ CPU baby-GPT recipe (batch 12, context 64, lr 1e-3 -> 1e-4, warmup 100, no dropo
     <= 1.1) and the time of one sandwich step.
 Supernet variants (--variants) are TrainConfig overrides such as `n_random=4` or `seed=1`.
 Training runs are kept in --runs and reused when complete, so an interrupted benchmark can be
-restarted. Writes experiments/supernet/NAME.json, NAME.md and NAME.png (the ranking plot);
+restarted. Writes experiments/supernet/benchmark/NAME.json, NAME.md and NAME.png (the ranking plot);
 NAME is --name, by default `results`.
 """
 
@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -38,6 +36,7 @@ from scipy.stats import kendalltau
 
 from nas.core.arch import Arch, SearchSpace
 from nas.core.atomic import atomic_write_text
+from nas.core.provenance import provenance, write_result
 from nas.core.plotting import pyplot, save_figure
 from supernet.checkpoint import load_checkpoint, model_from_checkpoint
 from supernet.data import eval_windows, get_batch, load_tokens
@@ -45,7 +44,7 @@ from supernet.evaluate import subnet_losses
 from supernet.model import ElasticGPT, ModelConfig
 from supernet.train import TrainConfig, sandwich_step, step_archs, train
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 HERE = Path(__file__).resolve().parent
 
@@ -198,7 +197,7 @@ def main() -> int:
     ap.add_argument("--archs", type=int, default=10, help="architectures in the ranking (>= 8)")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-supernet"))
     ap.add_argument("--name", default="results",
-                    help="output stem in experiments/supernet: NAME.json, NAME.md, NAME.png")
+                    help="output stem in this folder: NAME.json, NAME.md, NAME.png")
     ap.add_argument("--only", choices=["quality", "throughput"], default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1337, 1, 2],
                     help="seeds of the standalone runs (the ground truth is their mean)")
@@ -215,12 +214,11 @@ def main() -> int:
         sys.exit(f"missing {DATA}")
     runs = Path(args.runs)
     results_path = HERE / f"{args.name}.json"
+    prov = provenance()
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    results["command"] = "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:])
-    results["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "processor": platform.processor() or platform.machine(),
-                          "python": platform.python_version(), "torch": torch.__version__,
-                          "note": "2 CPU cores shared with other jobs"}
+    earlier = results.pop("provenance", None)
+    if earlier and args.only:           # the other part stays from the run that wrote it
+        results["provenance_of_kept_part"] = earlier
     space = SearchSpace.load("tiny")
     base = dict(space="tiny", dataset=str(DATA), tokenizer="char", steps=args.steps,
                 threads=args.threads,
@@ -287,7 +285,7 @@ def main() -> int:
             "recipes_over_supernet_seeds": seed_groups(variants),
             "wall_time_s": times,
         }
-        atomic_write_text(results_path, json.dumps(results, indent=2) + "\n")
+        write_result(results_path, results, prov)
         plot_ranking(results["quality"], HERE / f"{args.name}.png")
 
     if args.only in (None, "throughput"):
@@ -296,15 +294,15 @@ def main() -> int:
         results["throughput"]["target"] = "elastic/static time ratio <= 1.1"
         results["throughput"]["met"] = bool(results["throughput"][
             "ratio_train_time_elastic_over_static"] <= 1.1)
-        atomic_write_text(results_path, json.dumps(results, indent=2) + "\n")
-    write_markdown(results, args.name)
+        write_result(results_path, results, prov)
+    write_markdown(results, args.name, prov)
     print(json.dumps({k: v for k, v in results.items() if k != "quality"}, indent=2))
     return 0
 
 
-def write_markdown(r: dict, name: str) -> None:
-    lines = ["# Supernet benchmarks", "", f"Command: `{r['command']}`  ",
-             f"Machine: {r['machine']}", ""]
+def write_markdown(r: dict, name: str, prov: dict) -> None:
+    lines = ["# Supernet benchmarks", "", f"Command: `{prov['command']}`  ",
+             f"Machine: {prov['machine']}", ""]
     q = r.get("quality")
     if q:
         seeds = q["standalone_seeds"]

@@ -1,16 +1,16 @@
 """Ranking benchmark of the supernet recipes (run by hand, not in CI): how well do inherited
 weights rank architectures that were each trained alone?
 
-    python experiments/supernet/ranking.py queue            # (re)write the job queue
-    nice -n 5 python experiments/supernet/ranking.py work   # a worker: runs queued jobs
-    python experiments/supernet/ranking.py report           # ranking.json, .md, .png
+    python experiments/supernet/ranking/ranking.py queue            # (re)write the job queue
+    nice -n 5 python experiments/supernet/ranking/ranking.py work   # a worker: runs queued jobs
+    python experiments/supernet/ranking/ranking.py report           # ranking.json, .md, .png
 
 Architectures: a deterministic stratified grid over the `tiny` space, depth x embedding width
 d x layer-width profile (`select_archs`): every depth and d with full-width layers (4 heads,
 FFN 512), middle ones and narrow ones (2 heads, FFN 128), so it holds full-width/narrow-layer
 (d 128, narrow layers) and narrow-width/wide-layer (d 64, full layers) architectures, the space's
 largest and smallest, plus three mixed profiles (attention-heavy, FFN-heavy, tapered).
-Each is trained alone (nanoGPT's CPU baby-GPT recipe, as experiments/supernet/benchmark.py) with
+Each is trained alone (nanoGPT's CPU baby-GPT recipe, as experiments/supernet/benchmark/) with
 seeds 1337 and 1; the ground truth is the mean of the two, and the Kendall tau between the two
 seeds is the noise ceiling. Every supernet variant (`VARIANTS`, TrainConfig overrides) is
 trained with supernet seeds 1337 and 1 and evaluated with inherited weights on the full
@@ -41,13 +41,15 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+sys.path[:0] = [str(ROOT), str(HERE.parent / "benchmark")]
 
-from benchmark import DATA, HERE, parse_variant, tau
+from benchmark import DATA, parse_variant, tau
 
 from nas.core.arch import Arch, SearchSpace
 from nas.core.atomic import atomic_write_text
+from nas.core.provenance import provenance, write_result
 
 RUNS = ROOT / "runs" / "ranking"
 STEPS = 2000
@@ -344,6 +346,7 @@ def default_variant() -> str | None:
 
 
 def report() -> None:
+    prov = provenance()
     space = SearchSpace.load("tiny")
     selected = select_archs(space)
     by_seed = {s: {} for s in STANDALONE_SEEDS}
@@ -357,7 +360,7 @@ def report() -> None:
     n = len(keys)
     truth = [statistics.fmean(by_seed[s][k] for s in STANDALONE_SEEDS if k in by_seed[s])
              for k in keys]
-    out = {"command": "python experiments/supernet/ranking.py report (after `queue` and `work`)",
+    out = {"workflow": "ranking.py queue, then ranking.py work (workers), then this report",
            "recipe": f"tiny space, Tiny Shakespeare char-level, {STEPS} steps, batch 12, "
                      "context 64, lr 1e-3 -> 1e-4, warmup 100; validation: the full 10% split",
            "archs": n, "archs_selected": len(selected),
@@ -464,7 +467,7 @@ def report() -> None:
     missing = [j for j in all_jobs() if not done_path(j).is_file()]
     out["complete"] = not missing
     out["missing_jobs"] = missing
-    atomic_write_text(HERE / "ranking.json", json.dumps(out, indent=2) + "\n")
+    write_result(HERE / "ranking.json", out, prov)
     write_markdown(out)
     if out["variants"]:
         plot(out, HERE / "ranking.png")

@@ -6,23 +6,20 @@ supernet with them averaged (the default: 1 / number of students), and the large
 alone (`nas train-subnet`), all for the same steps; then compares the largest subnet's final
 validation loss. Runs go to runs/bench-student-weight/ and are reused when complete.
 
-    python experiments/supernet/student_weight.py --steps 1000
+    python experiments/supernet/student_weight/student_weight.py --steps 1000
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
-import os
-import platform
 import sys
 from pathlib import Path
 
-from nas.core.atomic import atomic_write_text
+from nas.core.provenance import provenance, write_result
 from nas.cli import main as nas
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 LARGEST = "L4-d128-h4.4.4.4-f512.512.512.512-hd32"
 
@@ -42,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-student-weight")
     args = ap.parse_args(argv)
+    prov = provenance()
     common = ["--dataset", str(DATA), "--steps", str(args.steps), "--eval-interval",
               str(args.steps // 2), "--threads", "1", "--no-progress"]
     variants = {"summed (student weight 1)": ["train-supernet", "--student-weight", "1"],
@@ -59,11 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in results.values():
         r["gap_vs_alone_pct"] = 100 * (r["loss"] / alone - 1)
     out = {"steps": args.steps, "dataset": "Tiny Shakespeare (90/10)", "largest": LARGEST,
-           "results": results, "command": " ".join(["python"] + sys.argv),
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                       "note": "2 CPU cores shared with other jobs"}}
+           "results": results}
     path = Path(__file__).with_name(f"student_weight_{args.steps}.json")
-    atomic_write_text(path, json.dumps(out, indent=1) + "\n")
+    write_result(path, out, prov)
     for name, r in results.items():
         print(f"{name:28s} largest's validation loss {r['loss']:.4f} "
               f"({r['gap_vs_alone_pct']:+.1f}% vs alone)")

@@ -11,17 +11,15 @@ spins on one core, as on a shared machine). Each figure is the median of --repea
 thread forgoes the idle speed-up of all cores, all cores suffer their slowdown with a core held;
 `supernet.threads.SINGLE_THREAD_MACS` is where that choice turns to all cores.
 
-    python experiments/threads/crossover.py [--repeats 3] [--steps 1]
+    python experiments/threads/crossover/crossover.py [--repeats 3] [--steps 1]
 
-Writes experiments/threads/crossover.json (machine, command, per-model times and speed-ups).
+Writes crossover.json next to itself (per-model times and speed-ups, with its provenance).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -33,7 +31,7 @@ from typing import Iterator
 import torch
 
 from nas.core.arch import Arch, SearchSpace
-from nas.core.atomic import atomic_write_text
+from nas.core.provenance import provenance, write_result
 from supernet.model import ElasticGPT, ModelConfig
 from supernet.threads import forward_macs, usable_cores
 from supernet.train import TrainConfig, make_optimizer, sandwich_step, step_archs
@@ -125,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1, help="steps per timing")
     ap.add_argument("--out", type=Path, default=HERE / "crossover.json")
     args = ap.parse_args(argv)
+    prov = provenance()
     cores = usable_cores()
     counts = sorted({1, cores})
     load_at_start = os.getloadavg()
@@ -155,10 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                             "all cores" if 1 / held < idle else "one thread"])
     by_size.sort()
     result = {
-        "machine": {"platform": platform.platform(), "usable_cores": cores,
-                    "torch": torch.__version__, "load_average_at_start": load_at_start,
-                    "load_average_at_end": os.getloadavg()},
-        "command": " ".join(["python experiments/threads/crossover.py", *sys.argv[1:]]),
+        "usable_cores": cores, "load_average_at_start": load_at_start,
+        "load_average_at_end": os.getloadavg(),
         "setup": {"vocab": VOCAB, "block": BLOCK, "train_batch": TRAIN_BATCH,
                   "eval_batch": EVAL_BATCH, "repeats": args.repeats, "steps": args.steps,
                   "conditions": CONDITIONS},
@@ -168,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "smaller_worst_case_slowdown"],
                             "rows": by_size},
     }
-    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result, prov)
     print(f"written {args.out}")
     return 0
 

@@ -5,17 +5,14 @@ pair runs back to back, in fresh output folders, through the installed `nas` ent
 README's command runs), on an idle machine and with one core held by a busy process (a test
 suite or a second job: where torch's default threads used to stall, 518 s vs 53 s).
 
-    python experiments/threads/quickstart.py [--repeats 1] [--nas .venv/bin/nas]
+    python experiments/threads/quickstart/quickstart.py [--repeats 1] [--nas .venv/bin/nas]
 
-Writes experiments/threads/quickstart.json.
+Writes quickstart.json next to itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -23,9 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from crossover import core_held     # the same busy process as the crossover benchmark
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "crossover"))
+
+from crossover import core_held     # noqa: E402  the same busy process as the crossover benchmark
+from nas.core.provenance import provenance, write_result  # noqa: E402
 
 
 def quickstart_seconds(nas: str, extra: list[str]) -> float:
@@ -46,6 +45,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", type=Path, default=HERE / "quickstart.json")
     args = ap.parse_args()
+    prov = provenance()
 
     rows = []
     for busy in (False, True):
@@ -56,13 +56,10 @@ def main() -> int:
             rows.append({"busy_core": busy, "repeat": rep, "default_s": round(default, 2),
                          "threads1_s": round(one, 2), "ratio": round(default / one, 3)})
             print(rows[-1], flush=True)
-    doc = {"command": "python " + " ".join(sys.argv),
-           "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python "
-                      f"{platform.python_version()}",
-           "target": "default / --threads 1 <= 1.2",
+    doc = {"target": "default / --threads 1 <= 1.2",
            "runs": rows, "worst_ratio": max(r["ratio"] for r in rows),
            "met": all(r["ratio"] <= 1.2 for r in rows)}
-    args.out.write_text(json.dumps(doc, indent=1) + "\n")
+    write_result(args.out, doc, prov)
     print(f"worst ratio {doc['worst_ratio']:.3f} (target <= 1.2): "
           f"{'met' if doc['met'] else 'MISSED'}; wrote {args.out}")
     return 0

@@ -7,9 +7,9 @@
 3. ViTCoD's simulator log (seed 000): DeiT-Tiny with the 95% masks on 64x8 PEs: attention
    9,492 cycles, linear layers 681,492, MLP 1,361,664 (whole model).
 
-    python experiments/validation/fidelity.py
+    python experiments/validation/fidelity/fidelity.py
 
-Writes experiments/validation/fidelity.json and fidelity.md (the README table).
+Writes experiments/validation/fidelity/fidelity.json and fidelity.md (the README table).
 """
 
 from __future__ import annotations
@@ -19,16 +19,19 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-sys.path[:0] = [str(HERE), str(ROOT / "experiments" / "studies")]
+EXPERIMENTS = HERE.parents[1]
+sys.path[:0] = [str(EXPERIMENTS / "validation" / "scalesim_compare"),
+                str(EXPERIMENTS / "validation" / "vitcod_log"),
+                str(EXPERIMENTS / "studies" / "accelerator"), str(EXPERIMENTS / "studies")]
 
 import accelerator                      # noqa: E402  study 2
 import scalesim_compare                 # noqa: E402
 import vitcod_log                       # noqa: E402
-from common import provenance, write_json  # noqa: E402
 
 from costmodel.mapping import MAPPING_MODES  # noqa: E402
+from costmodel.simulate import SIMULATOR_VERSION  # noqa: E402
 from nas.core.atomic import atomic_write_text  # noqa: E402
+from nas.core.provenance import provenance, write_result  # noqa: E402
 
 SURVEY_REBALANCE_PCT = -36.0            # Kim et al. 2023, Sec. 3.4.3 (seed 002)
 
@@ -93,6 +96,7 @@ def table(doc: dict) -> str:
 
 
 def main() -> int:
+    prov = provenance(simulator_version=SIMULATOR_VERSION)
     v = vitcod_log.compare()
     doc = {
         "scalesim_max_err_pct": None,
@@ -123,8 +127,7 @@ def main() -> int:
         "vitcod_linear": err(doc["vitcod"]["linear_cycles"], ref["linear_cycles"]) <= 0.25,
         "vitcod_mlp": err(doc["vitcod"]["mlp_cycles"], ref["mlp_cycles"]) <= 0.25,
     }
-    doc.update(provenance())
-    write_json(HERE / "fidelity.json", doc)
+    write_result(HERE / "fidelity.json", doc, prov)
     md = table(doc)
     atomic_write_text(HERE / "fidelity.md", md)
     print(md)

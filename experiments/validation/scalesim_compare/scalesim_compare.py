@@ -1,6 +1,6 @@
 """Cross-check GEMM cycles against SCALE-Sim 3.0.0 (run by hand, not in CI).
 
-    python experiments/validation/scalesim_compare.py
+    python experiments/validation/scalesim_compare/scalesim_compare.py
 
 Reads the reference runs in ../shared/oracles/scalesim-3.0.0-ws.jsonl (SCALE-Sim 3.0.0,
 weight-stationary, arrays 16x16 / 32x32 / 64x8, 128 KB ifmap / 128 KB filter / 64 KB ofmap SRAM,
@@ -10,14 +10,12 @@ It also runs our model at SCALE-Sim's DRAM bandwidth (16 words/cycle) and puts i
 and total cycles beside SCALE-Sim's, to show where and why the totals differ. All of this uses
 the `scalesim` GEMM mapping (costmodel.mapping), the one validated here; for information, the
 `search` mapping's cycles on the same hardware show what a per-GEMM mapping search gains.
-Writes experiments/validation/scalesim_compare.json and .md.
+Writes scalesim_compare.json and .md next to itself.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -25,8 +23,10 @@ from pathlib import Path
 from costmodel.hardware import scalesim_equivalent
 from costmodel.mapping import with_mapping
 from costmodel.simulate import SIMULATOR_VERSION, gemm_cost
+from nas.core.atomic import atomic_write_text
+from nas.core.provenance import provenance, write_result
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ORACLE = ROOT.parent / "shared" / "oracles" / "scalesim-3.0.0-ws.jsonl"
 OUT = Path(__file__).resolve().parent
 TOLERANCE_PCT = 5.0
@@ -68,6 +68,7 @@ def compare(run: dict) -> dict:
 
 
 def main() -> int:
+    prov = provenance(simulator_version=SIMULATOR_VERSION)
     if not ORACLE.is_file():
         print(f"SCALE-Sim reference runs not found: {ORACLE}", file=sys.stderr)
         return 2
@@ -75,20 +76,15 @@ def main() -> int:
     rows = [compare(r) for r in runs]
     worst = max(abs(r["error_pct"]) for r in rows)
     result = {
-        "command": "python experiments/validation/scalesim_compare.py",
-        "oracle": str(ORACLE.relative_to(ROOT.parent)), "simulator_version": SIMULATOR_VERSION,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version()},
+        "oracle": str(ORACLE.relative_to(ROOT.parent)),
         "mapping": "scalesim", "tolerance_pct": TOLERANCE_PCT, "max_abs_error_pct": worst,
         "all_within_tolerance": worst <= TOLERANCE_PCT, "runs": rows,
     }
-    tmp = OUT / "scalesim_compare.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(OUT / "scalesim_compare.json")
+    write_result(OUT / "scalesim_compare.json", result, prov)
 
     md = [
         "# GEMM cycles: costmodel vs SCALE-Sim 3.0.0 (weight-stationary)", "",
-        f"Command: `{result['command']}` (simulator {SIMULATOR_VERSION}). Reference: "
+        f"Command: `{prov['command']}` (simulator {SIMULATOR_VERSION}). Reference: "
         f"`{result['oracle']}`. Our configuration: `scalesim_equivalent()` (256 KiB shared "
         "scratchpad = 128 KB ifmap + 128 KB filter, accumulator holding the 64 KB ofmap's "
         "elements as int32, ample DRAM bandwidth).", "",
@@ -126,8 +122,7 @@ def main() -> int:
            "weights, as Gemmini's do) and tiles searched per GEMM: its speedup over the "
            "SCALE-Sim schedule is largest on the 64x8 array, where only a few rows stream "
            "through each 64-row weight fold.", ""]
-    (OUT / "scalesim_compare.md.tmp").write_text("\n".join(md))
-    (OUT / "scalesim_compare.md.tmp").replace(OUT / "scalesim_compare.md")
+    atomic_write_text(OUT / "scalesim_compare.md", "\n".join(md))
     print("\n".join(md))
     return 0
 

@@ -1,6 +1,6 @@
 """Simulator speed (run by hand, not in CI).
 
-    python experiments/validation/speed.py [--repeats 20]
+    python experiments/validation/speed/speed.py [--repeats 20]
 
 Times `costmodel.simulate` of a 12-layer BERT-Base at sequence length 512 on
 gemmini-transformer in each GEMM mapping mode (costmodel.mapping: scalesim, gemmini, search):
@@ -10,7 +10,7 @@ over the repeats and the load average (the 2 cores may be shared). Targets (issu
 cold median <= 10 ms and the survey-space lookup table (decoder, seq 1024, vocab 33278) built in
 <= 5 s, with the search on. Then times each GEMM of the SCALE-Sim reference runs cold and gives
 the ratio to SCALE-Sim's wall time on the same GEMM (`wall_s` in ../shared/oracles, measured on
-a 2-core machine). Writes experiments/validation/speed.json.
+a 2-core machine). Writes speed.json next to itself.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,8 +30,9 @@ from costmodel.mapping import with_mapping
 from costmodel.workload import Workload, model_ops
 from lut.table import CostTable
 from nas.core.arch import NAMED_MODELS, SearchSpace
+from nas.core.provenance import provenance, write_result
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ORACLE = ROOT.parent / "shared" / "oracles" / "scalesim-3.0.0-ws.jsonl"
 OUT = Path(__file__).resolve().parent / "speed.json"
 
@@ -72,6 +72,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
     args = ap.parse_args()
+    prov = provenance(simulator_version=sim.SIMULATOR_VERSION)
 
     model = NAMED_MODELS["bert-base"]
     preset, wl = PRESETS["gemmini-transformer"], Workload(seq=512, vocab=model.vocab)
@@ -109,12 +110,7 @@ def main() -> int:
             print(f"{r['shape']:16s} {r['M']}x{r['K']}x{r['N']} on {r['rows']}x{r['cols']}: "
                   f"ours {ms:.3f} ms, SCALE-Sim {r['wall_s']} s, {gemms[-1]['speedup']:,.0f}x")
     result = {
-        "command": f"python experiments/validation/speed.py --repeats {args.repeats}",
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_1_5_15_min": list(os.getloadavg()),
-                    "note": "2-core CPU, possibly shared with other jobs (see load average)"},
-        "simulator_version": sim.SIMULATOR_VERSION,
+        "load_average_at_end": list(os.getloadavg()),  # the machine may be shared
         "targets": {"bert_base_cold_ms_median": TARGET_BERT_MS,
                     "survey_table_build_s": TARGET_TABLE_S},
         "bert_base_seq512": by_mode["scalesim"], "by_mapping": by_mode,
@@ -123,9 +119,7 @@ def main() -> int:
                                          if g["shape"] == "bert_ffn1" and g["array"] == "16x16"),
                                         None),
     }
-    tmp = OUT.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(OUT)
+    write_result(OUT, result, prov)
     print(f"wrote {OUT.relative_to(ROOT)}")
     return 0
 

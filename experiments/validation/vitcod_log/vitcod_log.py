@@ -1,6 +1,6 @@
 """Check the `vitcod` and `vitcod-sim` presets against ViTCoD's own simulator log (seed 000).
 
-    python experiments/validation/vitcod_log.py     # -> vitcod_log.json, and a table
+    python experiments/validation/vitcod_log/vitcod_log.py     # -> vitcod_log.json, a table
 
 The reference: ViTCoD's simulator (github.com/GATECH-EIC/ViTCoD, Hardware/Simulator/) on
 DeiT-Tiny with the 95% masks and 64 x 8 PEs, as the run log in ../shared/seeds/000_*.txt quotes
@@ -17,7 +17,6 @@ LayerNorms, GELU and residual adds are not in ViTCoD's counts (reported apart).
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -28,8 +27,9 @@ from costmodel.sparse_engine import decoder_cycles, head_work
 from costmodel.sparsity import AttentionSparsity
 from costmodel.workload import Workload
 from nas.core.arch import NAMED_MODELS
+from nas.core.provenance import provenance, write_result
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MASK = ROOT.parent / "shared" / "data" / "vitcod" / "deit_tiny_attention_masks_0.95.npy"
 OUT = Path(__file__).resolve().parent
 MODEL = "deit-tiny"
@@ -109,7 +109,7 @@ def compare(mask: Path = MASK) -> dict:
            "vitcod (also 512 lanes, not 4096)": ours["vitcod"]["attention_cycles"]}
     per_layer = head0_per_layer(sim, sparsity)
     return {
-        "model": MODEL, "mask": str(mask), "simulator_version": SIMULATOR_VERSION,
+        "model": MODEL, "mask": str(mask),
         **ours, "reference": REFERENCE, "error_pct": errors,
         "targets_met": {"vitcod_sim_attention": abs(errors["vitcod_sim"]["attention_cycles"])
                         <= TARGET_PCT,
@@ -154,11 +154,12 @@ def report(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prov = provenance(simulator_version=SIMULATOR_VERSION)
     if not MASK.is_file():
         print(f"ViTCoD masks not found at {MASK}", file=sys.stderr)
         return 1
     result = compare()
-    (OUT / "vitcod_log.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_result(OUT / "vitcod_log.json", result, prov)
     print(report(result))
     print(f"wrote {OUT / 'vitcod_log.json'}")
     return 0
