@@ -14,6 +14,7 @@ Writes search_bench.json and hv_nsga2_vs_random.png beside it.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import tempfile
@@ -33,6 +34,16 @@ from supernet.perplexity import SupernetPerplexity
 HERE = Path(__file__).resolve().parent
 
 
+def training_record(ckpt: str) -> dict | None:
+    """How the supernet was trained: its run's config.json and last eval.csv row."""
+    run = Path(ckpt) if Path(ckpt).is_dir() else Path(ckpt).parent
+    if not (run / "config.json").is_file():
+        return None
+    rows = list(csv.DictReader((run / "eval.csv").open())) if (run / "eval.csv").is_file() else []
+    return {"config": json.loads((run / "config.json").read_text()),
+            "last_eval": rows[-1] if rows else None}
+
+
 def hv_curve(history, normaliser, objective, counts):
     """Hypervolume of the feasible front of the first n evaluated candidates, for each n."""
     out = []
@@ -42,7 +53,7 @@ def hv_curve(history, normaliser, objective, counts):
     return out
 
 
-def plot_curves(curves, seeds) -> None:
+def plot_curves(curves, seeds, path: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for color, a in zip(("C0", "C1"), curves):
@@ -54,7 +65,7 @@ def plot_curves(curves, seeds) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    save_figure(fig, HERE / "hv_nsga2_vs_random.png", dpi=130)
+    save_figure(fig, path, dpi=130)
 
 
 def main() -> None:
@@ -79,7 +90,7 @@ def main() -> None:
     table = build_table(ev.space, hw, supernet_workload(ev))
     common = {"vocab": ev.vocab_size, "max_seq": ev.block_size}
     doc = {"supernet": str(ev.checkpoint), "space": ev.space.to_dict(), "hardware": hw.name,
-           "table": table.describe()}
+           "table": table.describe(), "supernet_training": training_record(args.ckpt)}
 
     # -- 2. NSGA-II vs random at equal evaluations ----------------------------------------------
     memo = MemoQuality(probe)
@@ -122,7 +133,7 @@ def main() -> None:
     }
     print(json.dumps(doc["nsga2_vs_random"]["per_seed"], indent=1), summary)
     write_result(args.out, doc, prov)
-    plot_curves(curves, args.seeds)
+    plot_curves(curves, args.seeds, Path(args.out).with_name("hv_nsga2_vs_random.png"))
 
     # -- 1. a default search, timed ----------------------------------------------------------
     if not args.skip_default:
