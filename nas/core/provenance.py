@@ -116,8 +116,9 @@ def machine() -> dict[str, Any]:
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg")
         else None,
     }
-    if _installed("torch"):
-        info["torch"] = _installed("torch")
+    version = _installed("torch")
+    if version:
+        info["torch"] = version
     if torch is not None:
         info["torch_threads"] = torch.get_num_threads()
     info["gpu"] = _gpu(torch)
