@@ -15,7 +15,6 @@ torch is imported only by the stages that need the supernet.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import yaml
 from nas.core.arch import SearchSpace
 from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
+from nas.core.provenance import provenance
 from nas.search.candidate import Candidate
 from nas.search.config import SearchConfig
 from nas.search.outputs import default_picks, picks_of, read_front
@@ -159,6 +159,13 @@ class JointCosts:
                 f"{c.hits} reused in memory")
 
 
+def search_provenance() -> dict[str, Any]:
+    """What search.json records about its run: command, commit, machine, date and the
+    simulator's version (nas.core.provenance)."""
+    from costmodel.simulate import SIMULATOR_VERSION
+    return provenance(simulator_version=SIMULATOR_VERSION)
+
+
 def run_search(job: SearchJob) -> SearchOutcome:
     """Load the supernet, get the costs (load and check --lut, reuse OUT/lut.parquet, or build
     it; with --hw-space, a table per hardware point in OUT/luts), run the search (resuming it
@@ -267,7 +274,7 @@ def _write_results(job: SearchJob, result, source: dict[str, Any],
     """The front files (nas.search.outputs) with the command and the job's settings, and the
     summary printed."""
     from nas.search.outputs import summary_lines, write_outputs
-    info = {"command": " ".join(["nas"] + sys.argv[1:]), **info, "workers": job.workers}
+    info = {"provenance": search_provenance(), **info, "workers": job.workers}
     paths = write_outputs(result, job.out, source, info)
     for line in summary_lines(result):
         print(line)

@@ -6,7 +6,7 @@ largest's detached soft predictions (in-place distillation, KL divergence); thei
 weighted by `student_weight` (default: averaged) and all gradients are summed before one AdamW
 step with gradient clipping, linear warmup and cosine decay to `min_lr`.
 With `distill_after` > 0 the students learn from the labels for that many steps first.
-Width-bias options (experiments/supernet/ranking.md): `sandwich_smallest="each_d"` trains the
+Width-bias options (experiments/supernet/ranking/): `sandwich_smallest="each_d"` trains the
 smallest subnet of every embedding width d each step instead of only the space's smallest;
 `distill_loss="alpha"` distils with AlphaNet's adaptive alpha-divergence instead of KL; `fewshot`
 splits the supernet into one sub-supernet per d after `fewshot_after` of the steps
@@ -147,7 +147,7 @@ def student_weight(cfg: TrainConfig, archs: list[Arch]) -> float:
     """Weight of each smaller subnet's loss: `cfg.student_weight`, by default 1 / their number.
 
     With a plain sum (1.0) the students' gradients outweigh the largest's in the shared weights
-    and hold it back (experiments/supernet/student_weight.json: +18% validation loss against
+    and hold it back (experiments/supernet/student_weight/: +18% validation loss against
     +2% averaged, Tiny Shakespeare, 1000 steps)."""
     if cfg.student_weight is not None:
         return cfg.student_weight

@@ -24,11 +24,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "experiments" / "studies")]
-
-from common import provenance, write_json  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
 from nas.core.arch import Arch, SearchSpace  # noqa: E402
+from nas.core.provenance import provenance, write_result  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 KINDS = ("softmax", "taylor", "sparse25", "sparse50")
@@ -71,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random", type=int, default=6, help="random subnets besides the kinds'")
     ap.add_argument("--out", type=Path, default=HERE / "export.json")
     args = ap.parse_args(argv)
+    prov = provenance()
     import torch
 
     from supernet.checkpoint import load_checkpoint
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         "size_ratio_max": max(r["onnx"]["size_ratio"] for r in rows),
         "pt2_max_abs_diff": max(r["pt2"]["max_abs_diff"] for r in rows),
         "pt2_size_ratio_max": max(r["pt2"]["size_ratio"] for r in rows),
-        "provenance": {**provenance(), "versions": versions()}}
-    write_json(args.out, result)
+        "versions": versions()}
+    write_result(args.out, result, prov)
     print(f"ONNX: max abs diff {result['max_abs_diff']:.2e} (target <= {TOLERANCE:g}), size "
           f"ratio max {result['size_ratio_max']:.4f} (target <= 1.02); .pt2: "
           f"{result['pt2_max_abs_diff']:.2e}, {result['pt2_size_ratio_max']:.4f}; wrote "

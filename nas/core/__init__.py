@@ -10,6 +10,7 @@
     runlock    one run at a time per run folder (fcntl.flock; a dead run's lock taken over)
     plotting   matplotlib on Agg and atomic figure writes
     options    dataclass fields as command-line options
+    provenance what a result file records of its run (command, commit, machine, simulator)
 
 Nothing here imports torch, numpy-heavy code, DEAP, the simulator, the supernet, the search or
 the command line (tests/test_layers.py keeps it so).
