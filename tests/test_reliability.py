@@ -172,6 +172,34 @@ def test_training_removes_what_killed_writers_left_and_names_a_subnet(tiny_super
     assert re.search(rf"^{re.escape(key)}: step 2: val subnet \d", capsys.readouterr().out, re.M)
 
 
+# -- outputs --------------------------------------------------------------------------------------
+
+def test_every_output_column_is_documented(tmp_path, capsys):
+    """Output columns are documented one by one (README): every column of front.csv and
+    history.csv (an architecture-only and a joint search) and of `nas simulate --csv`."""
+    import csv
+
+    from nas.search.outputs import table_source, write_outputs
+    from conftest import FakeJointCosts
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    columns = set()
+    for costs, source in ((FixedHardware(synthetic_table()), table_source(synthetic_table())),
+                          (FakeJointCosts(), {"ids": {"hw_space": "fake", "table_id": "x"},
+                                              "table": "", "workload": {}})):
+        config = SearchConfig(racing=False, population=4, generations=0)
+        result = build_search(config, SPACE, SyntheticPerplexity(), costs).run()
+        write_outputs(result, tmp_path, source, {}, plot=False)
+        for name in ("front.csv", "history.csv"):
+            columns |= set(next(csv.reader((tmp_path / name).open())))
+    ops = tmp_path / "ops.csv"
+    assert main(["simulate", "--model", "deit-tiny", "--hw", "vitcod", "--sparsity", "0.5",
+                 "--seq", "16", "--csv", str(ops)]) == 0
+    columns |= set(next(csv.reader(ops.open())))
+    undocumented = [c for c in sorted(columns) if f"`{c}`" not in readme
+                    and f"`{c.split('.')[0]}." not in readme]
+    assert not undocumented
+
+
 # -- export ---------------------------------------------------------------------------------------
 
 def test_exports_record_their_workload_and_replace_an_earlier_export(tiny_supernet, tmp_path,
