@@ -131,7 +131,7 @@ def test_a_second_search_into_a_running_searchs_folder_fails_at_once(tiny_supern
     out = tmp_path / "s"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     argv = ["search", "--ckpt", str(tiny_supernet), "--out", str(out), *SEARCH,
-            "--generations", "8", "--no-racing"]
+            "--generations", "4", "--no-racing"]
     first = subprocess.Popen([sys.executable, "-m", "nas.cli", *argv], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -144,7 +144,7 @@ def test_a_second_search_into_a_running_searchs_folder_fails_at_once(tiny_supern
     assert second.stderr.count("\n") == 1
     assert f"is in use by another run: `nas {' '.join(argv[:3])}" in second.stderr
     assert f"(pid {first.pid} on " in second.stderr
-    assert json.loads((out / "search.json").read_text())["generations_done"] == 8
+    assert json.loads((out / "search.json").read_text())["generations_done"] == 4
     assert not (out / ".nas.lock").exists()
 
 
