@@ -23,11 +23,12 @@ EXAMPLES_SEARCH = """examples:
   nas search --ckpt runs/supernet --lut runs/lut-tiny.parquet --out runs/search
   nas search --ckpt runs/supernet --hw gemmini --objective latency --max-ppl 12 \\
       --out runs/search-lat
-  nas search --ckpt runs/supernet --out runs/search --generations 60 --resume
+  nas search --out runs/search --generations 60 --resume    # with the search's own options
   nas search --ckpt runs/supernet --out runs/exact --no-racing     # every candidate on all tokens
   nas search --ckpt runs/supernet --hw-space edge-hw --max-area-mm2 2 --out runs/cosearch
-writes: OUT/front.csv, front.json, history.csv, search.json, pareto.png, state.pkl
-(and lut.parquet when no --lut is given)"""
+writes: OUT/front.csv, front.json, history.csv, search.json (after every generation and at the
+end; their columns: README), pareto.png, state.pkl (and lut.parquet when no --lut is given);
+OUT is locked while the search runs (a second run into it fails at once)"""
 
 EXAMPLES_EXPORT = """examples:
   nas export --front runs/search                 # best-ppl min-edp +0.1 +1
@@ -100,7 +101,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     # the parsed arguments unless typed (SUPPRESS), SearchJob's defaults otherwise
     kept = argparse.SUPPRESS
     p.add_argument("--ckpt", default=kept,
-                   help="supernet run directory or checkpoint file (required, but with --resume)")
+                   help="supernet run directory or checkpoint file (required unless --resume)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--lut", default=kept,
                    help="lookup table from `nas build-lut` (default: OUT/lut.parquet, built "
