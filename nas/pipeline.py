@@ -134,6 +134,7 @@ def _absolute(option: str | None) -> str | None:
 
 
 def _shown(value: Any) -> str:
+    """An option's value as an error names it (an attention sparsity by its mask or share)."""
     sparsity = getattr(value, "sparsity", None)
     if sparsity is not None:                            # an AttentionSparsity
         return repr(value.mask_path or sparsity)
