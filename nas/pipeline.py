@@ -73,7 +73,8 @@ def supernet_workload(model):
 
 # SearchJob fields a resumed search may take anew (with --generations); the state file keeps
 # the others (`SearchJob.record`), so `nas search --resume` needs none of them retyped
-RESUMABLE = ("out", "resume", "batch_size", "workers", "threads", "progress")
+RESUMABLE = ("out", "resume", "batch_size", "workers", "executor", "ray_address", "threads",
+             "progress")
 PATH_OPTIONS = ("ckpt", "lut", "hw", "hw_space")       # recorded absolute when they are files
 
 
@@ -94,14 +95,16 @@ class SearchJob:
     max_tokens: int | None = 8192
     batch_size: int = 16
     workers: int = 1
+    executor: str = "local"         # where perplexity runs: local processes or Ray actors
+    ray_address: str | None = None  # --executor ray: the cluster's; None: $RAY_ADDRESS or local
     threads: int | None = None
     resume: bool = False
     progress: bool = True
 
     def check(self) -> None:
+        from nas.core.distributed import Engine
         from nas.search.checkpoint import STATE_FILE
-        if self.workers < 1:
-            raise UserError(f"--workers must be >= 1, got {self.workers}")
+        Engine(self.executor, self.ray_address, self.workers).probe()  # checks all three
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be >= 1, got {self.threads}")
         if self.batch_size < 1:
@@ -260,6 +263,7 @@ def _search(job: SearchJob, hw, hw_space) -> SearchOutcome:
         costs, source = _fixed_costs(job, hw, ev.space, workload)
     search = build_search(job.config, ev.space, quality, costs, vocab=ev.vocab_size,
                           max_seq=ev.block_size, workers=job.workers,
+                          executor=job.executor, ray_address=job.ray_address,
                           state_path=Path(job.out) / STATE_FILE, identity=identity,
                           record=job.record(), progress=job.progress)
     info = {"provenance": search_provenance(), "perplexity_source": quality.describe(),
@@ -394,7 +398,7 @@ def _write_results(job: SearchJob, result, source: dict[str, Any], info: dict[st
     """The front files (nas.search.outputs) with the command and the job's settings; `final`:
     with the plot, and the summary printed (after each generation: the files alone)."""
     from nas.search.outputs import summary_lines, write_outputs
-    info = {**info, "workers": job.workers}
+    info = {**info, "workers": job.workers, "executor": job.executor}
     paths = write_outputs(result, job.out, source, info, plot=final)
     if final:
         for line in summary_lines(result):

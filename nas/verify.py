@@ -18,7 +18,9 @@ the search's own validation subset (split and tokens) and writes into `FRONT/ver
                        against the search's objective
 
 Runs train in `--workers` processes (spawn, `--threads` torch threads each, default 1), which
-end with `nas verify` however it ends (nas.core.workers).
+end with `nas verify` however it ends (nas.core.workers), or, with `--executor ray`, as Ray
+tasks on a cluster (one GPU each when it has GPUs; a run whose worker died runs again, resuming
+from its last checkpoint): nas.core.distributed.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from nas.core.atomic import atomic_write_text
+from nas.core.distributed import Engine, task_executor
 from nas.core.errors import UserError
 from nas.core.paths import check_output_dir
 from nas.core.runlock import run_lock
-from nas.core.workers import process_pool
 from nas.search.candidate import OBJECTIVES, Candidate
 from nas.search.outputs import FrontFile, csv_text, read_front
 from nas.search.pareto import pareto_indices
@@ -51,12 +53,18 @@ class VerifyJob:
     steps: int | None = None        # training steps per run; None: the supernet's
     threads: int | None = None      # torch threads per run; None: 1
     progress: bool = True
+    executor: str = "local"         # where runs train: local processes or Ray tasks
+    ray_address: str | None = None  # --executor ray: the cluster's; None: $RAY_ADDRESS or local
 
     def check(self) -> None:
         for name in ("top", "workers", "steps", "threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name} must be >= 1, got {value}")
+        self.engine().probe()
+
+    def engine(self) -> Engine:
+        return Engine(self.executor, self.ray_address, self.workers)
 
 
 @dataclass
@@ -166,27 +174,33 @@ def _verify(job: VerifyJob, doc: FrontFile, source: dict[str, Any], out: Path) -
     entries = [(c, "pick") for c in picks] + [(doc.largest, "largest")]
     archs = list(dict.fromkeys(c.arch.key for c, _ in entries))
     tasks = [{"key": key, "run": str(out / key), "settings": settings} for key in archs]
+    engine = job.engine()
     print(f"verify {doc.folder}: {len(picks)} of the front's {len(doc.front)} architectures and "
           f"the largest subnet, trained alone for {steps} steps each with the supernet's recipe "
-          f"({source['ckpt']}), {job.workers} worker(s) -> {out}")
-    if job.workers > 1 and len(tasks) > 1:
-        with process_pool(min(job.workers, len(tasks))) as pool:
-            outcomes = pool.map(_train_one, tasks, chunksize=1)
-    else:
-        from nas.core.progress import progress
-        bar = progress(len(tasks), "verify", unit="run", enabled=job.progress)
-        outcomes = []
-        for task in tasks:
-            outcomes.append(_train_one(task))
-            bar.update(1)
-        bar.close()
+          f"({source['ckpt']}), {engine.describe()} -> {out}")
+    outcomes = train_runs(tasks, engine, threads, job.progress)
     for task, what in zip(tasks, outcomes):
         print(f"  {task['key']}: {what}")
     ppl = {key: _standalone_ppl(out / key, source.get("split", "valid"),
                                 source.get("max_tokens"), threads) for key in archs}
     results = [Verified(c, role, ppl[c.arch.key], out / c.arch.key) for c, role in entries]
     return write_verified(results, doc, out, {"steps": steps, "source": source,
-                                              "top": job.top, "workers": job.workers})
+                                              "top": job.top, "workers": job.workers,
+                                              "executor": job.executor})
+
+
+def train_runs(tasks: list[dict[str, Any]], engine: Engine, threads: int,
+               progress: bool = True) -> list[str]:
+    """Train (or resume, or reuse) each run of `tasks` on `engine`, `threads` CPUs each; what
+    was done with each, in order."""
+    from nas.core.progress import progress as progress_bar
+    runner = task_executor(_train_one, engine, cpus=threads)
+    bar = progress_bar(len(tasks), "verify", unit="run", enabled=progress)
+    try:
+        return runner.map(tasks, on_done=lambda _: bar.update(1))
+    finally:
+        bar.close()
+        runner.close()
 
 
 def write_verified(results: list[Verified], doc: FrontFile, out: Path,
