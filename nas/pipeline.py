@@ -268,9 +268,15 @@ def _search(job: SearchJob, hw, hw_space) -> SearchOutcome:
                           record=job.record(), progress=job.progress)
     info = {"provenance": search_provenance(), "perplexity_source": quality.describe(),
             "space": ev.space.to_dict()}
-    search.on_generation = lambda so_far: _write_results(job, so_far, source, info, final=False)
+    runner = search.evaluator.executor
+
+    def retried() -> dict[str, int]:       # evaluation jobs run again after a lost Ray worker
+        return {"retried_jobs": runner.retried}
+
+    search.on_generation = lambda so_far: _write_results(job, so_far, source,
+                                                         {**info, **retried()}, final=False)
     result = search.run(resume=job.resume)
-    paths = _write_results(job, result, source, info)
+    paths = _write_results(job, result, source, {**info, **retried()})
     if hw_space is not None:
         print(costs.usage())
     print("wrote " + ", ".join(str(p) for p in paths.values()))

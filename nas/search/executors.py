@@ -47,6 +47,7 @@ class QualityJob:
 
 class Executor(Protocol):
     workers: int
+    retried: int            # jobs run again after their worker was lost (Ray only; else 0)
 
     def map(self, jobs: Sequence[QualityJob]) -> list[list]: ...
 
@@ -56,7 +57,7 @@ class Executor(Protocol):
 class InProcess:
     """Runs every job here, one after the other."""
 
-    workers = 1
+    workers, retried = 1, 0
 
     def __init__(self, quality: Quality):
         self.quality = quality
@@ -83,7 +84,9 @@ def _run_job(job: QualityJob) -> list:
 class ProcessPool:
     """`workers` processes, spawned on the first map of more than one job (spawn: safe with
     torch threads in the parent; they end with this process: nas.core.workers), each given the
-    source once; a single job runs here."""
+    source once; a single job runs here (no retries: a lost worker is for the Ray executor)."""
+
+    retried = 0
 
     def __init__(self, quality: Quality, workers: int):
         self.quality, self.workers = quality, workers
