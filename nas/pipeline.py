@@ -284,10 +284,15 @@ def _write_results(job: SearchJob, result, source: dict[str, Any],
 # -- export --------------------------------------------------------------------------------------
 
 def export_front(front: str | Path, picks: list[str] | None = None, out: str | Path | None = None,
-                 skip_unmatched: bool = False, plot: bool = True) -> dict[Path, list[str]]:
+                 skip_unmatched: bool = False, plot: bool = True,
+                 models=None) -> dict[Path, list[str]]:
     """Write the picked front architectures as YAML files (and pareto.png with the picks
-    circled); returns {file: [pick expressions]}. Nothing is written when a pick fails."""
+    circled) and, given `models` (nas.export_onnx.ModelExport: `nas export --onnx`), each
+    one's checked model file and card; returns {file: [pick expressions]}. Nothing is
+    written when a pick fails."""
     doc = read_front(front)
+    if models is not None:
+        models.check(doc)
     chosen = picks_of(doc.front, doc.largest, picks or default_picks(doc.objective),
                       doc.objective, skip_unmatched=skip_unmatched)
     if not any(chosen.values()):
@@ -313,6 +318,8 @@ def export_front(front: str | Path, picks: list[str] | None = None, out: str | P
         plot_pareto(history, doc.front, doc.largest, front_path, objective=doc.objective,
                     picks=labelled, title=f"{doc.folder}: exported picks on {doc.hw}")
         print(f"plot with the picks circled: {front_path}")
+    if models is not None:
+        models.write(doc, [c for cands in chosen.values() for c in cands], out)
     return written
 
 
