@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -188,14 +186,3 @@ def test_report_bad_out_is_one_line_exit_2_before_work(search, tmp_path, capsys,
 def test_report_of_a_folder_without_a_front_is_one_line_exit_2(tmp_path, capsys):
     code, _, err = nas(capsys, "report", tmp_path)
     assert code == 2 and "front.json" in err and len(err.strip().splitlines()) == 1
-
-
-def test_help_imports_neither_torch_nor_plotly():
-    code = ("import sys\nfrom nas.cli import main\n"
-            "for argv in (['--help'], ['report', '--help'], ['export', '--help']):\n"
-            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'plotly', "
-            "'onnxruntime', 'numpy'}))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
