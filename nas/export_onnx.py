@@ -22,7 +22,7 @@ line reads MODEL_FORMATS when it builds its parser).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -245,7 +245,7 @@ def measure_picks(doc, picks: Iterable, exported: list[Exported], out: str | Pat
     out = Path(out)
     atomic_write_text(out / f"{HOST_LATENCY}.csv", csv_text(rows), "--measure table")
     write_result(out / f"{HOST_LATENCY}.json", {
-        "front": str(doc.path), "workload": _workload_key(doc), "timed": asdict(measured[0]),
+        "front": str(doc.path), "workload": _workload_key(doc), "timed": measured[0].conditions(),
         "picks": len(rows), "kendall_tau": comparison.kendall_tau,
         "kendall_pvalue": comparison.pvalue, "rows": rows}, prov)
     print(host_latency_summary(comparison, measured[0]) + f"; {out / HOST_LATENCY}.csv, .json")

@@ -15,9 +15,9 @@ measured counterpart of the cost model's simulated latency (`nas export --onnx -
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from nas.core.options import option
 from nas.core.provenance import machine
@@ -48,6 +48,10 @@ class HostLatency:
     runtime: str                 # onnxruntime version and execution provider
     cpu: str                     # model name and cores
     load_average: list[float] | None    # 1, 5 and 15 minutes, when the timing started
+
+    def conditions(self) -> dict[str, Any]:
+        """How it was measured: every field but the latencies."""
+        return {k: v for k, v in asdict(self).items() if not k.endswith("_ms")}
 
 
 def measure_onnx(paths: Sequence[str | Path], batch: int, seq: int, vocab: int,

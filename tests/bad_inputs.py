@@ -487,6 +487,8 @@ case("export-measure-pt2", *EXPORT, "--format", "pt2", "--measure", "--out", "e"
 numbers("export-measure", (*EXPORT, "--measure", "--out", "e"),
         {"--repeats": ("0",), "--threads": ("0",), "--warmup": ("-1",)})
 files("export-onnx-ckpt", (*EXPORT, "--onnx", "--out", "e"), "--ckpt", CKPTS, SOME_CKPTS)
+case("export-repeats-without-measure", *EXPORT, "--onnx", "--repeats", "5", "--out", "e")
+case("export-ckpt-without-onnx", *EXPORT, "--ckpt", "{sn}", "--out", "e")
 files("export-onnx-front", ("export", "--onnx"), "--front", FRONTS,
       ("no-search-json", "missing-supernet"), ("--out", "e"))
 

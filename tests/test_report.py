@@ -138,6 +138,24 @@ def test_a_run_missing_files_is_drawn_with_notes(search, tmp_path):
     assert "pareto" in summary.figures and "training" not in summary.figures
 
 
+def test_a_calibrated_front_shows_its_raw_perplexity_too(search, tmp_path):
+    """A front whose rows carry `ppl_raw` (nas calibrate): hover and picks table show it."""
+    import shutil
+
+    from nas.report.figures import pareto
+    from nas.report.page import render
+    run = tmp_path / "calibrated"
+    shutil.copytree(search, run, ignore=shutil.ignore_patterns("export"))
+    doc = json.loads((run / "front.json").read_text())
+    for row in doc["front"]:
+        row["ppl_raw"] = row["perplexity"] + 1.0
+    (run / "front.json").write_text(json.dumps(doc))
+    data = read_run(run)
+    front = next(t for t in pareto(data).data if t.name.startswith(FRONT_TRACE))
+    assert all(point[1].startswith(" (raw ") for point in front.customdata)
+    assert "raw perplexity" in render(data, {})
+
+
 # -- nas report in the browser -------------------------------------------------------------------
 
 @pytest.mark.parametrize("which", ["search", "joint"])

@@ -86,14 +86,10 @@ def host_latency(data: dict, rows: list[dict], folder: Path, repeats: int) -> di
     print(f"measured (onnxruntime, {timing.threads} thread, median of {timing.repeats}) vs "
           f"simulated ({SIMULATED_ON}) latency over {len(rows)} picks: Kendall tau "
           f"{comparison.kendall_tau:.3f} (p = {comparison.pvalue:.2g})", flush=True)
-    timed = measured[0]
     return {"measured_vs_simulated_latency_tau": comparison.kendall_tau,
             "measured_vs_simulated_latency_pvalue": comparison.pvalue,
             "host_latency": {"simulated_on": SIMULATED_ON, "workload": workload.key,
-                             "picks": len(rows), "warmup": timed.warmup,
-                             "repeats": timed.repeats, "threads": timed.threads,
-                             "runtime": timed.runtime, "cpu": timed.cpu,
-                             "load_average_at_start": timed.load_average}}
+                             "picks": len(rows), **measured[0].conditions()}}
 
 
 def versions() -> dict:

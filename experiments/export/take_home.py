@@ -38,12 +38,14 @@ PICKS = 10
 
 
 def nas(*argv: str) -> tuple[float, str]:
-    """Run `nas ARGV` as a user would; its wall time and output (stops on failure)."""
+    """Run `nas ARGV` as a user would (the `nas` command beside this Python, on this
+    checkout's code) in the repository root; its wall time and output (stops on failure)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = Path(sys.executable).with_name("nas")
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "nas.cli", *argv], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run([str(command), *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True)
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         sys.exit(f"nas {' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
@@ -53,7 +55,7 @@ def nas(*argv: str) -> tuple[float, str]:
 def export_measured(search: Path, picks: int) -> dict:
     """`nas export --onnx --measure` over the first `picks` front rows, timed."""
     load_before = os.getloadavg()
-    seconds, out = nas("export", "--front", str(search), "--pick",
+    seconds, out = nas("export", "--front", str(search.relative_to(ROOT)), "--pick",
                        *map(str, range(picks)), "--onnx", "--measure")
     summary = json.loads((search / "export" / "host_latency.json").read_text())
     print(out.strip().splitlines()[-1])
@@ -72,7 +74,7 @@ def report_in_browser(search: Path, screenshot: Path) -> dict:
     """`nas report`, then the page in Chromium: errors, requests, front points, screenshot."""
     from nas.report import MAX_BYTES
     from nas.report.chromium import Chromium
-    seconds, _ = nas("report", str(search))
+    seconds, _ = nas("report", str(search.relative_to(ROOT)))
     page_file = search / "report.html"
     with (search / "front.csv").open(newline="") as f:
         rows = len(list(csv.DictReader(f)))
@@ -102,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from costmodel.simulate import SIMULATOR_VERSION
     prov = provenance(simulator_version=SIMULATOR_VERSION)
-    run = ROOT / "runs" / "export-quickstart"
+    run = Path("runs") / "export-quickstart"        # relative to ROOT, where nas runs
     nas("quickstart", "--out", str(run), "--threads", "1", "--no-progress")
-    search = run / "search"
+    search = ROOT / run / "search"
     with (search / "front.csv").open(newline="") as f:
         picks = min(PICKS, len(list(csv.DictReader(f))))
-    result = {"quickstart": str(run.relative_to(ROOT)),
+    result = {"quickstart": str(run),
               "export": export_measured(search, picks),
               "report": report_in_browser(search, args.screenshot.resolve())}
     write_result(args.out, result, prov)

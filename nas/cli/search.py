@@ -268,9 +268,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _model_export(args: argparse.Namespace):
     """--format/--onnx/--measure as a nas.export_onnx.ModelExport (None: YAML files only)."""
+    from nas.core.errors import UserError
+    from nas.core.options import given
     from nas.export_onnx import ModelExport
     from supernet.host_latency import HostTiming
+    timing_typed = [f"--{name}" for name in given(HostTiming, args)]
+    if timing_typed and not args.measure:
+        raise UserError(f"{', '.join(timing_typed)}: only with --measure")
     if args.format is None and not args.measure:
+        if args.ckpt:
+            raise UserError("--ckpt names the supernet of --onnx/--format; give one of them")
         return None
     return ModelExport(format=args.format or "onnx", ckpt=args.ckpt,
                        measure=from_args(HostTiming, args) if args.measure else None)

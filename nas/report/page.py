@@ -104,15 +104,16 @@ def _workload(workload: dict[str, Any]) -> str:
 
 def _picks_table(run: RunData) -> str:
     from nas.report.figures import hardware_text
-    raw = {r["key"]: r.get("ppl_raw") for r in run.rows}
-    rows = [[expr, c.key, c.perplexity, raw.get(c.key) if raw.get(c.key) is not None else "",
-             c.edp, c.latency_ms, c.energy_mj, c.area_mm2 or "", hardware_text(c, run.front.hw),
-             c.params] for expr, c in run.picks.items()]
+    raw = {r["key"]: r["ppl_raw"] for r in run.rows if r.get("ppl_raw") is not None}
+    rows = [[expr, c.key, c.perplexity] + ([raw.get(c.key, "")] if raw else [])
+            + [c.edp, c.latency_ms, c.energy_mj, c.area_mm2 or "",
+               hardware_text(c, run.front.hw), c.params] for expr, c in run.picks.items()]
     reductions = [[f"<= +{r['delta']:g}", r.get("reduction") or "none", r.get("key") or "",
                    r.get("perplexity") or ""]
                   for r in run.search.get("reductions_vs_largest", [])]
-    return (table(["pick", "key", "perplexity", "raw perplexity", "EDP (J s)", "latency (ms)",
-                   "energy (mJ)", "area (mm2)", "hardware", "parameters"], rows)
+    return (table(["pick", "key", "perplexity"] + (["raw perplexity"] if raw else [])
+                  + ["EDP (J s)", "latency (ms)", "energy (mJ)", "area (mm2)", "hardware",
+                     "parameters"], rows)
             + (table(["perplexity vs the largest subnet", f"{run.front.objective} reduction "
                       f"(x)", "architecture", "perplexity"], reductions) if reductions else ""))
 
