@@ -17,20 +17,23 @@ the search's own validation subset (split and tokens) and writes into `FRONT/ver
     verified.png       standalone vs inherited perplexity (with y = x), and both fronts
                        against the search's objective
 
-Runs train in `--workers` processes (spawn, `--threads` torch threads each, default 1).
+Runs train in `--workers` processes (spawn, `--threads` torch threads each, default 1), which
+end with `nas verify` however it ends (nas.core.workers).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
+from nas.core.paths import check_output_dir
+from nas.core.runlock import run_lock
+from nas.core.workers import process_pool
 from nas.search.candidate import OBJECTIVES, Candidate
 from nas.search.outputs import FrontFile, csv_text, read_front
 from nas.search.pareto import pareto_indices
@@ -147,12 +150,17 @@ def verify(job: VerifyJob) -> dict[str, Any]:
     source = search_source(doc)
     if not doc.front:
         raise UserError(f"{doc.path}: the front is empty, nothing to verify")
+    out = check_output_dir(doc.folder / VERIFY_DIR, "verify folder")
+    with run_lock(out, what="verify folder"):   # one verify at a time; each run locks its own
+        return _verify(job, doc, source, out)
+
+
+def _verify(job: VerifyJob, doc: FrontFile, source: dict[str, Any], out: Path) -> dict[str, Any]:
     from supernet.checkpoint import load_checkpoint
     saved = load_checkpoint(source["ckpt"], "best")["config"]   # fails early on a bad supernet
     steps = job.steps or int(saved["steps"])
     threads = job.threads or 1
     settings = recipe(saved, steps, threads)
-    out = doc.folder / VERIFY_DIR
     largest = doc.largest.arch.key
     picks = spread_picks([c for c in doc.front if c.arch.key != largest], job.top)
     entries = [(c, "pick") for c in picks] + [(doc.largest, "largest")]
@@ -161,10 +169,8 @@ def verify(job: VerifyJob) -> dict[str, Any]:
     print(f"verify {doc.folder}: {len(picks)} of the front's {len(doc.front)} architectures and "
           f"the largest subnet, trained alone for {steps} steps each with the supernet's recipe "
           f"({source['ckpt']}), {job.workers} worker(s) -> {out}")
-    out.mkdir(parents=True, exist_ok=True)
     if job.workers > 1 and len(tasks) > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(job.workers, len(tasks))) as pool:
+        with process_pool(min(job.workers, len(tasks))) as pool:
             outcomes = pool.map(_train_one, tasks, chunksize=1)
     else:
         from nas.core.progress import progress

@@ -49,9 +49,7 @@ def resolve_checkpoint(ckpt: str | Path, which: str = "best") -> Path:
             if (path / name).is_file():
                 return path / name
         raise UserError(f"run directory {path} holds no checkpoint (best.pt or last.pt)")
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    return path
+    return existing_file(path, "checkpoint")
 
 
 def load_checkpoint(ckpt: str | Path, which: str = "best",

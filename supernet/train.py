@@ -48,6 +48,7 @@ from nas.core.atomic import atomic_path, atomic_write_text
 from nas.core.errors import UserError
 from nas.core.plotting import pyplot, save_figure
 from nas.core.progress import progress
+from nas.core.runlock import run_lock
 from supernet.checkpoint import fixed_arch_of, fixed_space, save_checkpoint, space_of
 from supernet.config import TrainConfig
 from supernet.data import (Tokenizer, check_recorded_dataset, eval_windows, get_batch, is_local,
@@ -197,6 +198,14 @@ def train(cfg: TrainConfig) -> Path:
     cfg.validate()
     if cfg.tensorboard:
         require_tensorboard()
+    # one run at a time in a folder (nas.core.runlock), checked before the data are loaded;
+    # under torchrun rank 0 holds it for all
+    with run_lock(cfg.out) if os.environ.get("RANK", "0") == "0" else nullcontext():
+        return _train_ranks(cfg)
+
+
+def _train_ranks(cfg: TrainConfig) -> Path:
+    """`_train` on this process's rank and device (DistributedDataParallel under torchrun)."""
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank, world = 0, 1
     device = default_device(cfg.device)
@@ -258,8 +267,8 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
             losses, lr, grad_norm = _optimizer_step(run, groups, tokens["train"], rank,
                                                     batch_gen)
             run.step += 1
+            bar.set_postfix(loss=f"{losses[0]:.3f}", refresh=False)     # the line of this step
             bar.update(1)
-            bar.set_postfix(loss=f"{losses[0]:.3f}", refresh=False)
             if main and (run.step % cfg.log_interval == 0 or run.step == cfg.steps):
                 log.add(_train_record(run, groups, losses, lr, grad_norm, t0))
             if run.step % cfg.eval_interval == 0 or run.step == cfg.steps:
@@ -391,7 +400,6 @@ def _open_log(run: _Run, world: int, threads: int, evals: dict[str, Arch],
     cfg, out = run.cfg, Path(run.cfg.out)
     writer = (summary_writer(out / "tensorboard", purge_step=run.step) if cfg.tensorboard
               else None)
-    out.mkdir(parents=True, exist_ok=True)
     _truncate_logs(out, run.step)
     if resumed:
         print(f"resuming {out} from step {run.step} of {cfg.steps}", flush=True)
@@ -485,7 +493,9 @@ def _validate(run: _Run, evals: dict[str, Arch], val_x: torch.Tensor, val_y: tor
     save_checkpoint(out / "last.pt", run.payload(evaluation))
     log.add(evaluation)
     log.flush()
-    bar.write(f"step {run.step}: val " + ", ".join(f"{k} {v:.4f}" for k, v in zip(evals, val)))
+    who = f"{run.fixed.key}: " if run.fixed else ""        # runs of `nas verify` interleave
+    bar.write(f"{who}step {run.step}: val " + ", ".join(f"{k} {v:.4f}" for k, v in zip(evals,
+                                                                                      val)))
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig,

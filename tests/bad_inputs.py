@@ -15,15 +15,20 @@ bad_inputs.py runs them in subprocesses against any checkout and counts the outc
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
+import json
 import os
 import shutil
+import socket
 import stat
+import time
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from nas.core.runlock import LOCK_FILE, LockHolder
 from special_files import device, feeding, file_type, make_read_only, make_writable
 
 BINARY = bytes(range(256)) * 16                 # every byte value: no text, no format
@@ -54,6 +59,7 @@ class World:
     places: dict[str, str] = field(default_factory=dict)
     specials: list[Path] = field(default_factory=list)     # must keep their file type
     watched: list[Path] = field(default_factory=list)      # must keep their content
+    locks: list[int] = field(default_factory=list)         # run folders held "by another run"
 
     def fill(self, argv: tuple[str, ...]) -> list[str]:
         return [a.format(**self.places) for a in argv]
@@ -84,6 +90,20 @@ class World:
     def close(self) -> None:
         if self.places.get("ro"):
             make_writable(Path(self.places["ro"]))
+        for fd in self.locks:
+            os.close(fd)
+
+
+def hold_run_folder(folder: Path) -> int:
+    """Lock `folder` as a running `nas` command would (nas.core.runlock: flock on its lock
+    file, which names the holder); the open descriptor, which holds it until closed."""
+    folder.mkdir(exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    holder = LockHolder(os.getpid(), socket.gethostname(), time.strftime("%Y-%m-%d %H:%M:%S"),
+                        f"nas search --out {folder}")
+    os.write(fd, (json.dumps(asdict(holder)) + "\n").encode())
+    return fd
 
 
 def _truncated(src: Path, dst: Path) -> None:
@@ -112,6 +132,8 @@ def _fronts(w: Path, front: Path) -> None:
         '{"perplexity_source": {"ckpt": "/nonexistent/supernet", "split": "valid"}}\n')
     _copy_run(front, w / "state-truncated", ("front.json", "search.json", "lut.parquet"))
     _truncated(front / "state.pkl", w / "state-truncated" / "state.pkl")
+    _copy_run(front, w / "busy-search", ("front.json", "search.json", "history.csv",
+                                          "state.pkl", "lut.parquet"))
 
 
 def _text_files(w: Path) -> None:
@@ -163,7 +185,11 @@ def build_world(root: Path, supernet: Path, nas: Callable[[list[str]], int]) -> 
     (w / "ro").mkdir()
     places["ro"] = str(w / "ro") if make_read_only(w / "ro") else ""
     specials = [Path(places[k]) for k in ("fifo", "null", "full") if places[k]]
-    return World(root, places, specials, watched=[w, supernet])
+    # run folders in use by another run: an empty one, and a search (and its verify folder)
+    places.update(busy=str(w / "busy"), busy_search=str(w / "busy-search"))
+    locks = [hold_run_folder(p) for p in (w / "busy", w / "busy-search",
+                                          w / "busy-search" / "verify")]
+    return World(root, places, specials, watched=[w, supernet], locks=locks)
 
 
 # -- judging one attempt -----------------------------------------------------------------------
@@ -376,6 +402,7 @@ numbers("train-supernet", (*TS, "--out", "run"),
         {"--steps": ("0", "-1"), "--batch-size": ("0",), "--block-size": ("0", "-1"),
          "--eval-interval": ("0",), "--eval-tokens": ("0",), "--warmup": ("-1",),
          "--grad-accum": ("0",), "--threads": ("0",), "--dropout": ("1.5",)})
+case("train-supernet-out-busy", *TS, "--out", "{busy}")
 case("train-supernet-resume-nothing", "train-supernet", "--out", "run", "--resume")
 case("train-supernet-resume-truncated", "train-supernet", "--out", "{w}/run-truncated",
      "--resume")
@@ -386,6 +413,7 @@ case("train-subnet-arch-bad-key", *TSUB, "--out", "run", "--arch", "L2-d64-h2.2-
 case("train-subnet-arch-bad-values", *TSUB, "--out", "run", "--arch", "{w}/arch-bad.yaml")
 case("train-subnet-no-arch", *TSUB, "--out", "run")
 out_dirs("train-subnet-out", (*TSUB, *SUBNET_ARCH))
+case("train-subnet-out-busy", *TSUB, *SUBNET_ARCH, "--out", "{busy}")
 numbers("train-subnet", (*TSUB, "--out", "run", *SUBNET_ARCH),
         {"--steps": ("0",), "--block-size": ("0",)})
 case("train-subnet-resume-a-supernet-run", "train-subnet", "--out", "{sn}", "--resume",
@@ -404,7 +432,8 @@ numbers("eval", (*EVAL, "--largest"),
 case("eval--random=-1", *EVAL, "--random=-1")
 case("eval-split-test-missing", *EVAL, "--largest", "--split", "test")
 out_files("eval-out", (*EVAL, "--largest"), "--out", "json", ("--no-progress",))
-case("eval-tensorboard-file", *EVAL, "--largest", "--tensorboard", "{w}/a-file")
+for kind in ("file", "proc", "read-only", "pipe"):
+    case(f"eval-tensorboard-{kind}", *EVAL, "--largest", "--tensorboard", OUT_DIRS[kind])
 
 # nas sample
 SAMPLE = ("sample", "--ckpt", "{sn}", "--tokens", "4")
@@ -445,6 +474,8 @@ S = (*SEARCH, "--ckpt", "{sn}")
 files("search-ckpt", SEARCH, "--ckpt", CKPTS, tuple(CKPTS), ("--out", "s"))
 out_dirs("search-out", S)
 case("search-out-existing-search", *S, "--out", "{front}")
+case("search-out-busy", *S, "--out", "{busy}")
+case("search-resume-busy", "search", "--out", "{busy_search}", "--resume", "--no-progress")
 TABLES = {"missing": "{w}/missing.parquet", "folder": "{w}/dir", "binary": "{w}/binary.bin",
           "text": "{w}/text.txt", "truncated": "{w}/truncated.parquet", "yaml": "{w}/list.yaml",
           "other-space": "{w}/survey.parquet", "checkpoint": "{sn}/best.pt"}
@@ -466,6 +497,16 @@ case("search-resume-nothing", *S, "--out", "s", "--resume")
 case("search-resume-truncated-state", *S, "--out", "{w}/state-truncated", "--resume")
 case("search-resume-other-settings", *SEARCH, "--ckpt", "{sn}", "--out", "{front}",
      "--resume", "--max-tokens=128")
+case("search-resume-other-population", "search", "--out", "{front}", "--resume",
+     "--population", "8", "--no-progress")
+case("search-resume-other-ckpt", "search", "--ckpt", "{w}/subnet.pt", "--out", "{front}",
+     "--resume", "--no-progress")
+case("search-resume-no-racing", "search", "--out", "{front}", "--resume", "--no-racing",
+     "--no-progress")
+case("search-no-ckpt", "search", "--out", "s", "--no-progress")
+case("search-max-area-fixed-hardware", *S, "--out", "s", "--max-area-mm2", "0.001")
+case("search-max-area-fixed-table-hardware", *S, "--out", "s", "--lut", "{front}/lut.parquet",
+     "--max-area-mm2", "0.001")
 case("search-mask-missing", *S, "--out", "s", "--mask", "{w}/missing.npy")
 case("search-max-area-negative", *S, "--out", "s", "--hw-space", "edge-hw",
      "--max-area-mm2=-1")
@@ -500,6 +541,7 @@ files("report-hw", ("report", "{front}", "--out", "r.html"), "--hw", YAML_FILES,
 # nas verify
 files("verify-front", ("verify",), "--front", FRONTS, tuple(FRONTS),
       ("--steps", "1", "--no-progress"))
+case("verify-busy", "verify", "--front", "{busy_search}", "--steps", "1", "--no-progress")
 numbers("verify", ("verify", "--front", "{front}", "--no-progress"),
         {"--top": ("0", "-1"), "--workers": ("0",), "--steps": ("0",), "--threads": ("0",)})
 
@@ -507,8 +549,9 @@ numbers("verify", ("verify", "--front", "{front}", "--no-progress"),
 QUICK = ("quickstart", "--steps", "2", "--population", "4", "--generations", "1",
          "--max-tokens", "64", "--no-progress")
 out_dirs("quickstart-out", QUICK)
+case("quickstart-out-busy", *QUICK, "--out", "{busy}")
 numbers("quickstart", (*QUICK, "--out", "q"),
-        {"--steps": ("0", "-1"), "--population": ("0",), "--generations": ("0",),
+        {"--steps": ("0", "-1"), "--population": ("0", "2"), "--generations": ("0",),
          "--max-tokens": ("0",), "--threads": ("0",)})
 files("quickstart-hw", (*QUICK, "--out", "q"), "--hw", YAML_FILES, SOME)
 
@@ -522,23 +565,7 @@ case("argparse-unknown-command", "bogus-command")
 # Phase 2 of issue 21 fixes these (wiring nas.core.paths, nas.core.runlock into the commands)
 # and removes them here.
 
-TRAIN_OUT = ("phase 2: supernet/train.py creates --out (mkdir) after loading the data, "
-             "unchecked: a traceback")
-PHASE2 = {
-    **{f"train-{kind}-out-{where}": TRAIN_OUT for kind in ("supernet", "subnet")
-       for where in OUT_DIRS},
-    **{f"quickstart-out-{where}": "phase 2: nas/pipeline.py quickstart creates --out in its "
-       "training stage, unchecked: a traceback" for where in OUT_DIRS},
-    "search-ckpt-exported-subnet": "phase 2: nas search --ckpt SUBNET.pt searches the one "
-                                   "architecture of an exported subnet instead of refusing it",
-    "eval-tensorboard-file": "phase 2: nas eval --tensorboard FILE: SummaryWriter's makedirs "
-                             "raises FileExistsError after the evaluation: a traceback",
-    **{cid: "phase 2: nas/cli/__init__.py: argparse prints its usage before the error "
-       "(several lines on stderr)" for cid in ("argparse-not-a-number", "argparse-bad-choice",
-                                               "argparse-missing-value",
-                                               "argparse-unknown-command")},
-}
-# they load the builtin corpus (seconds) first
-SLOW_TODAY = {f"quickstart-out-{where}" for where in OUT_DIRS}
+PHASE2: dict[str, str] = {}
+SLOW_TODAY: set[str] = set()
 CASES = [replace(c, phase2=PHASE2.get(c.id), slow_today=c.id in SLOW_TODAY) for c in CASES]
 assert set(PHASE2) <= {c.id for c in CASES}

@@ -22,19 +22,33 @@ if importlib.util.find_spec("torch") is not None:
 import pytest  # noqa: E402
 
 
+def fixed_corpus(chars: int = 30_000) -> str:
+    """A fixed text of seeded words, digits and punctuation (every printable ASCII character but
+    a few), independent of the code: the golden fronts of tests/test_search_pinned.py train on
+    it, so they move only when the code that trains, scores or searches does."""
+    import random
+    import string
+    rng = random.Random(1234)
+    text, n = [], 0
+    while n < chars:
+        word = "".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(1, 9)))
+        text.append(word + rng.choice(" " * 12 + ".,;:!?()[]{}'\"-+*/=<>_#%&@$0123456789\n"))
+        n += len(text[-1])
+    return "".join(text)[:chars]
+
+
 @pytest.fixture(scope="session")
 def tiny_supernet(tmp_path_factory):
-    """A barely trained `tiny` supernet (3 steps on the source of nas.core.arch, context 16),
+    """A barely trained `tiny` supernet (3 steps on `fixed_corpus`, context 16),
     shared read-only by the tests that only need some checkpoint to search and verify."""
     pytest.importorskip("torch")
     from pathlib import Path
 
-    import nas.core.arch
     from supernet.config import TrainConfig
     from supernet.train import train
     root = tmp_path_factory.mktemp("tiny-supernet")
     corpus = root / "corpus.txt"
-    corpus.write_text(Path(nas.core.arch.__file__).read_text() * 2)
+    corpus.write_text(fixed_corpus())
     run = root / "supernet"
     train(TrainConfig(out=str(run), space="tiny", dataset=str(corpus), steps=3, batch_size=2,
                       block_size=16, eval_interval=3, eval_tokens=256, eval_random=0,

@@ -46,9 +46,23 @@ def test_the_lock_creates_the_folder_and_is_released(tmp_path):
         with run_lock(folder):                          # this process again: nested, no error
             pass
         assert (folder / LOCK_FILE).exists()
-    assert list(folder.iterdir()) == []
+        (folder / "front.csv").write_text("results")
+    assert [p.name for p in folder.iterdir()] == ["front.csv"]
     with run_lock(folder):                              # free again
         pass
+
+
+def test_a_run_that_wrote_nothing_leaves_no_folder_behind(tmp_path):
+    """A run that fails before writing (a bad checkpoint) leaves the disk as it was: the
+    folders its lock created are removed again; a folder that was there stays."""
+    with pytest.raises(UserError):
+        with run_lock(tmp_path / "runs" / "search"):
+            raise UserError("checkpoint not found")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "old").mkdir()
+    with run_lock(tmp_path / "old"):
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == ["old"]
 
 
 def test_a_lock_on_a_file_or_an_unwritable_place_is_a_one_line_error(tmp_path):

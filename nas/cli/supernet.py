@@ -13,9 +13,10 @@ import random
 import sys
 from dataclasses import asdict
 
-from nas.core.atomic import atomic_write_text, writable_target
+from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
 from nas.core.options import add_options, from_args, given
+from nas.core.paths import check_output_dir, check_output_file
 from supernet.config import TrainConfig
 
 EXAMPLES_TRAIN = """examples:
@@ -262,9 +263,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.random < 0:
         raise UserError(f"--random must be >= 0, got {args.random}")
     if args.out:
-        writable_target(args.out, "--out")
+        check_output_file(args.out, "--out file")
     if args.tensorboard:
         require_tensorboard()
+        check_output_dir(args.tensorboard, "--tensorboard")
     ev = SupernetEvaluator(args.ckpt, split=args.split, max_tokens=args.max_tokens,
                            batch_size=args.batch_size, threads=args.threads, device=args.device)
     archs = _selected_archs(args, ev.space, many=True, fixed=ev.fixed_arch)
@@ -322,7 +324,7 @@ def cmd_export_subnet(args: argparse.Namespace) -> int:
     from supernet.export import export_format
 
     export_format(args.out)                 # a bad suffix or place: before anything is read
-    writable_target(args.out, "--out")
+    check_output_file(args.out, "--out")
     from nas.export_onnx import export_subnet_file
     from supernet.checkpoint import fixed_arch_of, load_checkpoint, space_of
 

@@ -7,7 +7,9 @@ holder's process id, machine, start time and command. A second run into the fold
 once with one line naming the running one. The kernel releases the lock when its holder ends,
 however it ends (`kill -9` included), so a lock left by a dead run is simply taken over; the
 file is removed when a run ends normally. Taking the lock also removes the temporary files
-killed writers left in the folder (nas.core.atomic.remove_stale_temp_files).
+killed writers left in the folder (nas.core.atomic.remove_stale_temp_files). Folders the lock
+created and the run left empty (a run that failed before writing anything) are removed when it
+ends, so a failed run leaves the disk as it was.
 
 Locking a folder this process already holds is a no-op (a quickstart's stages, a verify's
 runs). A child process started with fork shares its parent's lock, so it must not lock the
@@ -122,11 +124,12 @@ def run_lock(folder: str | Path, command: str | None = None,
             _HELD[key] -= 1
         return
     check_output_dir(folder, what)
+    created = _make_folder(folder, what)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create {what} {folder}: {exc.strerror or exc}") from None
-    fd = _acquire(folder, command or this_command())
+        fd = _acquire(folder, command or this_command())
+    except UserError:
+        _remove_empty(created)
+        raise
     _HELD[key] = 1
     try:
         remove_stale_temp_files(folder, recursive=True)
@@ -138,3 +141,23 @@ def run_lock(folder: str | Path, command: str | None = None,
         except OSError:
             pass
         os.close(fd)
+        _remove_empty(created)
+
+
+def _make_folder(folder: Path, what: str) -> list[Path]:
+    """Create `folder` and its missing parents; the ones created, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {what} {folder}: {exc.strerror or exc}") from None
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) that are still empty."""
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:                     # not empty, or gone: leave it
+            return
