@@ -187,7 +187,30 @@ class ModelExport:
         exported = export_picks_onnx(doc, picks, out, self.suffix, self.ckpt, self.supernet)
         if self.measure is not None:
             measure_picks(doc, picks, exported, out, self.measure)
+        for stale in stale_model_files(Path(out), exported, self.measure is not None):
+            stale.unlink()
+            print(f"removed {stale} (an earlier export's, not written now)")
         return exported
+
+
+def stale_model_files(out: Path, exported: list[Exported], measured: bool) -> list[Path]:
+    """What an earlier `nas export --onnx/--format` into `out` wrote that this one did not:
+    model files with their cards (a card whose costs came from a search), and the host
+    latency files when this export did not measure."""
+    import json
+    stale, current = [], {e.card for e in exported}
+    for card in sorted(out.glob("*.card.json")):
+        try:
+            doc = json.loads(card.read_text())
+            ours = str(doc["costs"]["source"]).startswith("search ")   # front_numbers' mark
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if ours and card not in current:
+            stale += [p for p in (out / str(doc.get("file")), card) if p.is_file()]
+    if not measured:
+        stale += [p for p in (out / f"{HOST_LATENCY}.csv", out / f"{HOST_LATENCY}.json")
+                  if p.is_file()]
+    return stale
 
 
 @dataclass(frozen=True)
@@ -284,4 +307,5 @@ def _workload_key(doc) -> str | None:
 
 __all__ = ["MODEL_FORMATS", "HOST_LATENCY", "Exported", "subnet_costs",
            "checkpoint_perplexity", "export_subnet_file", "export_picks_onnx", "front_numbers",
-           "ModelExport", "LatencyComparison", "measure_picks", "host_latency_summary"]
+           "ModelExport", "stale_model_files", "LatencyComparison", "measure_picks",
+           "host_latency_summary"]

@@ -412,13 +412,13 @@ def export_front(front: str | Path, picks: list[str] | None = None, out: str | P
     one's checked model file and card; returns {file: [pick expressions]}. Nothing is
     written when a pick fails."""
     doc = read_front(front)
-    if models is not None:
-        models.check(doc)
     chosen = picks_of(doc.front, doc.largest, picks or default_picks(doc.objective),
                       doc.objective, skip_unmatched=skip_unmatched)
     if not any(chosen.values()):
         raise UserError(f"nothing to export: no pick matched the front of {doc.path}")
     out = check_output_dir(Path(out) if out else doc.folder / "export")
+    if models is not None:
+        models.check(doc)
     written: dict[Path, list[str]] = {}
     for expr, cands in chosen.items():
         for cand in cands:

@@ -110,6 +110,22 @@ def test_export_onnx_without_the_supernet_is_refused_before_writing(search, tmp_
     assert not (tmp_path / "x").exists()
 
 
+def test_a_later_export_replaces_the_model_files_of_an_earlier_one(search, tmp_path, capsys):
+    out = tmp_path / "x"
+    code, _, _ = nas(capsys, "export", "--front", search, "--pick", "best-ppl", "min-edp",
+                     "--onnx", "--measure", "--repeats", "1", "--out", out)
+    assert code == 0 and (out / "host_latency.csv").is_file()
+    before = {p.name for p in out.glob("*.onnx")}
+    (out / "notes.card.json").write_text('{"a card": "not of an export"}')
+    code, printed, _ = nas(capsys, "export", "--front", search, "--pick", "min-edp", "--onnx",
+                           "--out", out)
+    assert code == 0 and "removed" in printed
+    after = {p.name for p in out.glob("*.onnx")}
+    assert len(after) == 1 and after <= before
+    assert {p.name for p in out.glob("*.onnx.card.json")} == {f"{n}.card.json" for n in after}
+    assert not (out / "host_latency.csv").exists() and (out / "notes.card.json").exists()
+
+
 # -- the report's data ---------------------------------------------------------------------------
 
 def test_operator_costs_add_up_to_the_fronts_costs(search, joint):

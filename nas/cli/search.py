@@ -292,8 +292,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _model_export(args: argparse.Namespace):
     """--format/--onnx/--measure as a nas.export_onnx.ModelExport (None: YAML files only)."""
-    from nas.core.errors import UserError
-    from nas.core.options import given
+    from nas.core.options import from_args
     from nas.export_onnx import ModelExport
     from supernet.host_latency import HostTiming
     timing_typed = [f"--{name}" for name in given(HostTiming, args)]
