@@ -33,7 +33,7 @@ BINARIES = ("chromium", "chromium-browser", "google-chrome")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--remote-debugging-pipe")
-INSTALL = "apt-get install -y chromium (Debian; .ci/run installs it when it is missing)"
+INSTALL = "apt-get install -y chromium (Debian; install.sh, and so .ci/run, installs it as root)"
 
 
 class BrowserError(RuntimeError):
