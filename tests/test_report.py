@@ -1,8 +1,8 @@
 """Taking a front home: `nas export --onnx [--measure]` and `nas report`, the page opened in
 headless Chromium.
 
-The browser tests need Debian's `chromium` (install.sh, run by .ci/run, installs it when it is missing); without
-it they fail, saying how to install it, rather than skip.
+The browser tests need Debian's `chromium` (install.sh, run by .ci/run, installs it when it
+is missing); without it they fail, saying how to install it, rather than skip.
 """
 
 from __future__ import annotations
