@@ -415,15 +415,20 @@ def _write_results(job: SearchJob, result, source: dict[str, Any], info: dict[st
 # -- export --------------------------------------------------------------------------------------
 
 def export_front(front: str | Path, picks: list[str] | None = None, out: str | Path | None = None,
-                 skip_unmatched: bool = False, plot: bool = True) -> dict[Path, list[str]]:
+                 skip_unmatched: bool = False, plot: bool = True,
+                 models=None) -> dict[Path, list[str]]:
     """Write the picked front architectures as YAML files (and pareto.png with the picks
-    circled); returns {file: [pick expressions]}. Nothing is written when a pick fails."""
+    circled) and, given `models` (nas.export_onnx.ModelExport: `nas export --onnx`), each
+    one's checked model file and card; returns {file: [pick expressions]}. Nothing is
+    written when a pick fails."""
     doc = read_front(front)
     chosen = picks_of(doc.front, doc.largest, picks or default_picks(doc.objective),
                       doc.objective, skip_unmatched=skip_unmatched)
     if not any(chosen.values()):
         raise UserError(f"nothing to export: no pick matched the front of {doc.path}")
     out = check_output_dir(Path(out) if out else doc.folder / "export")
+    if models is not None:
+        models.check(doc)
     written: dict[Path, list[str]] = {}
     for expr, cands in chosen.items():
         for cand in cands:
@@ -445,6 +450,8 @@ def export_front(front: str | Path, picks: list[str] | None = None, out: str | P
         plot_pareto(history, doc.front, doc.largest, front_path, objective=doc.objective,
                     picks=labelled, title=f"{doc.folder}: exported picks on {doc.hw}")
         print(f"plot with the picks circled: {front_path}")
+    if models is not None:
+        models.write(doc, [c for cands in chosen.values() for c in cands], out)
     return written
 
 

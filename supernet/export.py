@@ -38,6 +38,7 @@ from nas.core.arch import Arch
 from nas.core.atomic import atomic_path, atomic_write_text
 from nas.core.errors import UserError
 from supernet.checkpoint import SUBNET_FORMAT, load_subnet, model_from_checkpoint, save_checkpoint
+from supernet.host_latency import HostLatency
 from supernet.model import GPT, num_params
 
 FORMATS = {".pt": "pytorch", ".onnx": "onnx", ".pt2": "torch.export"}     # by file suffix
@@ -270,6 +271,7 @@ class ModelCard:
     perplexity: CardPerplexity | None = None
     costs: CardCosts | None = None
     source: dict[str, Any] = field(default_factory=dict)     # checkpoint, step
+    host_latency: HostLatency | None = None     # measured on the exporting CPU (--measure)
     inputs: str = "idx: int64 token ids [batch, seq], seq <= block_size"
     outputs: str = "logits: float32 [batch, seq, vocab_size] (next-token scores)"
 

@@ -523,6 +523,20 @@ case("export-pick-unknown", *EXPORT, "--pick", "bogus", "--out", "e")
 case("export-pick-bad-number", *EXPORT, "--pick", "ppl<=abc", "--out", "e")
 case("export-pick-out-of-range", *EXPORT, "--pick", "999", "--out", "e")
 out_dirs("export-out", EXPORT)
+# nas export --onnx / --format / --measure: refused before any file is written
+case("export-measure-pt2", *EXPORT, "--format", "pt2", "--measure", "--out", "e")
+numbers("export-measure", (*EXPORT, "--measure", "--out", "e"),
+        {"--repeats": ("0",), "--threads": ("0",), "--warmup": ("-1",)})
+files("export-onnx-ckpt", (*EXPORT, "--onnx", "--out", "e"), "--ckpt", CKPTS, SOME_CKPTS)
+case("export-repeats-without-measure", *EXPORT, "--onnx", "--repeats", "5", "--out", "e")
+case("export-ckpt-without-onnx", *EXPORT, "--ckpt", "{sn}", "--out", "e")
+files("export-onnx-front", ("export", "--onnx"), "--front", FRONTS,
+      ("no-search-json", "missing-supernet"), ("--out", "e"))
+
+# nas report
+files("report-run", ("report",), None, FRONTS, tuple(FRONTS)[:7], ("--out", "r.html"))
+out_files("report-out", ("report", "{front}"), "--out", "html")
+files("report-hw", ("report", "{front}", "--out", "r.html"), "--hw", YAML_FILES, SOME)
 
 # nas verify
 files("verify-front", ("verify",), "--front", FRONTS, tuple(FRONTS),

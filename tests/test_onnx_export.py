@@ -191,14 +191,15 @@ def test_export_picks_onnx_writes_each_pick_once_with_the_front_numbers(tiny_sup
         assert card["costs"]["area_mm2"] > 0 and math.isfinite(card["costs"]["area_mm2"])
 
 
-def test_help_imports_neither_torch_nor_onnx():
+def test_help_imports_neither_torch_nor_onnx_nor_plotly():
     import subprocess
     import sys
     code = ("import sys\nfrom nas.cli import main\n"
-            "for argv in (['--help'], ['export-subnet', '--help']):\n"
+            "for argv in (['--help'], ['export-subnet', '--help'], ['export', '--help'], "
+            "['report', '--help']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'onnx', "
-            "'onnxruntime'}))\n")
+            "'onnxruntime', 'plotly', 'numpy'}))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"

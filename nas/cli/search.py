@@ -37,8 +37,11 @@ EXAMPLES_EXPORT = """examples:
   nas export --front runs/search                 # best-ppl min-edp +0.1 +1
   nas export --front runs/search --pick 'ppl<=12' 0 L3-d128-h4.4.2-f512.256.512-hd32
   nas export --front runs/search --pick all --out runs/archs
+  nas export --front runs/search --pick all --onnx --measure    # + ONNX, cards, host latency
 writes one architecture YAML per pick (for `nas train-subnet --arch` and `nas simulate
---model`) and pareto.png with the picks circled, into --out."""
+--model`) and pareto.png with the picks circled, into --out; with --onnx (or --format) also
+KEY.onnx (.pt2, .pt) and its model card KEY.onnx.card.json per architecture; with --measure
+also host_latency.csv and host_latency.json."""
 
 
 def _wrap(text: str) -> str:
@@ -162,7 +165,32 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                    help=f"what to export (default: {' '.join(default_picks())}; with another "
                         f"--objective, min- and +X use it)")
     p.add_argument("--out", help="output directory (default: FRONT/export)")
+    _model_file_args(p)
     p.set_defaults(func=cmd_export)
+
+
+def _model_file_args(p: argparse.ArgumentParser) -> None:
+    from nas.export_onnx import MODEL_FORMATS
+    from supernet.host_latency import HostTiming
+    g = p.add_argument_group(
+        "model files and host latency", _wrap(
+        "Each picked architecture's weights, copied out of the supernet the search scored, "
+        "as a static model file, checked against PyTorch (max abs difference of the logits "
+        "<= 1e-4, else an error), with a model card: architecture, the front's perplexity "
+        "(raw and calibrated), simulated latency, energy, EDP, area and hardware."))
+    g.add_argument("--format", choices=list(MODEL_FORMATS),
+                   help="write model files: onnx (onnxruntime), pt2 (torch.export) or pt "
+                        "(`nas eval`, `nas sample`)")
+    g.add_argument("--onnx", dest="format", action="store_const", const="onnx",
+                   help="same as --format onnx")
+    g.add_argument("--ckpt", help="the supernet (default: the one the search scored, named in "
+                                  "FRONT/search.json)")
+    g.add_argument("--measure", action="store_true",
+                   help="time each ONNX file on this machine's CPU with onnxruntime (one "
+                        "forward pass of the front's workload) and write the measured latency "
+                        "beside the simulated one, with Kendall's tau between them (implies "
+                        "--onnx)")
+    add_options(g, HostTiming)
 
 
 def _add_quickstart(sub: argparse._SubParsersAction) -> None:
@@ -263,8 +291,24 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from nas.pipeline import export_front
-    export_front(args.front, args.pick, args.out)
+    export_front(args.front, args.pick, args.out, models=_model_export(args))
     return 0
+
+
+def _model_export(args: argparse.Namespace):
+    """--format/--onnx/--measure as a nas.export_onnx.ModelExport (None: YAML files only)."""
+    from nas.core.options import from_args
+    from nas.export_onnx import ModelExport
+    from supernet.host_latency import HostTiming
+    timing_typed = [f"--{name}" for name in given(HostTiming, args)]
+    if timing_typed and not args.measure:
+        raise UserError(f"{', '.join(timing_typed)}: only with --measure")
+    if args.format is None and not args.measure:
+        if args.ckpt:
+            raise UserError("--ckpt names the supernet of --onnx/--format; give one of them")
+        return None
+    return ModelExport(format=args.format or "onnx", ckpt=args.ckpt,
+                       measure=from_args(HostTiming, args) if args.measure else None)
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
