@@ -31,6 +31,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from nas.core.arch import Arch
 from nas.core.atomic import atomic_write_text
 from nas.core.distributed import Engine, task_executor
 from nas.core.errors import UserError
@@ -192,15 +193,21 @@ def _verify(job: VerifyJob, doc: FrontFile, source: dict[str, Any], out: Path) -
 def train_runs(tasks: list[dict[str, Any]], engine: Engine, threads: int,
                progress: bool = True) -> list[str]:
     """Train (or resume, or reuse) each run of `tasks` on `engine`, `threads` CPUs each; what
-    was done with each, in order."""
+    was done with each, in order. The largest architectures start first, so that the workers
+    finish together (longest job first)."""
     from nas.core.progress import progress as progress_bar
+    order = sorted(range(len(tasks)), key=lambda i: -Arch.from_key(tasks[i]["key"]).params())
     runner = task_executor(_train_one, engine, cpus=threads)
     bar = progress_bar(len(tasks), "verify", unit="run", enabled=progress)
     try:
-        return runner.map(tasks, on_done=lambda _: bar.update(1))
+        done = runner.map([tasks[i] for i in order], on_done=lambda _: bar.update(1))
     finally:
         bar.close()
         runner.close()
+    outcomes = [""] * len(tasks)
+    for i, what in zip(order, done):
+        outcomes[i] = what
+    return outcomes
 
 
 def write_verified(results: list[Verified], doc: FrontFile, out: Path,
