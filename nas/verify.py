@@ -200,7 +200,7 @@ def train_runs(tasks: list[dict[str, Any]], engine: Engine, threads: int,
     runner = task_executor(_train_one, engine, cpus=threads)
     bar = progress_bar(len(tasks), "verify", unit="run", enabled=progress)
     try:
-        done = runner.map([tasks[i] for i in order], on_done=lambda _: bar.update(1))
+        done = runner.map([tasks[i] for i in order], on_done=lambda *_: bar.update(1))
     finally:
         bar.close()
         runner.close()

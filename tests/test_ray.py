@@ -76,9 +76,9 @@ def test_ray_tasks_map_in_order_and_surface_a_failure(ray_cluster):
     jobs = list(range(7))
     done = []
     tasks = RayTasks(square, Engine("ray", workers=2))
-    assert tasks.map(jobs, on_done=done.append) == LocalTasks(square).map(jobs) \
-        == [x * x for x in jobs]
-    assert sorted(done) == jobs and tasks.retried == 0
+    assert tasks.map(jobs, on_done=lambda i, r: done.append((i, r))) \
+        == LocalTasks(square).map(jobs) == [x * x for x in jobs]
+    assert sorted(done) == [(x, x * x) for x in jobs] and tasks.retried == 0
     tasks.close()
     failing = RayTasks(fail_on_three, Engine("ray", workers=2))
     with pytest.raises(UserError, match="^job 3 is bad$"):       # the job's own one line

@@ -39,7 +39,7 @@ MAX_RETRIES = 3                     # runs of a job after its worker died, befor
 CONNECT_TIMEOUT_S = 5.0             # to reach a cluster's address before Ray's own (long) retries
 
 Job = Any
-OnDone = Callable[[int], None]      # called with a job's index when it has finished
+OnDone = Callable[[int, Any], None]     # called with a job's index and result when it is done
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def run_on_ray(submit: Submit, jobs: Sequence[Job], workers: int, on_done: OnDon
             except ray.exceptions.RayTaskError as exc:
                 raise _job_error(exc) from None
             if on_done is not None:
-                on_done(i)
+                on_done(i, results[i])
     except BaseException:
         for ref in pending:
             ray.cancel(ref, force=force_cancel)
@@ -255,7 +255,7 @@ def _collect(results: Any, on_done: OnDone | None) -> list:
     for i, result in enumerate(results):
         out.append(result)
         if on_done is not None:
-            on_done(i)
+            on_done(i, result)
     return out
 
 
