@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from nas.core.errors import UserError
 from nas.core.options import option
+from supernet.sampling import SAMPLERS
 
 TOKENIZERS = ("char", "word")
 SANDWICH_SMALLEST = ("global", "each_d")
@@ -46,6 +47,11 @@ class TrainConfig:
     grad_clip: float = option(1.0, "gradient-norm clip (0: off)")
     dropout: float = option(0.0, "dropout (on the largest subnet only)")
     n_random: int = option(2, "random subnets per sandwich step", supernet_only=True)
+    sampler: str = option(
+        "uniform", "how the sandwich's random subnets are drawn: uniform (every choice "
+                   "independently) or param_bins (whittle's ParamBins: from 20 equal bins of "
+                   "parameter count, each bin equally often; supernet/sampling.py)",
+        choices=SAMPLERS, supernet_only=True)
     distill: bool = option(True, "in-place distillation from the largest subnet",
                            supernet_only=True)
     sandwich_smallest: str = option(
@@ -109,6 +115,8 @@ class TrainConfig:
         if self.sandwich_smallest not in SANDWICH_SMALLEST:
             raise UserError(f"sandwich_smallest must be global or each_d, got "
                             f"'{self.sandwich_smallest}'")
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"sampler must be uniform or param_bins, got '{self.sampler}'")
         if self.distill_loss not in DISTILL_LOSSES:
             raise UserError(f"distill_loss must be kl or alpha, got '{self.distill_loss}'")
         if not 0 < self.fewshot_after < 1:

@@ -10,7 +10,7 @@ import pytest
 from nas.cli import build_parser, main
 
 COMMANDS = {"hw", "profile", "simulate", "train-supernet", "train-subnet", "eval", "verify",
-            "export-subnet", "sample", "build-lut", "search", "export", "quickstart"}
+            "export-subnet", "sample", "build-lut", "search", "export", "quickstart", "calibrate"}
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

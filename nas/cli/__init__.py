@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "nas.cli.supernet",
     "nas.cli.search",
     "nas.cli.verify",
+    "nas.cli.calibrate",
 ]
 
 

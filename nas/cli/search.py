@@ -112,6 +112,10 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     _sparsity_args(p)
     add_options(p, _search_config())
     _perplexity_args(p)
+    p.add_argument("--calibration", action=argparse.BooleanOptionalAction, default=True,
+                   help="score the calibrated perplexity when the supernet run has a "
+                        "calibration.json (`nas calibrate`), the raw one beside it in "
+                        "front.csv's ppl_raw (default: on; --no-calibration: raw)")
     p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
     add_progress_option(p)
     p.set_defaults(func=cmd_search)
@@ -226,7 +230,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         lut=args.lut, hw=args.hw, mapping=args.mapping, hw_space=args.hw_space,
         sparsity=_sparsity(args),
         rescale_mask=args.rescale_mask,
-        split=args.split,
+        split=args.split, calibration=args.calibration,
         max_tokens=args.max_tokens, batch_size=args.batch_size, workers=args.workers,
         threads=args.threads, resume=args.resume, progress=args.progress))
     return 0
