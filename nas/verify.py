@@ -3,9 +3,9 @@
 The last step of HAT's workflow (Wang et al. 2020) and of the survey's case study: a search
 ranks architectures by their perplexity with weights inherited from the supernet; the picks are
 then trained from scratch. `verify` takes K picks spread evenly along a search's front (by
-perplexity, both ends included, the largest subnet aside; the whole front when K covers it)
-and the largest subnet, trains each alone with the
-supernet's recipe (`supernet.train.train` with `arch` set: its dataset, tokenizer, context,
+perplexity, both ends included, the largest subnet aside; the whole front when K covers it),
+the front members named by `--pick` (nas export's expressions, e.g. +0.1 +1) and the largest
+subnet, trains each alone with the supernet's recipe (`supernet.train.train` with `arch` set: its dataset, tokenizer, context,
 batch, learning-rate schedule and seed; `--steps` may shorten it), measures their perplexity on
 the search's own validation subset (split and tokens) and writes into `FRONT/verify/`:
 
@@ -17,6 +17,10 @@ the search's own validation subset (split and tokens) and writes into `FRONT/ver
     verified.png       standalone vs inherited perplexity (with y = x), and both fronts
                        against the search's objective
 
+On a search of calibrated perplexity (`nas calibrate`), the inherited perplexity is the
+calibrated one, the raw one beside it (`inherited_ppl_raw`, and the error of both in
+verified.json). `nas calibrate --add-verified FRONT` makes the runs anchors of the calibration.
+
 Runs train in `--workers` processes (spawn, `--threads` torch threads each, default 1).
 """
 
@@ -25,14 +29,14 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
 from nas.search.candidate import OBJECTIVES, Candidate
-from nas.search.outputs import FrontFile, csv_text, read_front
+from nas.search.outputs import FrontFile, csv_text, picks_of, read_front
 from nas.search.pareto import pareto_indices
 
 VERIFY_DIR = "verify"
@@ -44,6 +48,7 @@ class VerifyJob:
 
     front: Path
     top: int = 5
+    picks: list[str] = field(default_factory=list)   # also these (nas export's expressions)
     workers: int = 1
     steps: int | None = None        # training steps per run; None: the supernet's
     threads: int | None = None      # torch threads per run; None: 1
@@ -180,6 +185,9 @@ def verify(job: VerifyJob) -> dict[str, Any]:
     out = doc.folder / VERIFY_DIR
     largest = doc.largest.arch.key
     picks = spread_picks([c for c in doc.front if c.arch.key != largest], job.top)
+    named = [c for cands in picks_of(doc.front, doc.largest, job.picks, doc.objective).values()
+             for c in cands if c.arch.key != largest]
+    picks += [c for c in dict.fromkeys(named) if c not in picks]
     entries = [(c, "pick") for c in picks] + [(doc.largest, "largest")]
     archs = list(dict.fromkeys(c.arch.key for c, _ in entries))
     print(f"verify {doc.folder}: {len(picks)} of the front's {len(doc.front)} architectures and "
@@ -190,7 +198,8 @@ def verify(job: VerifyJob) -> dict[str, Any]:
                                          source.get("max_tokens"), threads)) for key in archs}
     results = [Verified(c, role, ppl[c.arch.key], out / c.arch.key) for c, role in entries]
     return write_verified(results, doc, out, {"steps": steps, "source": source,
-                                              "top": job.top, "workers": job.workers})
+                                              "top": job.top, "picks": job.picks,
+                                              "workers": job.workers})
 
 
 def write_verified(results: list[Verified], doc: FrontFile, out: Path,

@@ -214,10 +214,15 @@ def test_search_export_and_verify_on_a_calibrated_run(calibrated_run, tmp_path, 
     assert "(calibrated; raw " in yaml_file.read_text().splitlines()[1]
 
     capsys.readouterr()
-    assert main(["verify", "--front", str(tmp_path / "cal"), "--top", "1",
+    assert main(["verify", "--front", str(tmp_path / "cal"), "--top", "1", "--pick", "min-edp",
                  "--no-progress"]) == 0
     assert "calibrated inherited perplexity" in capsys.readouterr().out
     verified = json.loads((tmp_path / "cal" / "verify" / "verified.json").read_text())
+    largest = next(r["key"] for r in verified["rows"] if r["role"] == "largest")
+    others = [r for r in rows if r["key"] != largest]
+    best = min(others, key=lambda r: float(r["perplexity"]))["key"]       # --top 1
+    cheapest = min(others, key=lambda r: float(r["edp"]))["key"]          # --pick min-edp
+    assert {r["key"] for r in verified["rows"] if r["role"] == "pick"} == {best, cheapest}
     assert set(verified["perplexity_mae_pct"]) == {"calibrated", "raw"}
     assert all("inherited_ppl_raw" in r for r in verified["rows"])
 
