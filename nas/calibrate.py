@@ -118,8 +118,8 @@ def loo_mae(model: Model, anchors: Sequence[Anchor], widths: Sequence[int]) -> f
 def fit_calibration(anchors: Sequence[Anchor], widths: Sequence[int] | None = None,
                     models: Sequence[Model] = MODELS) -> Calibration:
     """The correction of least leave-one-anchor-out error among `models` (the first, the
-    offset, where none can be compared; the simpler on a tie), fitted on all anchors. `widths`: the d values to
-    calibrate (default: the anchors'); each needs an anchor."""
+    offset, where none can be compared; the simpler on a tie), fitted on all anchors.
+    `widths`: the d values to calibrate (default: the anchors'); each needs an anchor."""
     anchors = list(anchors)
     widths = sorted(widths or {a.arch.d for a in anchors})
     missing = sorted(set(widths) - {a.arch.d for a in anchors})

@@ -341,9 +341,9 @@ def _export_files(cand: Candidate, doc, out: Path) -> list[tuple[Path, dict]]:
 
 
 def _export_header(cand: Candidate, expr: str, doc) -> str:
+    raw = f" (calibrated; raw {cand.ppl_raw:.4f})" if cand.ppl_raw is not None else ""
     return (f"# exported by `nas export --pick {expr}` from {doc.path}\n"
-            f"# perplexity {cand.perplexity:.4f}"
-            f"{f' (calibrated; raw {cand.ppl_raw:.4f})' if cand.ppl_raw is not None else ''}, EDP {cand.edp:.4e} J s, latency "
+            f"# perplexity {cand.perplexity:.4f}{raw}, EDP {cand.edp:.4e} J s, latency "
             f"{cand.latency_ms:.4f} ms, energy {cand.energy_mj:.5f} mJ, {cand.params:,} "
             f"parameters on {cand.hardware.name if cand.hardware else doc.hw}"
             f"{f', {cand.area_mm2:.3g} mm2' if cand.area_mm2 else ''} (table {doc.table_id})\n")

@@ -5,9 +5,10 @@ ranks architectures by their perplexity with weights inherited from the supernet
 then trained from scratch. `verify` takes K picks spread evenly along a search's front (by
 perplexity, both ends included, the largest subnet aside; the whole front when K covers it),
 the front members named by `--pick` (nas export's expressions, e.g. +0.1 +1) and the largest
-subnet, trains each alone with the supernet's recipe (`supernet.train.train` with `arch` set: its dataset, tokenizer, context,
-batch, learning-rate schedule and seed; `--steps` may shorten it), measures their perplexity on
-the search's own validation subset (split and tokens) and writes into `FRONT/verify/`:
+subnet, trains each alone with the supernet's recipe (`supernet.train.train` with `arch` set:
+its dataset, tokenizer, context, batch, learning-rate schedule and seed; `--steps` may shorten
+it), measures their perplexity on the search's own validation subset (split and tokens) and
+writes into `FRONT/verify/`:
 
     <arch key>/        each training run (reused when finished, resumed when interrupted)
     verified.csv       per architecture: inherited and standalone perplexity, costs, ranks,
