@@ -180,15 +180,18 @@ def all_jobs() -> list[str]:
     """Priority order, so that a run cut short still has the most: the standalone runs (first
     seed, then the second in stratified order; the committed ones are reused, `reuse`), the
     supernets of the recipe before calibration and of few-shot (the default) for every seed,
-    the sampling variant, the other variants, then the longer budget."""
+    the sampling variant, the longer budget's few-shot, the other variants, then the longer
+    budget's other variants."""
     selected = select_archs(SearchSpace.load("tiny"))
     jobs = [standalone_job(a, STANDALONE_SEEDS[0]) for a, _ in selected]
     jobs += [standalone_job(a, s) for s in STANDALONE_SEEDS[1:]
              for a in stratified_order(selected)]
     first = [BASELINE, "fewshot", "fewshot_parambins"]
     jobs += [supernet_job(v, s) for v in first for s in SUPERNET_SEEDS]
+    long = long_jobs()
+    jobs += [j for j in long if parse_job(j)[1] not in LONG_VARIANTS[1:]]
     jobs += [supernet_job(v, s) for v in VARIANTS if v not in first for s in SUPERNET_SEEDS]
-    return jobs + long_jobs()
+    return jobs + [j for j in long if j not in jobs]
 
 
 def long_jobs() -> list[str]:
