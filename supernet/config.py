@@ -21,6 +21,10 @@ DISTILL_LOSSES = ("kl", "alpha")
 RESUMABLE = ("steps", "device", "threads", "progress", "tensorboard")
 # Settings that say which run a folder holds: a run asked for with other ones is another run.
 RUN_IDENTITY = ("space", "arch", "dataset", "tokenizer")
+# Settings whose default changed since runs recorded them: a checkpoint without one was trained
+# with the value given here (few-shot became the default with the ranking benchmark's
+# calibration, experiments/supernet/ranking.md).
+FORMER_DEFAULTS = {"fewshot": False}
 
 
 @dataclass
@@ -63,11 +67,13 @@ class TrainConfig:
         "kl", "the students' distillation loss: kl (KL(teacher || student)) or alpha "
               "(AlphaNet's adaptive alpha-divergence: the larger of alpha = -1 and +1, "
               "importance ratio clipped at 5)", choices=DISTILL_LOSSES, supernet_only=True)
-    fewshot: bool = option(False, "few-shot supernet: after --fewshot-after of the steps, split "
-                                  "into one sub-supernet per embedding width d, each "
-                                  "warm-started from the shared one; every later step trains "
-                                  "one d's sub-supernet in turn (same cost per step)",
-                           supernet_only=True)
+    fewshot: bool = option(True, "few-shot supernet (the default; --no-fewshot: one-shot): "
+                                 "after --fewshot-after of the steps, split into one "
+                                 "sub-supernet per embedding width d, each warm-started from "
+                                 "the shared one; every later step trains one d's "
+                                 "sub-supernet in turn (same cost per step). It ranks "
+                                 "architectures better, raw and calibrated "
+                                 "(experiments/supernet/ranking.md)", supernet_only=True)
     fewshot_after: float = option(0.5, "with --fewshot: the share of the steps trained as one "
                                        "shared supernet before the split", supernet_only=True)
     fewshot_every_d: bool = option(False, "with --fewshot: after the split every step trains the "

@@ -25,7 +25,8 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_supernet(tmp_path_factory):
     """A barely trained `tiny` supernet (3 steps on the source of nas.core.arch, context 16),
-    shared read-only by the tests that only need some checkpoint to search and verify."""
+    shared read-only by the tests that only need some checkpoint to search and verify; one-shot,
+    the recipe the search goldens were recorded on (few-shot is the default since)."""
     pytest.importorskip("torch")
     from pathlib import Path
 
@@ -38,7 +39,7 @@ def tiny_supernet(tmp_path_factory):
     run = root / "supernet"
     train(TrainConfig(out=str(run), space="tiny", dataset=str(corpus), steps=3, batch_size=2,
                       block_size=16, eval_interval=3, eval_tokens=256, eval_random=0,
-                      warmup=1, progress=False))
+                      warmup=1, fewshot=False, progress=False))
     return run
 
 

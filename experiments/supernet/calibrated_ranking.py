@@ -164,8 +164,19 @@ class Comparison:
         return ci95(self.accuracy_boot(a) - self.accuracy_boot(b))
 
     def noise_ceiling(self, seed_a: np.ndarray, seed_b: np.ndarray) -> dict:
-        """One standalone seed against the other on these architectures."""
-        return {"tau": tau(seed_a, seed_b), "topk_recall": top_recall(seed_a, seed_b)}
+        """One standalone seed against the other on these architectures: tau (overall and
+        within each d), top-k recall, and pair accuracy of one seed on the other's resolvable
+        pairs of the mean."""
+        within = {}
+        for d in sorted({a.d for a in self.items}):
+            sel = np.array([a.d == d for a in self.items])
+            within[str(d)] = tau(seed_a[sel], seed_b[sel])
+        ones = np.ones(len(self.items), dtype=int)
+        return {"tau": tau(seed_a, seed_b), "tau_within_d": within,
+                "topk_recall": top_recall(seed_a, seed_b),
+                "pair_accuracy_one_seed": pair_accuracy(
+                    [concordance(seed_a, self.truth), concordance(seed_b, self.truth)],
+                    self.resolvable, ones)}
 
 
 # -- the section -------------------------------------------------------------------------------
@@ -222,8 +233,10 @@ def comparison_table(c: dict) -> list[str]:
     nc = c["noise_ceiling"]
     lines = [f"{c['archs']} architectures (anchors excluded: {', '.join(c['anchors'])}), "
              f"{c['resolvable_pairs']} of {c['pairs']} pairs resolvable; noise ceiling (one "
-             f"standalone seed against the other on them): tau {nc['tau']:.3f}, top-k recall "
-             f"{nc['topk_recall']:.2f}.", "",
+             f"standalone seed against the other on them): tau {nc['tau']:.3f} (within d: "
+             + ", ".join(f"d{d} {t:.2f}" for d, t in nc["tau_within_d"].items())
+             + f"), top-k recall {nc['topk_recall']:.2f}; one standalone seed's pair accuracy "
+             f"against the mean: {nc['pair_accuracy_one_seed']:.3f}.", "",
              "| estimator | pair accuracy | 95% CI | minus raw, 95% CI | minus d alone, 95% CI "
              "| tau | 95% CI | tau within d | loss MAE % | top-k recall | correction |",
              "|---|---:|---|---|---|---:|---|---|---:|---:|---|"]

@@ -47,3 +47,26 @@ def test_sampler_option_is_checked():
     TrainConfig(sampler="param_bins").validate()
     with pytest.raises(UserError, match="sampler must be uniform or param_bins"):
         TrainConfig(sampler="bins").validate()
+
+
+# -- the default recipe -------------------------------------------------------------------------
+
+def test_fewshot_is_the_default_and_older_runs_resume_as_they_were_trained(tiny, tiny_files,
+                                                                           tmp_path):
+    """Few-shot by d became the default; a checkpoint that does not record `fewshot` (written
+    before it existed) was trained one-shot and resumes so."""
+    import torch
+
+    from supernet.runs import resume_config
+    from supernet.train import train
+    assert TrainConfig().fewshot is True
+    out = train(tiny.cfg(tiny_files, tmp_path / "old", steps=2, eval_interval=2,
+                         fewshot=False))
+    for name in ("last.pt", "best.pt"):       # as an older version wrote it
+        data = torch.load(out / name, weights_only=False)
+        del data["config"]["fewshot"]
+        torch.save(data, out / name)
+    cfg = resume_config(out, {"steps": 3})
+    assert cfg.fewshot is False
+    train(cfg)                                # the one-shot weights load and train on
+    assert torch.load(out / "last.pt", weights_only=False)["step"] == 3
