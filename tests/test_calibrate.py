@@ -19,6 +19,7 @@ from nas.core.errors import UserError
 from nas.search.build import build_search
 from nas.search.config import SearchConfig
 from nas.search.costs import FixedHardware
+from nas.search.outputs import read_front
 from nas.search.quality import CalibratedQuality
 
 from conftest import SPACE, NoisyWindows, synthetic_table
@@ -188,6 +189,12 @@ def test_eval_reports_calibrated_and_raw(calibrated_run, tiny_supernet, capsys):
                  "--no-progress"]) == 0
     table = capsys.readouterr().out
     assert "calibrated (offset" in table and "ppl_raw" in table
+    # the model card of an exported subnet carries both
+    assert main(["export-subnet", "--ckpt", str(calibrated_run), "--largest", "--out",
+                 str(calibrated_run.parent / "largest.pt"), "--max-tokens", "256"]) == 0
+    card = json.loads(capsys.readouterr().out)["perplexity"]
+    assert card["raw"] == pytest.approx(r["ppl_raw"])
+    assert card["calibrated"] == pytest.approx(r["perplexity"])
 
 
 def _search(ckpt, out, *extra):
@@ -212,6 +219,13 @@ def test_search_export_and_verify_on_a_calibrated_run(calibrated_run, tmp_path, 
     assert main(["export", "--front", str(tmp_path / "cal"), "--pick", "best-ppl"]) == 0
     (yaml_file,) = (tmp_path / "cal" / "export").glob("*.yaml")
     assert "(calibrated; raw " in yaml_file.read_text().splitlines()[1]
+    from nas.export_onnx import front_numbers        # the model card of an exported pick
+    doc = read_front(tmp_path / "cal")
+    card, _ = front_numbers(doc.front[0], doc, {"max_tokens": 256}, {"config": {}})
+    assert (card.raw, card.calibrated) == (doc.front[0].ppl_raw, doc.front[0].perplexity)
+    raw_doc = read_front(tmp_path / "raw")
+    card, _ = front_numbers(raw_doc.front[0], raw_doc, {"max_tokens": 256}, {"config": {}})
+    assert (card.raw, card.calibrated) == (raw_doc.front[0].perplexity, None)
 
     capsys.readouterr()
     assert main(["verify", "--front", str(tmp_path / "cal"), "--top", "1", "--pick", "min-edp",
