@@ -271,10 +271,11 @@ def calibration_markdown(section: dict) -> list[str]:
              f"`{section['default_variant']}`."]
     for k, c in section["by_anchors"].items():
         lines += ["", f"### {k} anchors per supernet seed", ""] + comparison_table(c)
-    key = next((k for k in section if k.startswith("calibrated_") and k.endswith("_ci95")), None)
-    if key:
-        lines += ["", f"Pair accuracy, {key[:-5].replace('_', ' ')} (paired, 95%): "
-                      f"{_ci(section[key])}."]
+    diffs = section.get("calibrated_minus_default_ci95", {})
+    if diffs:
+        lines += ["", "Calibrated pair accuracy (3 anchors) of each variant minus the default's "
+                      f"(`{section['default_variant']}`), paired, 95%: "
+                  + "; ".join(f"{v} {_ci(ci)}" for v, ci in diffs.items()) + "."]
     for steps, sub in section.get("long", {}).items():
         lines += ["", f"### Longer budget: {steps} steps, the same architectures", "",
                   f"Per-run seed sd {sub['seed_sd']:.4f}, threshold "
