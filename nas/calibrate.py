@@ -229,6 +229,9 @@ def calibrate(job: CalibrateJob) -> Calibration:
         raise UserError(f"the verified search ran on {source}, not on {net.run}: calibrate "
                         f"the supernet it searched")
     threads = job.threads or 1
+    from supernet.evaluate import SupernetEvaluator      # a bad --split or --max-tokens fails
+    ev = SupernetEvaluator(net.data["path"], split=job.split, max_tokens=job.max_tokens,
+                           threads=threads)              # here, before any training
     step = net.data["step"]
     earlier = read_calibration(net.run)
     kept = [a for a in (earlier.anchors if earlier and earlier.step == step else ())
@@ -239,12 +242,12 @@ def calibrate(job: CalibrateJob) -> Calibration:
         runs = _train_anchors(net, pick_anchors(anchor_pool(net.space), job.anchors), job,
                               threads)
     t1 = time.perf_counter()
-    fresh, tokens = measure_anchors(net, runs, job.split, job.max_tokens, threads)
+    fresh = measure_anchors(ev, runs, job.max_tokens, threads)
     anchors = list({a.key: a for a in kept + fresh}.values())
     t2 = time.perf_counter()
     fitted = fit_calibration(anchors, net.space.d)
     calibration = replace(fitted, checkpoint=str(net.data["path"]), step=step, split=job.split,
-                          tokens=tokens, seconds={"train_anchors": t1 - t0, "measure": t2 - t1,
+                          tokens=ev.tokens, seconds={"train_anchors": t1 - t0, "measure": t2 - t1,
                                                   "fit": time.perf_counter() - t2})
     path = save_calibration(calibration, net.run)
     print_calibration(calibration, path)
@@ -265,19 +268,16 @@ def _train_anchors(net: _Supernet, archs: list[Arch], job: CalibrateJob,
     return {a.key: (folder / a.key, "calibrate") for a in archs}
 
 
-def measure_anchors(net: _Supernet, runs: dict[str, tuple[Path, str]], split: str,
-                    max_tokens: int | None, threads: int) -> tuple[list[Anchor], int]:
-    """Both losses of every anchor on the same tokens, inherited from the supernet and of its
-    run trained alone; and the number of those tokens."""
+def measure_anchors(ev, runs: dict[str, tuple[Path, str]], max_tokens: int | None,
+                    threads: int) -> list[Anchor]:
+    """Both losses of every anchor on the same tokens: inherited from the supernet (`ev`, its
+    `supernet.evaluate.SupernetEvaluator`) and of its run trained alone."""
     from nas.verify import standalone_loss
-    from supernet.evaluate import SupernetEvaluator
-    ev = SupernetEvaluator(net.data["path"], split=split, max_tokens=max_tokens, threads=threads)
     archs = [Arch.from_key(key) for key in runs]
     inherited = ev.losses(archs)
-    anchors = [Anchor(a.key, inh, standalone_loss(run, split, max_tokens, threads), source,
-                      str(Path(run).resolve()))
-               for a, inh, (run, source) in zip(archs, inherited, runs.values())]
-    return anchors, ev.tokens
+    return [Anchor(a.key, inh, standalone_loss(run, ev.split, max_tokens, threads), source,
+                   str(Path(run).resolve()))
+            for a, inh, (run, source) in zip(archs, inherited, runs.values())]
 
 
 def _verified_runs(job: CalibrateJob) -> tuple[dict[str, Path], str]:

@@ -249,12 +249,17 @@ def test_search_export_and_verify_on_a_calibrated_run(calibrated_run, tmp_path, 
     assert {r["key"] for r in verified["rows"]} <= set(sources)
 
 
-def test_calibrate_refusals(calibrated_run, tmp_path, capsys):
+def test_calibrate_refusals(calibrated_run, tiny_supernet, tmp_path, capsys):
     from nas.cli import main
     assert main(["calibrate"]) == 2
     assert "give --ckpt" in capsys.readouterr().err
     assert main(["calibrate", "--ckpt", str(calibrated_run), "--anchors", "2"]) == 2
     assert "at least one per embedding width" in capsys.readouterr().err
+    fresh = tmp_path / "fresh"
+    shutil.copytree(tiny_supernet, fresh)
+    assert main(["calibrate", "--ckpt", str(fresh), "--split", "test"]) == 2
+    assert "no 'test' split" in capsys.readouterr().err
+    assert not (fresh / "calibration").exists()             # refused before any training
     anchor = next((calibrated_run / "calibration").iterdir())
     assert main(["calibrate", "--ckpt", str(anchor)]) == 2
     assert "train-subnet run" in capsys.readouterr().err

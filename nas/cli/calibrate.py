@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "few-shot sub-supernet), measure their inherited and standalone loss on "
                     "the same tokens and fit a correction: an offset per d, and with two or "
                     "more anchors of a width the model of least leave-one-anchor-out error "
-                    "(a shared slope on the inherited loss, or a term in ln(parameters)). "
+                    "(a slope on the inherited loss, shared or one per d, or a term in "
+                    "ln(parameters)). "
                     "Stored as RUN/calibration.json for the checkpoint it was fitted on.")
     p.add_argument("--ckpt", help="supernet run directory or checkpoint (with --add-verified: "
                                   "default the supernet the search ran on)")
