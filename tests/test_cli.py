@@ -9,11 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import COMMANDS
 
 from nas.cli import build_parser, main
-
-COMMANDS = {"hw", "profile", "simulate", "train-supernet", "train-subnet", "eval", "verify",
-            "export-subnet", "sample", "build-lut", "search", "export", "quickstart", "report"}
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
