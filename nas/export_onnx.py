@@ -74,12 +74,17 @@ def subnet_costs(arch: Arch, workload, hw: str | None = None, lut: str | None = 
 def checkpoint_perplexity(ckpt: str | Path, arch: Arch, max_tokens: int | None,
                           threads: int | None = None):
     """`arch`'s perplexity with the checkpoint's weights on its validation split, as a card's
-    `CardPerplexity` (no calibration)."""
+    `CardPerplexity`, calibrated too when the run has a calibration of this checkpoint
+    (nas.core.calibration)."""
+    from nas.core.calibration import load_calibration
     from supernet.evaluate import SupernetEvaluator
     from supernet.export import CardPerplexity
     ev = SupernetEvaluator(ckpt, max_tokens=max_tokens, threads=threads)
-    return CardPerplexity(raw=ev.perplexity([arch])[0], split=ev.split, tokens=ev.tokens,
-                          dataset=ev.dataset)
+    raw = ev.perplexity([arch])[0]
+    calibration, _ = load_calibration(ev.checkpoint, ev.step)
+    return CardPerplexity(raw=raw, calibrated=calibration.perplexity(arch, raw)
+                          if calibration and calibration.covers(arch) else None,
+                          split=ev.split, tokens=ev.tokens, dataset=ev.dataset)
 
 
 def export_subnet_file(data: dict[str, Any], arch: Arch, out: str | Path, perplexity=None,
@@ -127,11 +132,11 @@ def export_picks_onnx(doc, picks: Iterable, out: str | Path, suffix: str = ".onn
 def front_numbers(cand, doc, source: dict[str, Any], data: dict[str, Any],
                   area_mm2: float | None = None):
     """A front candidate's card numbers: its perplexity as the search scored it (split and
-    tokens of the search), and its costs on the search's hardware (or its own, in a joint
-    search)."""
+    tokens of the search; raw and, on a calibrated search, calibrated), and its costs on the
+    search's hardware (or its own, in a joint search)."""
     from supernet.export import CardCosts, CardPerplexity
     perplexity = CardPerplexity(
-        raw=cand.perplexity, calibrated=getattr(cand, "calibrated_perplexity", None),
+        raw=cand.raw_perplexity, calibrated=cand.calibrated_perplexity,
         split=source.get("split", "valid"), tokens=source.get("max_tokens"),
         dataset=data["config"].get("dataset"))
     hardware = cand.hardware.name if cand.hardware is not None else doc.hw

@@ -92,6 +92,7 @@ class SearchJob:
     sparsity: Any = None            # costmodel.sparsity.AttentionSparsity, None = dense
     rescale_mask: bool = False      # allow a mask of another size than the context
     split: str = "valid"
+    calibration: bool = True        # use the supernet's calibration.json when it has one
     max_tokens: int | None = 8192
     batch_size: int = 16
     workers: int = 1
@@ -248,8 +249,7 @@ def _search(job: SearchJob, hw, hw_space) -> SearchOutcome:
     from nas.search.build import build_search
     from nas.search.checkpoint import STATE_FILE
 
-    quality = _supernet_quality(job)
-    ev = quality.evaluator
+    quality, ev = _supernet_quality(job)
     workload = supernet_workload(ev)
     if job.sparsity is not None:
         job.sparsity.check_seq(workload.seq, rescale=job.rescale_mask)
@@ -268,15 +268,19 @@ def _search(job: SearchJob, hw, hw_space) -> SearchOutcome:
                           record=job.record(), progress=job.progress)
     info = {"provenance": search_provenance(), "perplexity_source": quality.describe(),
             "space": ev.space.to_dict()}
+    raw = getattr(quality, "with_raw", None)     # calibrated: the raw perplexity beside
     runner = search.evaluator.executor
 
-    def retried() -> dict[str, int]:       # evaluation jobs run again after a lost Ray worker
-        return {"retried_jobs": runner.retried}
+    def with_raw(result):
+        return _with_raw(result, raw) if raw else result
 
-    search.on_generation = lambda so_far: _write_results(job, so_far, source,
-                                                         {**info, **retried()}, final=False)
-    result = search.run(resume=job.resume)
-    paths = _write_results(job, result, source, {**info, **retried()})
+    def retried() -> dict[str, Any]:       # evaluation jobs run again after a lost Ray worker
+        return {**info, "retried_jobs": runner.retried}
+
+    search.on_generation = lambda so_far: _write_results(job, with_raw(so_far), source,
+                                                         retried(), final=False)
+    result = with_raw(search.run(resume=job.resume))
+    paths = _write_results(job, result, source, retried())
     if hw_space is not None:
         print(costs.usage())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
@@ -334,7 +338,11 @@ def _hardware(job: SearchJob):
 
 
 def _supernet_quality(job: SearchJob):
-    """The supernet's perplexity on the job's tokens, loaded (a bad checkpoint fails here)."""
+    """The supernet's perplexity source on the job's tokens, calibrated when the run has a
+    calibration for this checkpoint and the job uses it, and its loaded evaluator (a bad
+    checkpoint fails here)."""
+    from nas.core.calibration import load_calibration
+    from nas.search.quality import CalibratedQuality
     from supernet.perplexity import SupernetPerplexity
     quality = SupernetPerplexity(job.ckpt, split=job.split, max_tokens=job.max_tokens,
                                  batch_size=job.batch_size,
@@ -344,10 +352,23 @@ def _supernet_quality(job: SearchJob):
         raise UserError(f"--ckpt {job.ckpt} holds one architecture ({ev.fixed_arch.key}: an "
                         f"exported subnet or a train-subnet run), not a supernet to search; "
                         f"give a run of `nas train-supernet`")
+    calibration, note = (load_calibration(ev.checkpoint, ev.step) if job.calibration
+                         else (None, ""))
     print(f"supernet {ev.checkpoint}: space '{ev.space.name}' ({ev.space.size():,} "
           f"architectures), context {ev.block_size}, vocabulary {ev.vocab_size}, "
-          f"{ev.tokens} {job.split} tokens per perplexity")
-    return quality
+          f"{ev.tokens} {job.split} tokens per perplexity"
+          + (f"; perplexity {calibration.summary()}" if calibration else ""))
+    if note:
+        print(note)
+    return (CalibratedQuality(quality, calibration) if calibration else quality), ev
+
+
+def _with_raw(result, with_raw):
+    """The search's result with every candidate's raw perplexity beside the calibrated one."""
+    from dataclasses import replace
+    return replace(result, history=[with_raw(c) for c in result.history],
+                   front=[with_raw(c) for c in result.front], largest=with_raw(result.largest),
+                   smallest=with_raw(result.smallest))
 
 
 def _fixed_costs(job: SearchJob, hw, space: SearchSpace, workload):
@@ -496,8 +517,9 @@ def _workload_line(cand: Candidate, doc) -> str:
 
 
 def _export_header(cand: Candidate, expr: str, doc) -> str:
+    raw = f" (calibrated; raw {cand.ppl_raw:.4f})" if cand.ppl_raw is not None else ""
     return (f"{EXPORT_MARK} --pick {expr}` from {doc.path}\n"
-            f"# perplexity {cand.perplexity:.4f}, EDP {cand.edp:.4e} J s, latency "
+            f"# perplexity {cand.perplexity:.4f}{raw}, EDP {cand.edp:.4e} J s, latency "
             f"{cand.latency_ms:.4f} ms, energy {cand.energy_mj:.5f} mJ, {cand.params:,} "
             f"parameters on {cand.hardware.name if cand.hardware else doc.hw}"
             f"{f', {cand.area_mm2:.3g} mm2' if cand.area_mm2 else ''} (table {doc.table_id})\n"

@@ -18,7 +18,7 @@ from nas.core.arch import SPACE_PRESETS, resolve_model
 from nas.core.errors import UserError
 from nas.core.options import flag_of
 from supernet.checkpoint import load_checkpoint
-from supernet.config import RESUMABLE, RUN_IDENTITY, TrainConfig
+from supernet.config import FORMER_DEFAULTS, RESUMABLE, RUN_IDENTITY, TrainConfig
 from supernet.data import resolve_dataset
 
 __all__ = ["normalised", "resume_config", "check_resumable", "last_checkpoint", "is_finished",
@@ -48,9 +48,10 @@ def last_checkpoint(out: str | Path) -> dict[str, Any]:
 
 
 def _saved_settings(data: dict[str, Any]) -> dict[str, Any]:
-    """The TrainConfig fields recorded in a checkpoint (a field it lacks keeps its default)."""
+    """The TrainConfig fields recorded in a checkpoint (a field it lacks keeps its default, or
+    the default it was trained with: FORMER_DEFAULTS)."""
     names = {f.name for f in fields(TrainConfig)}
-    return {k: v for k, v in data["config"].items() if k in names}
+    return {**FORMER_DEFAULTS, **{k: v for k, v in data["config"].items() if k in names}}
 
 
 def _resume_config_of(data: dict[str, Any], out: str | Path,

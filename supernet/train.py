@@ -58,6 +58,7 @@ from supernet.fewshot import FewShotGPT, space_of_d
 from supernet.model import ElasticGPT, ModelConfig, num_params
 from supernet.runs import (RunPlan, check_resumable, is_finished, last_checkpoint, normalised,
                            plan_run, resume_config)
+from supernet.sampling import sample_subnets
 from supernet.tensorboard import require_tensorboard, summary_writer
 from supernet.threads import set_threads
 
@@ -85,10 +86,11 @@ def fewshot_split_step(cfg: TrainConfig) -> int | None:
 
 
 def _sandwich(space: SearchSpace, cfg: TrainConfig, rng: random.Random) -> list[Arch]:
-    """Largest, smallest (of every d with `sandwich_smallest="each_d"`), n_random random."""
+    """Largest, smallest (of every d with `sandwich_smallest="each_d"`), n_random random (drawn
+    by `cfg.sampler`, supernet.sampling)."""
     smallest = ([space_of_d(space, d).smallest() for d in space.d]
                 if cfg.sandwich_smallest == "each_d" else [space.smallest()])
-    return [space.largest()] + smallest + [space.sample(rng) for _ in range(cfg.n_random)]
+    return [space.largest()] + smallest + sample_subnets(space, rng, cfg.n_random, cfg.sampler)
 
 
 def step_archs(space: SearchSpace, fixed: Arch | None, cfg: TrainConfig, step: int) -> list[Arch]:

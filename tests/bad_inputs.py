@@ -545,6 +545,20 @@ case("verify-busy", "verify", "--front", "{busy_search}", "--steps", "1", "--no-
 numbers("verify", ("verify", "--front", "{front}", "--no-progress"),
         {"--top": ("0", "-1"), "--workers": ("0",), "--steps": ("0",), "--threads": ("0",)})
 
+# nas calibrate: refused before any anchor trains and before the run's folder is written
+case("calibrate-nothing", "calibrate", "--no-progress")
+files("calibrate-ckpt", ("calibrate",), "--ckpt", CKPTS, tuple(CKPTS), ("--no-progress",))
+numbers("calibrate", ("calibrate", "--ckpt", "{sn}", "--no-progress"),
+        {"--anchors": ("0", "-1"), "--workers": ("0",), "--threads": ("0",),
+         "--max-tokens": ("0",)})
+case("calibrate-split-test-missing", "calibrate", "--ckpt", "{sn}", "--split", "test",
+     "--no-progress")
+files("calibrate-add-verified", ("calibrate",), "--add-verified", FRONTS, tuple(FRONTS),
+      ("--no-progress",))
+case("calibrate-add-unverified", "calibrate", "--add-verified", "{front}", "--no-progress")
+case("calibrate-anchors-and-verified", "calibrate", "--ckpt", "{sn}", "--anchors", "2",
+     "--add-verified", "{front}", "--no-progress")
+
 # nas quickstart
 QUICK = ("quickstart", "--steps", "2", "--population", "4", "--generations", "1",
          "--max-tokens", "64", "--no-progress")

@@ -39,8 +39,9 @@ def fixed_corpus(chars: int = 30_000) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_supernet(tmp_path_factory):
-    """A barely trained `tiny` supernet (3 steps on `fixed_corpus`, context 16),
-    shared read-only by the tests that only need some checkpoint to search and verify."""
+    """A barely trained `tiny` supernet (3 steps on `fixed_corpus`, context 16), shared
+    read-only by the tests that only need some checkpoint to search and verify; one-shot, the
+    recipe the search goldens were recorded on (few-shot is the default since)."""
     pytest.importorskip("torch")
     from pathlib import Path
 
@@ -52,8 +53,15 @@ def tiny_supernet(tmp_path_factory):
     run = root / "supernet"
     train(TrainConfig(out=str(run), space="tiny", dataset=str(corpus), steps=3, batch_size=2,
                       block_size=16, eval_interval=3, eval_tokens=256, eval_random=0,
-                      warmup=1, progress=False))
+                      warmup=1, fewshot=False, progress=False))
     return run
+
+
+# every `nas` subcommand (tests/test_cli.py checks the parser has exactly these; the bad-input
+# sweep, that it covers each)
+COMMANDS = {"hw", "profile", "simulate", "train-supernet", "train-subnet", "eval", "verify",
+            "export-subnet", "sample", "build-lut", "search", "export", "quickstart", "report",
+            "calibrate"}
 
 
 # -- search test doubles (plain helpers: `from conftest import SPACE, SyntheticPerplexity`) ------

@@ -39,7 +39,7 @@ def world(tiny_supernet, tmp_path_factory, nas_main):
 
 
 def test_the_sweep_covers_every_command_with_many_cases():
-    from test_cli import COMMANDS
+    from conftest import COMMANDS
     commands = {c.argv[0] for c in CASES}
     assert commands >= COMMANDS and len(CASES) >= 150
     assert len({c.id for c in CASES}) == len(CASES)

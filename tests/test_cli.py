@@ -9,11 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import COMMANDS
 
 from nas.cli import build_parser, main
-
-COMMANDS = {"hw", "profile", "simulate", "train-supernet", "train-subnet", "eval", "verify",
-            "export-subnet", "sample", "build-lut", "search", "export", "quickstart", "report"}
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -40,7 +38,7 @@ def test_help_does_not_import_torch():
     code = ("import sys, contextlib, io\n"
             "from nas.cli import main\n"
             "for argv in (['--help'], ['search', '--help'], ['train-supernet', '--help'],\n"
-            "             ['verify', '--help']):\n"
+            "             ['verify', '--help'], ['calibrate', '--help']):\n"
             "    with contextlib.redirect_stdout(io.StringIO()):\n"
             "        try: main(argv)\n"
             "        except SystemExit: pass\n"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from nas.cli import main
+from nas.core.calibration import CALIBRATION_FILE
 from nas.core.distributed import Engine, LocalTasks, RayTasks, connect
 from nas.core.errors import UserError
 from nas.search.build import build_search
@@ -31,11 +33,20 @@ FRONT_FILES = ("front.csv", "front.json", "history.csv")
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """One local Ray instance of 2 CPUs for the session; its workers import the project and the
-    test doubles (PYTHONPATH)."""
-    path = os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])
-    os.environ["PYTHONPATH"] = path.rstrip(os.pathsep)
+def worker_path():
+    """PYTHONPATH for the Ray workers started from here: the project and the test doubles."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), str(TESTS), before) if p)
+    yield
+    if before is None:
+        del os.environ["PYTHONPATH"]
+    else:
+        os.environ["PYTHONPATH"] = before
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(worker_path):
+    """One local Ray instance of 2 CPUs for the session."""
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     yield
     ray.shutdown()
@@ -111,6 +122,21 @@ def test_cli_search_and_verify_on_ray_match_local(ray_cluster, tiny_supernet, tm
     assert "Ray worker(s)" in capsys.readouterr().out
 
 
+def test_calibrate_on_ray_fits_what_local_fits(ray_cluster, tiny_supernet, tmp_path, capsys):
+    """`nas calibrate` trains its anchors with verify's runner: on Ray as in this process."""
+    fits = {}
+    for executor, workers in (("local", "1"), ("ray", "2")):
+        run = tmp_path / executor
+        shutil.copytree(tiny_supernet, run)
+        assert main(["calibrate", "--ckpt", str(run), "--max-tokens", "256", "--workers",
+                     workers, "--executor", executor, "--no-progress"]) == 0
+        doc = json.loads((run / CALIBRATION_FILE).read_text())
+        fits[executor] = (doc["offsets"], [(a["key"], a["standalone_loss"], a["inherited_loss"])
+                                           for a in doc["anchors"]])
+    assert fits["ray"] == fits["local"] and len(fits["ray"][1]) == 3
+    assert "2 Ray worker(s)" in capsys.readouterr().out
+
+
 def test_bad_executor_options_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(UserError, match="is for --executor ray"):
         Engine("local", "127.0.0.1:6379")
@@ -119,10 +145,11 @@ def test_bad_executor_options_are_one_line_errors(tmp_path, capsys):
     with socket_closed() as port:               # nothing listens there
         with pytest.raises(UserError, match="no Ray cluster answers there"):
             connect(Engine("ray", f"127.0.0.1:{port}"))
-        assert main(["verify", "--front", str(tmp_path), "--ray-address", f"127.0.0.1:{port}",
-                     "--executor", "ray"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
+        for command in (["verify", "--front", str(tmp_path)], ["calibrate", "--ckpt", "x"]):
+            assert main([*command, "--ray-address", f"127.0.0.1:{port}",
+                         "--executor", "ray"]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "no Ray cluster answers" in err, err
 
 
 class socket_closed:
@@ -181,24 +208,32 @@ def test_a_killed_worker_has_its_job_run_again(ray_cluster, tmp_path):
     assert tasks.retried == 1
 
 
+def gpus_seen(job: int) -> int:
+    """The GPUs Ray gave the task running this job."""
+    return len(ray.get_gpu_ids())
+
+
 TWO_NODE_SEARCH = """
 import json, sys
 sys.path[:0] = sys.argv[2:]
-from test_ray import search
+from test_ray import gpus_seen, search
 from conftest import NoisyWindows
-import ray
+from nas.core.distributed import Engine, RayTasks
 executor, fingerprint = search(NoisyWindows(), True, workers=2, executor="ray",
                                ray_address=sys.argv[1])
-print(json.dumps(fingerprint))
+tasks = RayTasks(gpus_seen, Engine("ray", sys.argv[1], workers=2))
+print(json.dumps({"front": fingerprint, "gpus": [tasks.gpus, tasks.map([0, 1, 2])]}))
 """
 
 
 @pytest.mark.slow
-def test_a_two_node_cluster_gives_the_same_front():
+def test_a_two_node_cluster_gives_the_same_front(worker_path):
+    """A head of 1 CPU and a node of 1 CPU and 1 (declared) GPU: the perplexity actors spread
+    over both give the local front; retraining tasks ask for the GPU (and get it)."""
     from ray.cluster_utils import Cluster
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     try:
-        cluster.add_node(num_cpus=1)
+        cluster.add_node(num_cpus=1, num_gpus=1)
         cluster.wait_for_nodes()
         run = subprocess.run([sys.executable, "-c", TWO_NODE_SEARCH, cluster.address,
                               str(ROOT), str(TESTS)], capture_output=True, text=True,
@@ -207,4 +242,6 @@ def test_a_two_node_cluster_gives_the_same_front():
         cluster.shutdown()
     assert run.returncode == 0, run.stderr[-2000:]
     _, local = search(NoisyWindows(), True)
-    assert json.loads(run.stdout.splitlines()[-1]) == json.loads(json.dumps(local))
+    got = json.loads(run.stdout.splitlines()[-1])
+    assert got["front"] == json.loads(json.dumps(local))
+    assert got["gpus"] == [1, [1, 1, 1]]

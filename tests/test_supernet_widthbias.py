@@ -46,7 +46,7 @@ def test_balanced_sandwich_trains_the_smallest_of_every_width():
 
 def test_fewshot_steps_train_one_width_in_turn_after_the_split():
     cfg = TrainConfig(steps=100, fewshot=True, fewshot_after=0.3, n_random=3)
-    assert fewshot_split_step(cfg) == 30 and fewshot_split_step(TrainConfig()) is None
+    assert fewshot_split_step(cfg) == 30 and fewshot_split_step(TrainConfig(fewshot=False)) is None
     before = step_archs(SPACE, None, cfg, 29)
     assert before[:2] == [SPACE.largest(), SPACE.smallest()]
     widths = []

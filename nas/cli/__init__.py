@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "nas.cli.search",
     "nas.cli.verify",
     "nas.cli.report",
+    "nas.cli.calibrate",
 ]
 
 

@@ -128,6 +128,10 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     _sparsity_args(p, default=kept)
     add_options(p, _search_config())
     _perplexity_args(p, default=kept)
+    p.add_argument("--calibration", action=argparse.BooleanOptionalAction, default=kept,
+                   help="score the calibrated perplexity when the supernet run has a "
+                        "calibration.json (`nas calibrate`), the raw one beside it in "
+                        "front.csv's ppl_raw (default: on; --no-calibration: raw)")
     p.add_argument("--resume", action="store_true",
                    help="continue the search saved in --out, with the options it was started "
                         "with (those typed must match them; --generations, --batch-size, "
@@ -268,7 +272,8 @@ def cmd_build_lut(args: argparse.Namespace) -> int:
 
 # `nas search` options that are SearchJob fields of the same name (the rest: SearchConfig)
 JOB_OPTIONS = ("ckpt", "lut", "hw", "mapping", "hw_space", "rescale_mask", "split", "max_tokens",
-               "batch_size", "workers", "executor", "ray_address", "threads", "progress")
+               "calibration", "batch_size", "workers", "executor", "ray_address", "threads",
+               "progress")
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -271,10 +271,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, threads=args.threads, device=args.device)
     archs = _selected_archs(args, ev.space, many=True, fixed=ev.fixed_arch)
     losses = ev.losses(archs, show_progress=args.progress)
+    calibration = _calibration(ev)
     result = {"checkpoint": ev.checkpoint, "step": ev.step, "split": args.split,
               "tokens": ev.tokens,
-              "results": [{"key": a.key, "arch": a.to_dict(), "loss": loss,
-                           "perplexity": math.exp(loss),
+              **({"calibration": calibration.summary()} if calibration else {}),
+              "results": [{"key": a.key, "arch": a.to_dict(),
+                           **_eval_losses(calibration, a, loss),
                            "params": a.params(ev.vocab_size, ev.block_size)}
                           for a, loss in zip(archs, losses)]}
     text = json.dumps(result, indent=2) + "\n"
@@ -290,14 +292,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibration(ev):
+    """The run's calibration for the evaluated checkpoint (None, with a note on standard
+    error when it was fitted on another step; None for an uncalibrated run)."""
+    from nas.core.calibration import load_calibration
+    calibration, note = load_calibration(ev.checkpoint, ev.step)
+    if note:
+        print(f"nas eval: {note}", file=sys.stderr)
+    return calibration
+
+
+def _eval_losses(calibration, arch, loss: float) -> dict:
+    """A result's loss and perplexity: calibrated with the raw values beside when the run has
+    a calibration, else the raw ones."""
+    if calibration is None:
+        return {"loss": loss, "perplexity": math.exp(loss)}
+    calibrated = calibration.loss(arch, loss)
+    return {"loss": calibrated, "perplexity": math.exp(calibrated), "loss_raw": loss,
+            "ppl_raw": math.exp(loss)}
+
+
 def eval_table(result: dict) -> str:
-    """`nas eval`'s result as a header line and one row per architecture."""
+    """`nas eval`'s result as a header line and one row per architecture (calibrated: the raw
+    loss and perplexity beside)."""
     width = max(len("key"), *(len(r["key"]) for r in result["results"]))
+    raw = "calibration" in result
     lines = [f"checkpoint {result['checkpoint']} (step {result['step']}), split "
-             f"{result['split']}, {result['tokens']:,} tokens",
-             f"{'key':<{width}}  {'params':>11}  {'loss':>7}  {'perplexity':>10}"]
+             f"{result['split']}, {result['tokens']:,} tokens"
+             + (f"; {result['calibration']}" if raw else ""),
+             f"{'key':<{width}}  {'params':>11}  {'loss':>7}  {'perplexity':>10}"
+             + (f"  {'loss_raw':>8}  {'ppl_raw':>8}" if raw else "")]
     lines += [f"{r['key']:<{width}}  {r['params']:>11,}  {r['loss']:>7.4f}  "
-              f"{r['perplexity']:>10.3f}" for r in result["results"]]
+              f"{r['perplexity']:>10.3f}"
+              + (f"  {r['loss_raw']:>8.4f}  {r['ppl_raw']:>8.3f}" if raw else "")
+              for r in result["results"]]
     return "\n".join(lines) + "\n"
 
 

@@ -81,8 +81,23 @@ class Engine:
                 else f"{self.workers} Ray worker(s) on a local Ray cluster")
 
 
+@dataclass(kw_only=True)
+class RunsOn:
+    """A command job's --workers, --executor and --ray-address (a dataclass base of the jobs
+    of `nas verify` and `nas calibrate`): `engine()` is where its jobs run."""
+
+    workers: int = 1
+    executor: str = "local"         # local processes or Ray
+    ray_address: str | None = None  # --executor ray: the cluster's; None: $RAY_ADDRESS or local
+
+    def engine(self) -> Engine:
+        """The engine (its options checked: one-line errors)."""
+        return Engine(self.executor, self.ray_address, self.workers)
+
+
 def add_executor_options(parser: Any, what: str = "jobs") -> None:
-    """--executor and --ray-address on a command that runs `what` on --workers workers."""
+    """--executor and --ray-address on a command that runs `what` on --workers workers (its
+    job a `RunsOn`)."""
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help=f"where the {what} run: local (processes on this machine) or "
                              f"ray (Ray workers: on the cluster at --ray-address, else "
@@ -287,6 +302,6 @@ def task_executor(fn: Callable[[Job], Any], engine: Engine, cpus: int = 1) -> Ta
     return RayTasks(fn, engine, cpus) if engine.ray else LocalTasks(fn, engine.workers)
 
 
-__all__ = ["Engine", "EXECUTORS", "add_executor_options", "ADDRESS_ENV", "MAX_RETRIES", "TaskExecutor", "LocalTasks",
-           "RayTasks", "task_executor", "connect", "disconnect", "run_on_ray", "has_gpus",
-           "import_ray"]
+__all__ = ["Engine", "RunsOn", "EXECUTORS", "ADDRESS_ENV", "MAX_RETRIES", "add_executor_options",
+           "TaskExecutor", "LocalTasks", "RayTasks", "task_executor", "connect", "disconnect",
+           "run_on_ray", "has_gpus", "import_ray"]

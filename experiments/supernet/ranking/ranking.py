@@ -45,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 sys.path[:0] = [str(ROOT), str(HERE.parent / "benchmark")]
 
+import calibrated_ranking as cr
 from benchmark import DATA, parse_variant, tau
 
 from nas.core.arch import Arch, SearchSpace
@@ -58,19 +59,30 @@ SUPERNET_SEEDS = (1337, 1)
 VOCAB, CONTEXT = 65, 64               # Tiny Shakespeare characters, the recipe's context
 TOP_FRACTION = 0.2
 BOOTSTRAP = 2000
-# name -> TrainConfig overrides (benchmark.parse_variant syntax); the first is today's recipe.
-ONESHOT = "fewshot=false,sandwich_smallest=global,distill_loss=kl"
+# name -> TrainConfig overrides (benchmark.parse_variant syntax); the first is the recipe before
+# calibration, few-shot (the second) the default since (ranking.md).
+ONESHOT = "fewshot=false,sandwich_smallest=global,distill_loss=kl,sampler=uniform"
 VARIANTS = {                            # every field named: the runs stay what they were if a
     "oneshot": ONESHOT,                 # TrainConfig default changes
-    "fewshot": "fewshot=true,fewshot_every_d=false,sandwich_smallest=global,distill_loss=kl",
-    "balanced": "fewshot=false,sandwich_smallest=each_d,distill_loss=kl",
-    "alpha": "fewshot=false,sandwich_smallest=global,distill_loss=alpha",
+    "fewshot": "fewshot=true,fewshot_every_d=false,sandwich_smallest=global,distill_loss=kl,"
+               "sampler=uniform",
+    "balanced": "fewshot=false,sandwich_smallest=each_d,distill_loss=kl,sampler=uniform",
+    "alpha": "fewshot=false,sandwich_smallest=global,distill_loss=alpha,sampler=uniform",
     # measured after the above: few-shot with every sub-supernet trained every step after
     # the split (the one-d-in-turn split left the largest 4.9% behind training alone)
     "fewshot_every_d": "fewshot=true,fewshot_every_d=true,sandwich_smallest=global,"
-                       "distill_loss=kl",
+                       "distill_loss=kl,sampler=uniform",
+    # a sampling variant from the literature on top of few-shot: the sandwich's random subnets
+    # stratified by parameter count (whittle's ParamBins, supernet/sampling.py)
+    "fewshot_parambins": "fewshot=true,fewshot_every_d=false,sandwich_smallest=global,"
+                         "distill_loss=kl,sampler=param_bins",
 }
-BASELINE = "oneshot"                  # today's recipe: its supernets are queued first
+BASELINE = "oneshot"                  # the recipe before calibration: queued first
+# The longer budget: LONG_ARCHS architectures (each d's largest, the calibration's anchors,
+# then the stratified order) x the standalone seeds, and LONG_VARIANTS, at 3x the steps.
+LONG_STEPS = 3 * STEPS
+LONG_ARCHS = 15
+LONG_VARIANTS = ("fewshot", "oneshot")
 
 
 # -- the architectures ---------------------------------------------------------------------------
@@ -115,12 +127,37 @@ def flops_per_token(arch: Arch, vocab: int = VOCAB, context: int = CONTEXT) -> i
 
 # -- jobs ---------------------------------------------------------------------------------------
 
-def standalone_job(arch: Arch, seed: int) -> str:
-    return f"standalone-{arch.key}-seed{seed}"
+def _steps_suffix(steps: int) -> str:
+    return "" if steps == STEPS else f"-steps{steps}"
 
 
-def supernet_job(name: str, seed: int) -> str:
-    return f"supernet-{name}-seed{seed}"
+def standalone_job(arch: Arch, seed: int, steps: int = STEPS) -> str:
+    return f"standalone-{arch.key}-seed{seed}{_steps_suffix(steps)}"
+
+
+def supernet_job(name: str, seed: int, steps: int = STEPS) -> str:
+    return f"supernet-{name}-seed{seed}{_steps_suffix(steps)}"
+
+
+def parse_job(job: str) -> tuple[str, str, int, int]:
+    """('standalone' or 'supernet', arch key or variant, seed, steps) of a job name."""
+    kind, _, rest = job.partition("-")
+    steps = STEPS
+    if "-steps" in rest:
+        rest, _, tail = rest.rpartition("-steps")
+        steps = int(tail)
+    name, _, seed = rest.rpartition("-seed")
+    return kind, name, int(seed), steps
+
+
+def long_archs(space: SearchSpace) -> list[Arch]:
+    """The longer budget's architectures: the largest of each d (the default calibration's
+    anchors), then the stratified order, LONG_ARCHS in all."""
+    from nas.calibrate import pick_anchors
+    selected = select_archs(space)
+    anchors = pick_anchors([a for a, _ in selected])
+    rest = [a for a in stratified_order(selected) if a not in anchors]
+    return anchors + rest[:LONG_ARCHS - len(anchors)]
 
 
 def supernet_overrides(name: str, seed: int) -> dict:
@@ -142,21 +179,30 @@ def stratified_order(selected: list[tuple[Arch, str]]) -> list[Arch]:
 
 
 def all_jobs() -> list[str]:
-    """Priority order, so that a run cut short still has the most: the baseline supernets,
-    the first-seed standalone runs, the first seed of the first two other variants, the
-    second-seed standalone runs (stratified order), the other first seeds, then the second
-    seeds, few-shot variants first (they led after one seed)."""
+    """Priority order, so that a run cut short still has the most: the standalone runs (first
+    seed, then the second in stratified order; the committed ones are reused, `reuse`), the
+    supernets of the recipe before calibration and of few-shot (the default) for every seed,
+    the sampling variant, the longer budget's few-shot, the other variants, then the longer
+    budget's other variants."""
     selected = select_archs(SearchSpace.load("tiny"))
-    others = [v for v in VARIANTS if v != BASELINE]
-    jobs = [supernet_job(BASELINE, s) for s in SUPERNET_SEEDS]
-    jobs += [standalone_job(a, STANDALONE_SEEDS[0]) for a, _ in selected]
-    jobs += [supernet_job(v, SUPERNET_SEEDS[0]) for v in others[:2]]
+    jobs = [standalone_job(a, STANDALONE_SEEDS[0]) for a, _ in selected]
     jobs += [standalone_job(a, s) for s in STANDALONE_SEEDS[1:]
              for a in stratified_order(selected)]
-    jobs += [supernet_job(v, SUPERNET_SEEDS[0]) for v in others[2:]]
-    few = [v for v in others if v.startswith("fewshot")]       # the leaders after one seed
-    jobs += [supernet_job(v, s) for v in few + [v for v in others if v not in few]
-             for s in SUPERNET_SEEDS[1:]]
+    first = [BASELINE, "fewshot", "fewshot_parambins"]
+    jobs += [supernet_job(v, s) for v in first for s in SUPERNET_SEEDS]
+    long = long_jobs()
+    jobs += [j for j in long if parse_job(j)[1] not in LONG_VARIANTS[1:]]
+    jobs += [supernet_job(v, s) for v in VARIANTS if v not in first for s in SUPERNET_SEEDS]
+    return jobs + [j for j in long if j not in jobs]
+
+
+def long_jobs() -> list[str]:
+    """The longer budget: its first variant's supernets, the standalone runs seed by seed,
+    then the other variants."""
+    archs = long_archs(SearchSpace.load("tiny"))
+    jobs = [supernet_job(LONG_VARIANTS[0], s, LONG_STEPS) for s in SUPERNET_SEEDS]
+    jobs += [standalone_job(a, s, LONG_STEPS) for s in STANDALONE_SEEDS for a in archs]
+    jobs += [supernet_job(v, s, LONG_STEPS) for v in LONG_VARIANTS[1:] for s in SUPERNET_SEEDS]
     return jobs
 
 
@@ -210,17 +256,15 @@ def run_job(job: str) -> None:
 
     torch.set_num_threads(1)
     space = SearchSpace.load("tiny")
-    base = dict(space="tiny", dataset=str(DATA), tokenizer="char", steps=STEPS, threads=1,
-                eval_interval=STEPS // 8, progress=False)
+    kind, name, seed, steps = parse_job(job)
+    base = dict(space="tiny", dataset=str(DATA), tokenizer="char", steps=steps, threads=1,
+                eval_interval=steps // 8, progress=False)
     archs = [a for a, _ in select_archs(space)]
-    if job.startswith("standalone-"):
-        key, _, seed = job[len("standalone-"):].rpartition("-seed")
-        arch = Arch.from_key(key)
-        cfg = TrainConfig(out=str(RUNS / job), arch=key, seed=int(seed), **base)
-        evaluated = [arch]
+    if kind == "standalone":
+        cfg = TrainConfig(out=str(RUNS / job), arch=name, seed=seed, **base)
+        evaluated = [Arch.from_key(name)]
     else:
-        name, _, seed = job[len("supernet-"):].rpartition("-seed")
-        cfg = TrainConfig(out=str(RUNS / job), **{**base, **supernet_overrides(name, int(seed))})
+        cfg = TrainConfig(out=str(RUNS / job), **{**base, **supernet_overrides(name, seed)})
         evaluated = archs
     run_dir = run(cfg)
     _, tokens = load_tokens(str(DATA), "char")
@@ -229,6 +273,26 @@ def run_job(job: str) -> None:
     atomic_write_text(done_path(job), json.dumps({
         "job": job, "train_seconds": train_time(run_dir), "valid_tokens": y.numel(),
         "valid_loss": dict(zip((a.key for a in evaluated), losses))}, indent=1) + "\n")
+
+
+def reuse_committed() -> int:
+    """RUNS/done/JOB.json of every standalone run whose loss the committed ranking.json holds
+    (written by the code before calibration, 2000 steps; a rerun of two of them gave the same
+    losses to the last digit): only their training time is unknown (null). Returns how many."""
+    committed = json.loads((HERE / "ranking.json").read_text())
+    written = 0
+    for row in committed["arch_table"]:
+        for seed, loss in row["standalone_by_seed"].items():
+            job = standalone_job(Arch.from_key(row["key"]), int(seed))
+            if loss is None or done_path(job).is_file():
+                continue
+            atomic_write_text(done_path(job), json.dumps({
+                "job": job, "train_seconds": None, "valid_tokens": None,
+                "valid_loss": {row["key"]: loss},
+                "reused_from": "experiments/supernet/ranking.json (commit 0c95f55)"},
+                indent=1) + "\n")
+            written += 1
+    return written
 
 
 def work() -> None:
@@ -295,6 +359,8 @@ def main() -> int:
     job = sub.add_parser("job", help="run one job (what a worker calls)")
     job.add_argument("name")
     sub.add_parser("report", help="write ranking.json, ranking.md, ranking.png")
+    sub.add_parser("reuse", help="mark the standalone runs the committed ranking.json holds as "
+                                 "done, with their losses")
     sub.add_parser("steptime", help="measure each variant's seconds per training step into "
                                     "RUNS/step_costs.json (read by report)")
     args = ap.parse_args()
@@ -305,6 +371,8 @@ def main() -> int:
         work()
     elif args.cmd == "job":
         run_job(args.name)
+    elif args.cmd == "reuse":
+        print(f"{reuse_committed()} standalone runs taken from {HERE / 'ranking.json'}")
     elif args.cmd == "steptime":
         costs = step_costs()
         atomic_write_text(RUNS / "step_costs.json", json.dumps(costs, indent=1) + "\n")
@@ -464,6 +532,9 @@ def report() -> None:
          "inherited_mean_over_supernet_seeds": {v: inherited_all[v][a.key]
                                                 for v in inherited_all}}
         for i, (a, p) in enumerate(ranked)]
+    out["calibration"] = calibration_results([a for a, _ in selected])
+    if out["calibration"]:
+        out["calibrated"], out["pair_accuracy"] = headline(out["calibration"])
     missing = [j for j in all_jobs() if not done_path(j).is_file()]
     out["complete"] = not missing
     out["missing_jobs"] = missing
@@ -477,6 +548,76 @@ def report() -> None:
         print(f"{name}: tau {v['tau']:.3f} {v['tau_ci95']} per seed {v['tau_per_seed']} "
               f"top-k {v['topk_recall']:.2f} largest gap {v['largest_gap_pct']} "
               f"by d {v['gap_pct_by_d']} {v['train_seconds']:.0f}s")
+
+
+# -- the calibration section (calibrated_ranking) ----------------------------------------------
+
+ANCHOR_COUNTS = (3, 6, 9)       # anchors per supernet seed: one, two, three per d
+
+
+def benchmark_of(archs: list[Arch], steps: int, variants) -> cr.Benchmark | None:
+    """The finished runs of `steps` steps: standalone losses of `archs` for every seed (None
+    when one is missing) and the inherited ones of every variant's finished supernets."""
+    standalone = {}
+    for seed in STANDALONE_SEEDS:
+        done = [read_done(standalone_job(a, seed, steps)) for a in archs]
+        if not all(done):
+            return None
+        standalone[seed] = {a.key: d["valid_loss"][a.key] for a, d in zip(archs, done)}
+    inherited = {}
+    for v in variants:
+        runs = {s: read_done(supernet_job(v, s, steps)) for s in SUPERNET_SEEDS}
+        if any(runs.values()):
+            inherited[v] = {s: r["valid_loss"] for s, r in runs.items() if r}
+    return cr.Benchmark(archs, standalone, inherited)
+
+
+def _section(bench: cr.Benchmark, variants: list[str], counts=(3,)) -> dict:
+    threshold = cr.NOISE_SDS * bench.seed_sd()
+    return {"seed_sd": bench.seed_sd(), "noise_threshold": threshold,
+            "by_anchors": {str(k): cr.compare(bench, variants if k == counts[0] else
+                                              variants[:1], k, threshold) for k in counts}}
+
+
+def calibration_results(archs: list[Arch]) -> dict:
+    """Every variant raw and calibrated with one anchor per d; the default with two and three
+    per d (leave-one-out picks the correction); every variant's calibrated pair accuracy minus
+    the default's; the longer budget and the same architectures at STEPS."""
+    bench = benchmark_of(archs, STEPS, VARIANTS)
+    default = default_variant()
+    if bench is None or default not in bench.inherited:
+        return {}
+    variants = [default] + [v for v in VARIANTS if v != default and v in bench.inherited]
+    out = {"noise_sds": cr.NOISE_SDS, "default_variant": default,
+           **_section(bench, variants, ANCHOR_COUNTS)}
+    out["calibrated_minus_default_ci95"] = {     # each variant against the default, paired
+        v: cr.paired(bench, 3, out["noise_threshold"], v, default) for v in variants[1:]}
+    space = SearchSpace.load("tiny")
+    out["long"] = {}
+    for steps in (LONG_STEPS, STEPS):
+        sub = benchmark_of(long_archs(space), steps, LONG_VARIANTS)
+        if sub is not None and sub.inherited:
+            out["long"][str(steps)] = _section(sub, [v for v in LONG_VARIANTS
+                                                     if v in sub.inherited])
+    return out
+
+
+def headline(section: dict) -> tuple[dict, dict]:
+    """ranking.json's `calibrated` and `pair_accuracy`: the default recipe calibrated with one
+    anchor per d, against itself raw, d alone and the parameter proxy."""
+    default = section["default_variant"]
+    c = section["by_anchors"]["3"]
+    est = c["estimators"]
+    cal = est[f"calibrated {default}"]
+    return ({"variant": default, "anchors_per_seed": c["anchors_per_seed"],
+             "resolvable_pairs": c["resolvable_pairs"],
+             "noise_threshold": section["noise_threshold"], "tau": cal["tau"],
+             "tau_ci95": cal["tau_ci95"], "mae_pct": cal["mae_pct"],
+             "topk_recall": cal["topk_recall"]},
+            {"calibrated": cal["pair_accuracy"],
+             "raw_default": est[f"raw {default}"]["pair_accuracy"],
+             "d_alone": est["d_alone"]["pair_accuracy"],
+             "non_embedding_params": est["non_embedding_params"]["pair_accuracy"]})
 
 
 def _fmt(x, spec=".3f") -> str:
@@ -530,6 +671,7 @@ def write_markdown(r: dict) -> None:
         f"{name} [{v[f'tau_minus_{BASELINE}_ci95'][0]:+.3f}, "
         f"{v[f'tau_minus_{BASELINE}_ci95'][1]:+.3f}]"
         for name, v in r["variants"].items() if f"tau_minus_{BASELINE}_ci95" in v) + "."]
+    lines += cr.calibration_markdown(r.get("calibration", {}))
     names = list(r["variants"])
     lines += ["", "![ranking](ranking.png)", "",
               "| architecture | profile | non-emb. params | standalone mean | "
