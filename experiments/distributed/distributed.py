@@ -5,8 +5,9 @@ On a tiny supernet trained here, through the `nas` commands (in this process unl
     identical_front     `nas search --executor ray` vs `--executor local`, 2 workers each:
                         front.csv, front.json, history.csv byte for byte
     worker_kill         the Ray search with one perplexity actor killed (SIGKILL, from outside)
-                        while it scores a job, after the first generation was saved: evaluations lost (reference candidates missing),
-                        jobs run again (search.json's retried_jobs), the same front
+                        while it scores a job, after the first generation was saved:
+                        evaluations lost (reference candidates missing), jobs run again
+                        (search.json's retried_jobs), the same front
     two_node_cluster    a `ray.cluster_utils.Cluster` of two 1-CPU nodes, `nas search
                         --ray-address` in another process: the same front
     driver_kill         `nas search --executor ray` in another process, killed with `kill -9`
