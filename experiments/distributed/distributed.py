@@ -179,6 +179,7 @@ def verify_seconds(search: Path, work: Path, name: str, executor: str, workers: 
                    steps: int, top: int) -> float:
     """`nas verify` on a fresh copy of the search (so that no run is reused)."""
     copy = work / f"verify-{name}"
+    shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(search, copy, ignore=shutil.ignore_patterns("verify", ".nas.lock"))
     return timed(["verify", "--front", str(copy), "--top", str(top), "--steps", str(steps),
                   "--workers", str(workers), "--executor", executor, "--threads", "1",
