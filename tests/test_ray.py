@@ -62,13 +62,15 @@ def search(quality, racing: bool, **where):
                                   [c.perplexity for c in result.front], result.hypervolume)
 
 
-@pytest.mark.parametrize("racing", [True, False], ids=["racing", "exact"])
-def test_ray_actors_give_the_local_front(ray_cluster, racing):
+@pytest.mark.parametrize("racing, workers", [(True, 2), (False, 3)], ids=["racing", "exact"])
+def test_ray_actors_give_the_local_front(ray_cluster, racing, workers, capsys):
     quality = NoisyWindows() if racing else SyntheticPerplexity()
     _, local = search(quality, racing)          # in this process (the same as a process pool)
-    executor, on_ray = search(quality, racing, workers=2, executor="ray")
+    executor, on_ray = search(quality, racing, workers=workers, executor="ray")
     assert on_ray == local and executor.retried == 0
     assert not executor.actors                  # closed: the actors are gone
+    assert executor.workers == 2                # as many actors as the cluster has CPUs
+    assert ("2 perplexity actors, not --workers 3" in capsys.readouterr().err) == (workers == 3)
 
 
 def square(x: int) -> int:
@@ -98,6 +100,8 @@ def test_ray_tasks_map_in_order_and_surface_a_failure(ray_cluster):
         failing.map([4])
     failing.close()
     assert ray.is_initialized()         # it joined the shared instance: not its to stop
+    with pytest.raises(UserError, match="no node of the Ray cluster has 3 CPUs"):
+        RayTasks(square, Engine("ray", workers=1), cpus=3)      # would wait forever
 
 
 def test_cli_search_and_verify_on_ray_match_local(ray_cluster, tiny_supernet, tmp_path, capsys):

@@ -167,6 +167,29 @@ def has_gpus() -> bool:
     return import_ray().cluster_resources().get("GPU", 0) > 0
 
 
+def actors_that_fit(workers: int) -> int:
+    """How many of `workers` long-lived 1-CPU actors the joined cluster can hold at once (an
+    actor it cannot place would wait forever, and its jobs with it); fewer are named on
+    standard error."""
+    cpus = int(import_ray().cluster_resources().get("CPU", 0))
+    if cpus < 1:
+        raise UserError("the Ray cluster has no CPUs for the perplexity actors")
+    if cpus < workers:
+        print(f"ray: the cluster has {cpus} CPU(s): {cpus} perplexity actors, not --workers "
+              f"{workers}", file=sys.stderr)
+    return min(workers, cpus)
+
+
+def check_task_fits(cpus: int) -> None:
+    """A task asking for `cpus` CPUs must fit on one node of the joined cluster (else Ray
+    would keep it pending forever): a one-line error now."""
+    nodes = [n for n in import_ray().nodes() if n.get("Alive")]
+    largest = max((int(n["Resources"].get("CPU", 0)) for n in nodes), default=0)
+    if cpus > largest:
+        raise UserError(f"--threads {cpus}: no node of the Ray cluster has {cpus} CPUs (the "
+                        f"largest has {largest}); use --threads {max(largest, 1)} or fewer")
+
+
 def _lost_worker_errors(ray: Any) -> tuple[type, ...]:
     """Ray's errors for a job whose worker, actor, node or result was lost (not the job's own
     failure, which is a RayTaskError)."""
@@ -282,6 +305,7 @@ class RayTasks:
         self.workers, self.retried = engine.workers, 0
         self._started = connect(engine)
         ray = import_ray()
+        check_task_fits(cpus)
         self.gpus = 1 if has_gpus() else 0
         self._remote = ray.remote(fn).options(num_cpus=cpus, num_gpus=self.gpus, max_retries=0)
 
@@ -304,4 +328,4 @@ def task_executor(fn: Callable[[Job], Any], engine: Engine, cpus: int = 1) -> Ta
 
 __all__ = ["Engine", "RunsOn", "EXECUTORS", "ADDRESS_ENV", "MAX_RETRIES", "add_executor_options",
            "TaskExecutor", "LocalTasks", "RayTasks", "task_executor", "connect", "disconnect",
-           "run_on_ray", "has_gpus", "import_ray"]
+           "run_on_ray", "has_gpus", "actors_that_fit", "check_task_fits", "import_ray"]

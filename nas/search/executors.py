@@ -27,7 +27,8 @@ import os
 from typing import Any, Protocol, Sequence
 
 from nas.core.arch import Arch
-from nas.core.distributed import Engine, connect, disconnect, import_ray, run_on_ray
+from nas.core.distributed import (Engine, actors_that_fit, connect, disconnect, import_ray,
+                                  run_on_ray)
 from nas.core.workers import process_pool
 from nas.search.quality import Quality
 
@@ -141,6 +142,7 @@ class RayActors:
     def _start(self) -> None:
         self._started = connect(self.engine)
         ray = import_ray()
+        self.workers = actors_that_fit(self.engine.workers)
         actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(_QualityActor)
         self._source = ray.put(self.quality)       # once; each actor takes it once
         self.actors = [actor.remote() for _ in range(self.workers)]
