@@ -51,6 +51,7 @@ import math
 import operator
 import random
 from dataclasses import MISSING, dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -193,8 +194,8 @@ class HardwareSpace:
         seen: set[str] = set()
         for indices in itertools.product(*(range(len(v)) for _, v in self.choices)):
             hw = self.decode(indices)
-            if hw.hash() not in seen:
-                seen.add(hw.hash())
+            if hw.name not in seen:                     # the name holds the hash
+                seen.add(hw.name)
                 yield hw
 
     def sample(self, rng: random.Random) -> HardwareConfig:
@@ -252,8 +253,13 @@ class HardwareSpace:
             out.append(operator.index(idx))
         return tuple(out)
 
+    @cached_property
+    def _base_values(self) -> dict[str, Any]:
+        """The base preset's fields (read by every decode)."""
+        return PRESETS[self.base].to_dict()
+
     def _decode(self, key: tuple[int, ...]) -> HardwareConfig:
-        values = PRESETS[self.base].to_dict()
+        values = dict(self._base_values)
         changes: dict[str, Any] = {}
         for (name, vals), idx in zip(self.choices, key):
             changes[name] = vals[idx]
