@@ -40,8 +40,9 @@ the `HardwareConfig` default, so genomes that differ only there decode to equal 
 equal hashes: `sparse_pe_fraction` without a sparse engine or with ViTCoD's dynamic split,
 the other sparse-engine fields (`sparse_allocation`, `attention_fusion`, `qk_compression`,
 `attention_lanes`, `head_timing`) without a sparse engine, `dataflow` and `mapping` on MAC lines
-(`pe_array: lines`), `mapping_objective` unless `mapping: search`. `encode` accepts any value of
-such a gene (it returns index 0 for it, or the default's index where it is listed).
+(`pe_array: lines`), `mapping_objective` unless `mapping: search`, `taylor_pipeline` without
+ViTALiTy's units (`diag_pes` and `preproc_lanes` 0). `encode` accepts any value of such a gene
+(it returns index 0 for it, or the default's index where it is listed).
 """
 
 from __future__ import annotations
