@@ -339,3 +339,39 @@ def test_cli_bilevel_search_end_to_end(tiny_supernet, tmp_path, capsys):
                  "--hw-search", "joint"]) == 2
     assert main(common + ["--out", str(tmp_path / "y"), "--hw-warm-start", "1"]) == 2
     assert "--hw-warm-start" in capsys.readouterr().err
+
+
+# -- the benchmark's summary (experiments/studies/cosearch_bilevel) ---------------------------
+
+def test_benchmark_summary_reads_each_space_as_issue_23_asks(tmp_path):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "studies" /
+                           "cosearch_bilevel"))
+    from bilevel_summary import space_summary, summarise
+
+    def method(edp01, edp1, evals=10):
+        return {"edp_at_+0.1": edp01, "edp_at_+1": edp1, "hv": 1.0, "evaluations": evals,
+                "architectures": evals}
+
+    runs = [{"seed": s, "best_preset": "edge-32x32", "methods": {
+        "best_preset": method(6.0 * k, 3.0), "sequential": method(3.0 * k, 2.0),
+        "sequential_exhaustive": method(2.0 * k, 1.5), "joint": method(2.5 * k, 1.2),
+        "bilevel_cold": method(1.2 * k, 1.1), "bilevel": method(1.0 * k, 1.0)}}
+        for s, k in ((0, 1.0), (1, 2.0))]
+    doc = {"setting": {"name": "survey-x"}, "hw_space": "survey-hw", "space": "survey-kinds",
+           "workload": {}, "area_budget_mm2": 3.7, "supernet": "s", "supernet_steps": 400,
+           "hw_points_within_budget": 9, "runs": runs,
+           "bound": {"+0.1": {"edp": 0.9}, "+1": {"edp": 1.0}}}
+    s = space_summary(doc)
+    assert s["edp_gain_vs_best_preset"] == 6.0 and s["edp_gain_vs_sequential"] == 3.0
+    assert s["gain_vs_sequential_exhaustive_per_seed"] == [2.0, 2.0]
+    assert s["fraction_of_bound_per_seed"] == pytest.approx([0.9, 0.45])
+    assert s["reachable_gain_vs_sequential"] == pytest.approx((3.0 / 0.9 + 6.0 / 0.9) / 2)
+    assert s["reachable_gain_vs_best_preset"] == pytest.approx((6.0 / 0.9 + 12.0 / 0.9) / 2)
+    assert s["evaluations"]["bilevel"] == 10 and s["area_budget_mm2"] == 3.7
+    (tmp_path / "setting-survey-x.json").write_text(json.dumps(doc))
+    out = json.loads(summarise(tmp_path).read_text())
+    assert out["seeds"] == [0, 1] and "survey-x" in out["spaces"]
+    assert set(out["provenance"]) >= {"command", "commit", "machine", "simulator_version"}
+    assert (tmp_path / "cosearch_bilevel.png").is_file()
