@@ -95,7 +95,8 @@ class Bench:
                                  gen=setting.gen, vocab=ev.vocab_size)
         self.hw_space = HardwareSpace.load(setting.hw_space)
         self.budget = area(PRESETS[BUDGET_PRESET]).total_mm2
-        self.presets = {n: h for n, h in PRESETS.items() if area(h).total_mm2 <= self.budget}
+        self.presets = {n: h for n, h in PRESETS.items() if area(h).total_mm2 <= self.budget
+                        and (not args.presets or n in args.presets)}
         t0 = time.perf_counter()
         points = [hw for hw in self.hw_space.points() if area(hw).total_mm2 <= self.budget]
         self.matrix = CostMatrix.build(ev.space, points, self.workload, folder=self.folder,
@@ -283,6 +284,9 @@ def main() -> int:
     ap.add_argument("--generations", type=int, default=40)
     ap.add_argument("--max-tokens", type=int, default=2048)
     ap.add_argument("--workers", type=int, default=1, help="processes building the matrix")
+    ap.add_argument("--presets", nargs="+", choices=list(PRESETS),
+                    help="the presets searched for best_preset (default: every preset within "
+                         "the budget)")
     ap.add_argument("--hw-space", help="another hardware space for the setting (a quick check; "
                                        "results go to setting-<setting>-<space>.json)")
     ap.add_argument("--summarise", action="store_true",

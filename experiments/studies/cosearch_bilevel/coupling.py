@@ -110,6 +110,12 @@ def level_masks(quality: np.ndarray, higher_better: bool) -> dict[str, np.ndarra
     return out
 
 
+def preset_levels(preset: dict[str, np.ndarray], masks: dict) -> dict:
+    """Each preset's lowest EDP at each quality level."""
+    return {level: {name: float(edp[np.flatnonzero(mask)].min()) for name, edp in preset.items()}
+            for level, mask in masks.items()}
+
+
 def measure(costs: dict[str, np.ndarray], preset_best: np.ndarray, masks: dict, archs: list,
             points: list) -> dict:
     """The coupling figures at each quality level (see the module docstring)."""
@@ -196,10 +202,15 @@ def main() -> int:
         workload = WORKLOADS[wname]
         preset_m = CostMatrix.build(space, presets, workload,
                                     folder=RUNS / "cosearch-bilevel" / "coupling")
+        preset = {hw.name: np.array([preset_m.arch_cost(a).edp[j] for a in archs])
+                  for j, hw in enumerate(presets)}
         rows = dimension_rows(space, archs, qualities, workload,
-                              per_arch(preset_m, archs)["best"], budget, args.workers,
+                              np.min(list(preset.values()), axis=0), budget, args.workers,
                               whole=workload == SURVEY_WORKLOAD)
-        doc["workloads"][wname] = {"workload": vars(workload), "dimensions": rows}
+        doc["workloads"][wname] = {
+            "workload": vars(workload), "dimensions": rows,
+            "presets": {q: preset_levels(preset, level_masks(v, higher))
+                        for q, (v, higher) in qualities.items()}}
     doc["seconds"] = time.perf_counter() - t0
     write_result(args.out, doc)
     print(f"wrote {args.out}")
