@@ -2,6 +2,8 @@
 # Create .venv (or reuse it) and install the toolkit with its test extras.
 # On a machine without an NVIDIA GPU, the CPU build of PyTorch is installed first, so that the
 # plain `torch` requirement does not pull a multi-GB CUDA build.
+# The tests open `nas report`'s page in headless Chromium: when it is missing, Debian's
+# `chromium` package is installed (as root with apt-get; elsewhere a note says how).
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -16,4 +18,13 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     fi
 fi
 $PIP install --quiet -e ".[test]"
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing chromium (Debian package) for the report's browser test"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "note: tests/test_report.py needs headless Chromium: apt-get install chromium"
+    fi
+fi
 echo "installed: $(.venv/bin/nas --version)"

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from nas.core.arch import load_mapping
+from nas.core.yamlfile import load_mapping
 from nas.core.errors import UserError
 
 DATAFLOWS = ("ws", "os", "both")  # weight-stationary (Gemmini default), output-stationary,
@@ -411,6 +411,11 @@ def derive(base: str, name: str, description: str = "", **changes: Any) -> Hardw
     return HardwareConfig.from_dict(data, name=name)
 
 
+# what a hardware file holds, for the errors of `load_hardware`
+HW_FILE = ("a hardware YAML: `base: PRESET` and the fields to change (e.g. `rows: 32`; "
+           "`nas hw show PRESET` lists every field)")
+
+
 def load_hardware(name_or_path: str | Path) -> HardwareConfig:
     """A preset name (see `PRESETS`) or a YAML file; a file may start from a preset with `base:`."""
     key = str(name_or_path)
@@ -419,7 +424,7 @@ def load_hardware(name_or_path: str | Path) -> HardwareConfig:
     path = Path(key)
     if not path.suffix and not path.exists():
         raise UserError(f"unknown hardware '{key}'; presets: {', '.join(PRESETS)} (or a YAML file)")
-    data = load_mapping(path, what="hardware")
+    data = load_mapping(path, "hardware", HW_FILE)
     base = data.pop("base", None)
     if base is not None:
         try:

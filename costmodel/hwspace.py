@@ -61,10 +61,13 @@ import yaml
 from costmodel.area import area
 from costmodel.hardware import (PRESETS, HardwareConfig, derive, derived_energies, field_value,
                                 fusion_allowed, holds, sparse_split_ok, tile_bytes, unused_fields)
-from nas.core.arch import load_mapping
+from nas.core.yamlfile import load_mapping
 from nas.core.errors import UserError
 
 SPACE_DIR = Path(__file__).resolve().parent / "spaces"
+# what a hardware-space file holds, for the errors of `HardwareSpace.load`
+HW_SPACE_FILE = ("a hardware-space YAML: `base: PRESET` and the values each field may take "
+                 "(e.g. `rows: [8, 16, 32]`)")
 HW_SPACE_PRESETS: tuple[str, ...] = tuple(sorted(p.stem for p in SPACE_DIR.glob("*.yaml")))
 
 NOT_GENES = ("name", "description")                        # HardwareConfig fields never genes
@@ -391,7 +394,7 @@ class HardwareSpace:
         if not path.suffix and not path.exists():
             raise UserError(f"unknown hardware space '{key}'; built-in: "
                             f"{', '.join(HW_SPACE_PRESETS)} (or a YAML file)")
-        data = load_mapping(path, what="hardware space")
+        data = load_mapping(path, "hardware space", HW_SPACE_FILE)
         try:
             return cls.from_dict(data, name=path.stem)
         except UserError as exc:

@@ -19,7 +19,7 @@ hold, in which order the tiles are visited, and what overlaps what. Three mapper
   weight block over the tile's rows with SCALE-Sim's fold timing, and DMA is not overlapped with
   compute: with full overlap every BERT matmul is compute-bound at 16 B/cycle and the survey's
   buffer rebalance (Kim et al. 2023, Sec. 3.4.3: -36% measured) would gain only -21%, from the
-  fold overheads alone; serialised DMA gives -27% (see experiments/studies/accelerator.json).
+  fold overheads alone; serialised DMA gives -27% (see experiments/studies/accelerator/).
 - `search`: a per-GEMM search over dataflows (both where `dataflow: both`), on-chip tile sizes
   (power-of-two and balanced splits of each dimension), the two tile loop orders with K
   innermost, single or double buffering, with the weight preload hidden behind the previous
@@ -31,7 +31,7 @@ All candidates of a mapper are evaluated at once with numpy, on a grid of (setti
 whose terms are computed on the axes they depend on (`_grid_terms`, the same numbers as
 `evaluate` per candidate), and `map_gemm` is cached on the GEMM's shape, so lookup tables stay
 fast with the search on (a survey-space table per hardware point well under 0.5 s:
-experiments/cosearch/table_speed.json).
+experiments/search/table_speed/table_speed.json).
 """
 
 from __future__ import annotations

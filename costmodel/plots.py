@@ -35,7 +35,12 @@ def _label_bars(ax, ends: list[float], ys: list[float]) -> None:
     """Write each bar's value at its end (small bars stay readable next to large ones)."""
     for x, y in zip(ends, ys):
         ax.text(x, y, f" {x:.3g}" if x < 1000 else f" {x:,.0f}", va="center", fontsize=7)
-    ax.set_xlim(0, 1.18 * max(ends, default=0) or 1)   # room for the labels
+
+
+def _fit_x(ax, values: list[float]) -> None:
+    """The x axis from 0 to past the largest of `values` (every bar and mark of the panel),
+    with room for the labels."""
+    ax.set_xlim(0, 1.18 * max(values, default=0) or 1)
 
 
 def _latency_panel(ax, rep: Report, used: set[str]) -> None:
@@ -54,6 +59,7 @@ def _latency_panel(ax, rep: Report, used: set[str]) -> None:
             left = [x + v for x, v in zip(left, vals)]
             used.add(unit)
     _label_bars(ax, left, list(range(len(names))))
+    _fit_x(ax, left)
     ax.set_title("latency per operator type, coloured by its bound", fontsize=10)
     ax.set_xlabel("latency (ms)")
 
@@ -66,6 +72,7 @@ def _energy_panel(ax, rep: Report, used: set[str]) -> None:
     ax.barh([e[0] for e in energy], [e[2] for e in energy],
             color=[UNIT_COLOURS[e[1]] for e in energy])
     _label_bars(ax, [e[2] for e in energy], list(range(len(energy))))
+    _fit_x(ax, [e[2] for e in energy])
     ax.invert_yaxis()                                   # the legend's order, top down
     used.update(e[1] for e in energy)
     ax.set_title("energy per component", fontsize=10)
@@ -97,6 +104,7 @@ def _engines_panel(ax, busy: dict[str, list[float]], used: set[str]) -> None:
         used.add(unit)
     ax.scatter([busy[n][3] for n in ops], range(len(ops)), marker="|", s=1500,
                color="black", linewidths=2, zorder=3)
+    _fit_x(ax, [v for n in ops for v in busy[n]])       # every unit's bar and the latency
     ax.set_yticks(range(len(ops)), ops)
     ax.invert_yaxis()
     ax.set_title("attention products: busy time per unit\n"

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import re
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,8 @@ from costmodel.simulate import Report
 from costmodel.sparsity import AttentionSparsity
 from costmodel.workload import Op, Workload
 from nas.core.arch import Arch
-from nas.core.atomic import atomic_write_text, writable_target
-from nas.core.errors import UserError
+from nas.core.atomic import atomic_write_text
+from nas.core.paths import check_output_file
 from nas.core.plotting import check_figure_path
 
 # -- text ------------------------------------------------------------------------------------
@@ -265,31 +264,34 @@ def profile_data(prof: Profile, model: str, arch: Arch, wl: Workload, bits: int,
 
 # -- files -------------------------------------------------------------------------------------
 
-def _check_writable(path: Path, what: str) -> None:
-    """UserError unless a file can be created in `path`'s folder (probed with a temporary file,
-    which is removed at once)."""
-    try:
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
-            pass
-    except OSError as exc:
-        raise UserError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
-
-
 def check_outputs(json_path: str | None = None, csv_path: str | None = None,
                   plot_path: str | None = None) -> None:
-    """Check every output path before any work, so a bad one costs nothing and writes nothing."""
+    """Check every output path before any work, so a bad one costs nothing and writes nothing
+    (nas.core.paths.check_output_file: creates nothing)."""
     if plot_path:
-        _check_writable(check_figure_path(plot_path), "figure")
+        check_figure_path(plot_path, "--plot figure")
     for path, what in ((json_path, "--json file"), (csv_path, "--csv file")):
         if path:
-            _check_writable(writable_target(path, what), what)
+            check_output_file(path, what)
+
+
+def _cells(key: str, value: Any) -> dict[str, Any]:
+    """One CSV cell per value: a nested dict becomes a column per key (`KEY.SUB`), a list of
+    sizes one cell `AxBxC`; no JSON in a cell."""
+    if isinstance(value, dict):
+        return {k: v for sub, inner in value.items() for k, v in _cells(f"{key}.{sub}",
+                                                                          inner).items()}
+    if isinstance(value, (list, tuple)):
+        return {key: "x".join(map(str, value))}
+    return {key: value}
 
 
 def csv_text(rows: list[dict]) -> str:
-    """Rows as CSV, with every key any row has (nested dicts as JSON)."""
+    """Rows as CSV, with every key any row has (a nested dict's keys as columns of their own:
+    `energy_breakdown_pj.mac`, `mapping.dataflow` ...)."""
     buf = io.StringIO()
     if rows:
-        rows = [{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()}
+        rows = [{k: v for key, value in r.items() for k, v in _cells(key, value).items()}
                 for r in rows]
         fields = list(dict.fromkeys(k for r in rows for k in r))   # some rows have more keys
         w = csv.DictWriter(buf, fieldnames=fields, restval="")

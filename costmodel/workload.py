@@ -61,6 +61,11 @@ PROJECTION, ACT_MATMUL, NONLINEAR = "projection", "act-to-act matmul", "non-line
 USER_GEMM = "gemm"
 
 
+# tokens per sequence beyond any transformer's context (1M): a longer one is likely a typo, and
+# `nas simulate` / `profile` / `build-lut` say so
+MAX_CONTEXT = 2**20
+
+
 @dataclass(frozen=True)
 class Workload:
     """How the model is run: sequence length, batch, and encoder or decoder (KV-cache) mode."""

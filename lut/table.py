@@ -265,7 +265,7 @@ class CostTable:
                             f"'{hw.name}' (hash {hw.hash()})")
         ours, theirs = _space_choices(meta["space"]), _space_choices(space.to_dict())
         if ours != theirs:
-            diff = [k for k in theirs if ours.get(k) != theirs[k]]
+            diff = [k for k in {**ours, **theirs} if ours.get(k) != theirs.get(k)]
             problems.append(f"search space '{meta['space'].get('name')}', not '{space.name}' "
                             f"(they differ in {', '.join(diff)})")
         ours, theirs = meta["workload"], asdict(workload)

@@ -3,11 +3,12 @@
 The last step of HAT's workflow (Wang et al. 2020) and of the survey's case study: a search
 ranks architectures by their perplexity with weights inherited from the supernet; the picks are
 then trained from scratch. `verify` takes K picks spread evenly along a search's front (by
-perplexity, both ends included, the largest subnet aside; the whole front when K covers it)
-and the largest subnet, trains each alone with the
-supernet's recipe (`supernet.train.train` with `arch` set: its dataset, tokenizer, context,
-batch, learning-rate schedule and seed; `--steps` may shorten it), measures their perplexity on
-the search's own validation subset (split and tokens) and writes into `FRONT/verify/`:
+perplexity, both ends included, the largest subnet aside; the whole front when K covers it),
+the front members named by `--pick` (nas export's expressions, e.g. +0.1 +1) and the largest
+subnet, trains each alone with the supernet's recipe (`supernet.train.train` with `arch` set:
+its dataset, tokenizer, context, batch, learning-rate schedule and seed; `--steps` may shorten
+it), measures their perplexity on the search's own validation subset (split and tokens) and
+writes into `FRONT/verify/`:
 
     <arch key>/        each training run (reused when finished, resumed when interrupted)
     verified.csv       per architecture: inherited and standalone perplexity, costs, ranks,
@@ -17,22 +18,29 @@ the search's own validation subset (split and tokens) and writes into `FRONT/ver
     verified.png       standalone vs inherited perplexity (with y = x), and both fronts
                        against the search's objective
 
-Runs train in `--workers` processes (spawn, `--threads` torch threads each, default 1).
+On a search of calibrated perplexity (`nas calibrate`), the inherited perplexity is the
+calibrated one, the raw one beside it (`inherited_ppl_raw`, and the error of both in
+verified.json). `nas calibrate --add-verified FRONT` makes the runs anchors of the calibration.
+
+Runs train in `--workers` processes (spawn, `--threads` torch threads each, default 1), which
+end with `nas verify` however it ends (nas.core.workers).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import multiprocessing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
+from nas.core.paths import check_output_dir
+from nas.core.runlock import run_lock
+from nas.core.workers import process_pool
 from nas.search.candidate import OBJECTIVES, Candidate
-from nas.search.outputs import FrontFile, csv_text, read_front
+from nas.search.outputs import FrontFile, csv_text, picks_of, read_front
 from nas.search.pareto import pareto_indices
 
 VERIFY_DIR = "verify"
@@ -44,6 +52,7 @@ class VerifyJob:
 
     front: Path
     top: int = 5
+    picks: list[str] = field(default_factory=list)   # also these (nas export's expressions)
     workers: int = 1
     steps: int | None = None        # training steps per run; None: the supernet's
     threads: int | None = None      # torch threads per run; None: 1
@@ -68,7 +77,8 @@ class Verified:
 
     def row(self) -> dict[str, Any]:
         c = self.candidate
-        return {"key": c.key, "role": self.role, "inherited_ppl": c.perplexity,
+        raw = {} if c.ppl_raw is None else {"inherited_ppl_raw": c.ppl_raw}
+        return {"key": c.key, "role": self.role, "inherited_ppl": c.perplexity, **raw,
                 "standalone_ppl": self.standalone,
                 "delta_ppl": self.standalone - c.perplexity,
                 **{o.field: getattr(c, o.field) for o in OBJECTIVES.values()},
@@ -120,37 +130,47 @@ def recipe(saved: dict[str, Any], steps: int, threads: int) -> dict[str, Any]:
     return settings
 
 
-def _done_steps(run: Path) -> int | None:
-    from supernet.checkpoint import load_checkpoint
-    if not (run / "last.pt").is_file():
-        return None
-    return load_checkpoint(run, "last")["step"]
-
-
 def _train_one(task: dict[str, Any]) -> str:
-    """Train (or finish) one run; returns what was done. Runs in a worker process."""
+    """Train, resume or reuse one run (`supernet.train.train_run`); returns what was done.
+    Runs in a worker process."""
     import torch
 
     from supernet.config import TrainConfig
-    from supernet.train import resume_config, train
+    from supernet.train import train_run
     settings = task["settings"]
     torch.set_num_threads(settings["threads"])
-    run, steps = Path(task["run"]), settings["steps"]
-    done = _done_steps(run)
-    if done is not None and done >= steps:
-        return f"reused ({done} steps)"
-    if done is not None:
-        train(resume_config(run, {"steps": steps, "threads": settings["threads"],
-                                  "progress": False}))
-        return f"resumed from step {done}"
-    train(TrainConfig(**{**settings, "out": str(run), "arch": task["key"]}))
-    return "trained"
+    plan = train_run(TrainConfig(**{**settings, "out": task["run"], "arch": task["key"]}))
+    return plan.describe()
 
 
-def _standalone_ppl(run: Path, split: str, max_tokens: int | None, threads: int) -> float:
+def train_alone(keys: list[str], folder: Path, settings: dict[str, Any], workers: int = 1,
+                progress: bool = True, label: str = "verify") -> dict[str, str]:
+    """Train each architecture alone in folder/KEY with `settings` (`recipe`), in `workers`
+    spawned processes or here with a progress bar: a finished run is reused, an interrupted or
+    shorter one resumed (`supernet.train.train_run`). Returns what was done, by key."""
+    tasks = [{"key": key, "run": str(folder / key), "settings": settings} for key in keys]
+    folder.mkdir(parents=True, exist_ok=True)
+    if workers > 1 and len(tasks) > 1:
+        with process_pool(min(workers, len(tasks))) as pool:
+            outcomes = pool.map(_train_one, tasks, chunksize=1)
+    else:
+        from nas.core.progress import progress as progress_bar
+        bar = progress_bar(len(tasks), label, unit="run", enabled=progress)
+        outcomes = []
+        for task in tasks:
+            outcomes.append(_train_one(task))
+            bar.update(1)
+        bar.close()
+    for key, what in zip(keys, outcomes):
+        print(f"  {key}: {what}")
+    return dict(zip(keys, outcomes))
+
+
+def standalone_loss(run: Path, split: str, max_tokens: int | None, threads: int) -> float:
+    """The loss (nats per token) of a run trained alone, on `max_tokens` tokens of `split`."""
     from supernet.evaluate import SupernetEvaluator
     ev = SupernetEvaluator(run, split=split, max_tokens=max_tokens, threads=threads)
-    return ev.perplexity([ev.fixed_arch or ev.space.largest()])[0]
+    return ev.losses([ev.fixed_arch or ev.space.largest()])[0]
 
 
 def verify(job: VerifyJob) -> dict[str, Any]:
@@ -161,40 +181,33 @@ def verify(job: VerifyJob) -> dict[str, Any]:
     source = search_source(doc)
     if not doc.front:
         raise UserError(f"{doc.path}: the front is empty, nothing to verify")
+    out = check_output_dir(doc.folder / VERIFY_DIR, "verify folder")
+    with run_lock(out, what="verify folder"):   # one verify at a time; each run locks its own
+        return _verify(job, doc, source, out)
+
+
+def _verify(job: VerifyJob, doc: FrontFile, source: dict[str, Any], out: Path) -> dict[str, Any]:
     from supernet.checkpoint import load_checkpoint
     saved = load_checkpoint(source["ckpt"], "best")["config"]   # fails early on a bad supernet
     steps = job.steps or int(saved["steps"])
     threads = job.threads or 1
-    settings = recipe(saved, steps, threads)
-    out = doc.folder / VERIFY_DIR
     largest = doc.largest.arch.key
     picks = spread_picks([c for c in doc.front if c.arch.key != largest], job.top)
+    named = [c for cands in picks_of(doc.front, doc.largest, job.picks, doc.objective).values()
+             for c in cands if c.arch.key != largest]
+    picks += [c for c in dict.fromkeys(named) if c not in picks]
     entries = [(c, "pick") for c in picks] + [(doc.largest, "largest")]
     archs = list(dict.fromkeys(c.arch.key for c, _ in entries))
-    tasks = [{"key": key, "run": str(out / key), "settings": settings} for key in archs]
     print(f"verify {doc.folder}: {len(picks)} of the front's {len(doc.front)} architectures and "
           f"the largest subnet, trained alone for {steps} steps each with the supernet's recipe "
           f"({source['ckpt']}), {job.workers} worker(s) -> {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    if job.workers > 1 and len(tasks) > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(job.workers, len(tasks))) as pool:
-            outcomes = pool.map(_train_one, tasks, chunksize=1)
-    else:
-        from nas.core.progress import progress
-        bar = progress(len(tasks), "verify", unit="run", enabled=job.progress)
-        outcomes = []
-        for task in tasks:
-            outcomes.append(_train_one(task))
-            bar.update(1)
-        bar.close()
-    for task, what in zip(tasks, outcomes):
-        print(f"  {task['key']}: {what}")
-    ppl = {key: _standalone_ppl(out / key, source.get("split", "valid"),
-                                source.get("max_tokens"), threads) for key in archs}
+    train_alone(archs, out, recipe(saved, steps, threads), job.workers, job.progress)
+    ppl = {key: math.exp(standalone_loss(out / key, source.get("split", "valid"),
+                                         source.get("max_tokens"), threads)) for key in archs}
     results = [Verified(c, role, ppl[c.arch.key], out / c.arch.key) for c, role in entries]
     return write_verified(results, doc, out, {"steps": steps, "source": source,
-                                              "top": job.top, "workers": job.workers})
+                                              "top": job.top, "picks": job.picks,
+                                              "workers": job.workers})
 
 
 def write_verified(results: list[Verified], doc: FrontFile, out: Path,
@@ -212,6 +225,7 @@ def write_verified(results: list[Verified], doc: FrontFile, out: Path,
         "kendall_tau": kendall_tau(inherited, standalone),
         "kendall_tau_picks": kendall_tau([r.candidate.perplexity for r in picks],
                                          [r.standalone for r in picks]),
+        **_calibrated_summary(results),
         "picks_leaving_front": [r.candidate.key for r in picks if not r.on_front],
         "rows": [r.row() for r in results],
     }
@@ -224,10 +238,31 @@ def write_verified(results: list[Verified], doc: FrontFile, out: Path,
                         + (f"{tau:.2f}" if tau is not None else "undefined"))
     print(f"Kendall tau, inherited vs standalone perplexity ({len(results)} architectures): "
           + (f"{tau:.3f}" if tau is not None else "undefined"))
+    if "perplexity_mae_pct" in summary:
+        mae = summary["perplexity_mae_pct"]
+        print(f"calibrated inherited perplexity: {mae['calibrated']:.2f}% from standalone "
+              f"(raw: {mae['raw']:.2f}%); raw Kendall tau "
+              + (f"{summary['kendall_tau_raw']:.3f}" if summary["kendall_tau_raw"] is not None
+                 else "undefined"))
     left = summary["picks_leaving_front"]
     print(f"picks that leave the front once trained alone: {', '.join(left) if left else 'none'}")
     print(f"wrote {out / 'verified.csv'}, {out / 'verified.json'}, {out / 'verified.png'}")
     return summary
+
+
+def _calibrated_summary(results: list[Verified]) -> dict[str, Any]:
+    """For a search on calibrated perplexity: the tau and mean absolute error of the raw and
+    the calibrated inherited perplexity against the standalone one (nothing otherwise)."""
+    if any(r.candidate.ppl_raw is None for r in results):
+        return {}
+    standalone = [r.standalone for r in results]
+
+    def mae_pct(values: list[float]) -> float:
+        return 100 * sum(abs(v / s - 1) for v, s in zip(values, standalone)) / len(values)
+    raw = [r.candidate.ppl_raw for r in results]
+    calibrated = [r.candidate.perplexity for r in results]
+    return {"kendall_tau_raw": kendall_tau(raw, standalone),
+            "perplexity_mae_pct": {"calibrated": mae_pct(calibrated), "raw": mae_pct(raw)}}
 
 
 def plot_verified(results: list[Verified], objective: str, path: Path, title: str = "") -> None:
@@ -267,4 +302,5 @@ def plot_verified(results: list[Verified], objective: str, path: Path, title: st
     save_figure(fig, path, dpi=120)
 
 
-__all__ = ["VerifyJob", "Verified", "verify", "spread_picks", "kendall_tau", "write_verified"]
+__all__ = ["VerifyJob", "Verified", "verify", "spread_picks", "kendall_tau", "write_verified",
+           "recipe", "train_alone", "standalone_loss", "search_source"]

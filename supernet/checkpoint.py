@@ -10,6 +10,10 @@ A run directory holds `last.pt` (latest, for --resume) and `best.pt` (lowest mea
 A few-shot supernet (config `fewshot`) is one checkpoint holding the shared supernet and every
 sub-supernet (`supernet.fewshot.FewShotGPT`); `model_from_checkpoint` rebuilds it, and it routes
 each subnet to its sub-supernet, so evaluation, search and export need nothing else.
+An exported subnet file (`supernet.export`, .pt: format SUBNET_FORMAT) holds one `GPT`'s weights,
+its model config, tokenizer, the source run's config and `info`; `load_subnet` reads it, and
+`load_checkpoint(..., subnets=True)` reads it as a train-subnet run of its architecture (what
+`nas eval` and `nas sample` do).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from nas.core.atomic import atomic_path, existing_file
 from nas.core.arch import Arch, SearchSpace
 from nas.core.errors import UserError
 from supernet.fewshot import FewShotGPT
-from supernet.model import GPT, ElasticGPT, ModelConfig, num_params
+from supernet.model import GPT, ElasticGPT, ModelConfig
 
 FORMAT = "transformer-hw-nas supernet checkpoint"
 SUBNET_FORMAT = "transformer-hw-nas subnet"
@@ -45,19 +49,23 @@ def resolve_checkpoint(ckpt: str | Path, which: str = "best") -> Path:
             if (path / name).is_file():
                 return path / name
         raise UserError(f"run directory {path} holds no checkpoint (best.pt or last.pt)")
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    return path
+    return existing_file(path, "checkpoint")
 
 
 def load_checkpoint(ckpt: str | Path, which: str = "best",
-                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+                    map_location: str | torch.device = "cpu",
+                    subnets: bool = False) -> dict[str, Any]:
+    """A checkpoint's fields (and `path`). With `subnets`, an exported subnet file (.pt) is
+    read too, as the checkpoint of a train-subnet run of its architecture (`subnet_checkpoint`):
+    what evaluation and sampling need."""
     path = resolve_checkpoint(ckpt, which)
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, pickle errors, foreign objects ...
         raise UserError(f"checkpoint {path} is corrupt or not a checkpoint "
                         f"({type(exc).__name__})") from None
+    if subnets and isinstance(data, dict) and data.get("format") == SUBNET_FORMAT:
+        return subnet_checkpoint(data, path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         hint = " (an exported subnet)" if isinstance(data, dict) and data.get(
             "format") == SUBNET_FORMAT else ""
@@ -70,6 +78,14 @@ def load_checkpoint(ckpt: str | Path, which: str = "best",
         raise UserError(f"checkpoint {path} lacks {', '.join(missing)}")
     data["path"] = str(path)
     return data
+
+
+def fixed_space(arch: Arch) -> SearchSpace:
+    """The search space of one architecture alone (a train-subnet run's): its depth and width,
+    its heads and FFN widths as the choices, its attention kinds."""
+    return SearchSpace(name=f"fixed-{arch.key}", layers=(arch.layers,), d=(arch.d,),
+                       heads=arch.heads, ffn=arch.ffn, head_dim=arch.head_dim,
+                       attention=arch.attention)
 
 
 def space_of(data: dict[str, Any]) -> SearchSpace:
@@ -98,18 +114,23 @@ def model_from_checkpoint(data: dict[str, Any]) -> ElasticGPT | FewShotGPT:
     return model
 
 
-# -- standalone subnets (nas export-subnet) ------------------------------------------------------
+# -- standalone subnets (nas export-subnet: supernet.export) --------------------------------------
 
-def export_subnet(data: dict[str, Any], arch: Arch, path: str | Path) -> dict[str, Any]:
-    """Write just `arch`'s weights as a standalone `GPT` file; return what was written."""
-    model = model_from_checkpoint(data).export(arch)
-    info = {"arch": arch.to_dict(), "key": arch.key, "params": num_params(model),
-            "params_supernet": num_params(model_from_checkpoint(data)),
-            "source": data.get("path"), "step": data["step"]}
-    payload = {"model": model.state_dict(), "model_config": data["model_config"],
-               "tokenizer": data["tokenizer"], "info": info}
-    save_checkpoint(path, payload, fmt=SUBNET_FORMAT)
-    return {**info, "path": str(path)}
+def subnet_checkpoint(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """An exported subnet file's fields as the checkpoint of a train-subnet run of its
+    architecture: the architecture's `fixed_space`, its weights in the slices of the model over
+    that space, the source run's training config (its dataset) and step."""
+    arch = Arch.from_dict(data["info"]["arch"])
+    config = ModelConfig(**data["model_config"])
+    static = GPT(config, arch)
+    static.load_state_dict(data["model"])
+    model = ElasticGPT(config, fixed_space(arch))
+    model.load_subnet(static)
+    return {"format": FORMAT, "version": VERSION, "model": model.state_dict(),
+            "model_config": data["model_config"], "space": model.space.to_dict(),
+            "fixed_arch": arch.to_dict(), "tokenizer": data["tokenizer"],
+            "config": data.get("config") or {}, "step": data["info"].get("step", 0),
+            "path": str(path)}
 
 
 def load_subnet(path: str | Path) -> tuple[GPT, dict[str, Any]]:

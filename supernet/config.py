@@ -12,12 +12,19 @@ from dataclasses import dataclass
 
 from nas.core.errors import UserError
 from nas.core.options import option
+from supernet.sampling import SAMPLERS
 
 TOKENIZERS = ("char", "word")
 SANDWICH_SMALLEST = ("global", "each_d")
 DISTILL_LOSSES = ("kl", "alpha")
 # Settings a resumed run may change: they do not alter what is trained (steps extends the run).
 RESUMABLE = ("steps", "device", "threads", "progress", "tensorboard")
+# Settings that say which run a folder holds: a run asked for with other ones is another run.
+RUN_IDENTITY = ("space", "arch", "dataset", "tokenizer")
+# Settings whose default changed since runs recorded them: a checkpoint without one was trained
+# with the value given here (few-shot became the default with the ranking benchmark's
+# calibration, experiments/supernet/ranking/ranking.md).
+FORMER_DEFAULTS = {"fewshot": False}
 
 
 @dataclass
@@ -44,6 +51,11 @@ class TrainConfig:
     grad_clip: float = option(1.0, "gradient-norm clip (0: off)")
     dropout: float = option(0.0, "dropout (on the largest subnet only)")
     n_random: int = option(2, "random subnets per sandwich step", supernet_only=True)
+    sampler: str = option(
+        "uniform", "how the sandwich's random subnets are drawn: uniform (every choice "
+                   "independently) or param_bins (whittle's ParamBins: from 20 equal bins of "
+                   "parameter count, each bin equally often; supernet/sampling.py)",
+        choices=SAMPLERS, supernet_only=True)
     distill: bool = option(True, "in-place distillation from the largest subnet",
                            supernet_only=True)
     sandwich_smallest: str = option(
@@ -55,11 +67,13 @@ class TrainConfig:
         "kl", "the students' distillation loss: kl (KL(teacher || student)) or alpha "
               "(AlphaNet's adaptive alpha-divergence: the larger of alpha = -1 and +1, "
               "importance ratio clipped at 5)", choices=DISTILL_LOSSES, supernet_only=True)
-    fewshot: bool = option(False, "few-shot supernet: after --fewshot-after of the steps, split "
-                                  "into one sub-supernet per embedding width d, each "
-                                  "warm-started from the shared one; every later step trains "
-                                  "one d's sub-supernet in turn (same cost per step)",
-                           supernet_only=True)
+    fewshot: bool = option(True, "few-shot supernet (the default; --no-fewshot: one-shot): "
+                                 "after --fewshot-after of the steps, split into one "
+                                 "sub-supernet per embedding width d, each warm-started from "
+                                 "the shared one; every later step trains one d's "
+                                 "sub-supernet in turn (same cost per step). It ranks "
+                                 "architectures better, raw and calibrated "
+                                 "(experiments/supernet/ranking/ranking.md)", supernet_only=True)
     fewshot_after: float = option(0.5, "with --fewshot: the share of the steps trained as one "
                                        "shared supernet before the split", supernet_only=True)
     fewshot_every_d: bool = option(False, "with --fewshot: after the split every step trains the "
@@ -107,6 +121,8 @@ class TrainConfig:
         if self.sandwich_smallest not in SANDWICH_SMALLEST:
             raise UserError(f"sandwich_smallest must be global or each_d, got "
                             f"'{self.sandwich_smallest}'")
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"sampler must be uniform or param_bins, got '{self.sampler}'")
         if self.distill_loss not in DISTILL_LOSSES:
             raise UserError(f"distill_loss must be kl or alpha, got '{self.distill_loss}'")
         if not 0 < self.fewshot_after < 1:

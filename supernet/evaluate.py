@@ -64,8 +64,8 @@ def default_device(device: str | None) -> torch.device:
 class SupernetEvaluator:
     """Perplexity of any subnet of a trained supernet, with its inherited weights.
 
-    `ckpt` is a run directory (its best checkpoint) or a checkpoint file (a one-shot or a
-    few-shot supernet: `supernet.fewshot`, subnets routed by d). The model, tokenizer,
+    `ckpt` is a run directory (its best checkpoint), a checkpoint file (a one-shot or a
+    few-shot supernet: `supernet.fewshot`, subnets routed by d), or an exported subnet (.pt). The model, tokenizer,
     search space and dataset recorded in the checkpoint are used; the evaluation windows are the
     first `max_tokens` tokens of `split` (all of it when None). `threads`: torch's CPU threads
     (default: chosen from the largest subnet's size, `supernet.threads`).
@@ -77,7 +77,7 @@ class SupernetEvaluator:
         if batch_size <= 0:
             raise UserError(f"batch size must be positive, got {batch_size}")
         self.device = default_device(device)
-        data = load_checkpoint(ckpt, "best", map_location=self.device)
+        data = load_checkpoint(ckpt, "best", map_location=self.device, subnets=True)
         self.checkpoint = data["path"]
         self.step: int = data["step"]
         self.space: SearchSpace = space_of(data)
@@ -89,8 +89,12 @@ class SupernetEvaluator:
         self.split = split
         self.threads = set_threads(threads, self.space.largest(), self.vocab_size,
                                    batch_size * self.block_size)
-        dataset = data["config"]["dataset"]
+        dataset = data["config"].get("dataset")
+        if dataset is None:
+            raise UserError(f"{self.checkpoint} records no dataset (a subnet exported by an "
+                            f"older version): export it again")
         check_recorded_dataset(dataset, self.checkpoint)
+        self.dataset: str = dataset
         _, tokens = load_tokens(dataset, Tokenizer.from_dict(data["tokenizer"]))
         if split not in tokens:
             raise UserError(f"dataset '{dataset}' has no '{split}' split "

@@ -4,7 +4,7 @@ Xu et al. 2022; HW-GPT-Bench splits its GPT space by embedding size too).
 In one elastic supernet every subnet of width d uses the first d channels of every weight, so
 the d = 64 subnets share all their channels with the smallest subnet that trains every step,
 and the d = 128 ones share theirs with everybody: inherited losses come out biased by d
-(experiments/supernet/ranking.md). `FewShotGPT` holds one shared `ElasticGPT` (the one-shot
+(experiments/supernet/ranking/ranking.md). `FewShotGPT` holds one shared `ElasticGPT` (the one-shot
 phase) and one sub-supernet per value of d, each an `ElasticGPT` of the space restricted to that
 d. `split(optimizer)` warm-starts every sub-supernet from the shared weights (and their AdamW
 moments), sliced to its width as a subnet would use them; from then on a subnet runs in the

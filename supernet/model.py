@@ -44,7 +44,7 @@ class ModelConfig:
 # -- the computation, shared by the static and the elastic model --------------------------------
 
 def taylor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                     chunk: int = TAYLOR_CHUNK) -> torch.Tensor:
+                     chunk: int = TAYLOR_CHUNK, context: int | None = None) -> torch.Tensor:
     """Causal linear Taylor attention (ViTALiTy, Dass et al., HPCA 2023) of q, k, v [B, H, T, D].
 
     exp(q.k / sqrt(D)) ~ 1 + q.k / sqrt(D) with the keys centred on their mean. Causally, query
@@ -56,7 +56,9 @@ def taylor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         y_i = (V_i + (q_i S_i - (q_i . m_i) V_i) / sqrt(D)) / (i + 1).
     q_i S_i is computed by chunks of `chunk` tokens (the running state S of the previous chunks,
     plus the masked products inside a chunk), so memory is O(T) per head; the result is the
-    same as prefix sums token by token. Computed in float32, also under autocast.
+    same as prefix sums token by token. The sequence is padded to the chunks of `context`
+    tokens (at least T; default T), a number fixed by the model, so a graph exported for every
+    length has a fixed number of chunks. Computed in float32, also under autocast.
     """
     dtype = q.dtype
     with torch.autocast(q.device.type, enabled=False):
@@ -65,27 +67,26 @@ def taylor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         count = torch.arange(1, T + 1, device=q.device, dtype=torch.float32).unsqueeze(-1)
         v_sum = v.cumsum(-2)                                            # V_i
         mean = k.cumsum(-2) / count                                     # m_i
-        qs = _causal_products(q, k, v, chunk)                           # q_i S_i
+        qs = _causal_products(q, k, v, chunk, context or T)             # q_i S_i
         y = (v_sum + (qs - (q * mean).sum(-1, keepdim=True) * v_sum) / math.sqrt(D)) / count
     return y.to(dtype)
 
 
-def _causal_products(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                     chunk: int) -> torch.Tensor:
+def _causal_products(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: int,
+                     length: int) -> torch.Tensor:
     """sum_{j<=i} (q_i . k_j) v_j for every i, by chunks: the state sum k_j v_j^T of earlier
-    chunks (an exclusive prefix sum over chunks) plus the causal products inside the chunk."""
+    chunks (an exclusive prefix sum over chunks) plus the causal products inside the chunk.
+    The T tokens are padded to the n chunks that hold `length` >= T tokens."""
     B, H, T, _ = q.shape
-    n = -(-T // chunk)
-    pad = n * chunk - T
-    if pad:                                    # zero keys/values add nothing to the sums
-        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
-    qc, kc, vc = (t.view(B, H, n, chunk, t.shape[-1]) for t in (q, k, v))
+    n = -(-length // chunk)
+    qc, kc, vc = (F.pad(t, (0, 0, 0, n * chunk - T)).view(B, H, n, chunk, -1)  # zeros add
+                  for t in (q, k, v))                                          # nothing
     states = kc.transpose(-1, -2) @ vc                                  # [B, H, n, D, Dv]
     before = states.cumsum(2) - states                                  # earlier chunks only
-    inside = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
-    scores = (qc @ kc.transpose(-1, -2)).masked_fill(~inside, 0.0)
+    scores = (qc @ kc.transpose(-1, -2)).tril()                        # causal inside
     out = scores @ vc + qc @ before
-    return out.reshape(B, H, n * chunk, -1)[:, :, :T]
+    # the first T rows (index_select, not a slice: exports for T = n * chunk too)
+    return out.view(B, H, n * chunk, -1).index_select(2, torch.arange(T, device=q.device))
 
 
 @functools.lru_cache(maxsize=64)
@@ -94,11 +95,10 @@ def causal_pattern(kind: str, seq: int) -> SparsePattern:
     return sparse_pattern(kind, seq, causal=True)
 
 
-@functools.lru_cache(maxsize=64)
-def sparse_mask(kind: str, seq: int, device: torch.device) -> torch.Tensor:
-    """The causal boolean mask [seq, seq] (True: query i sees key j) of a sparseNN kind, from
-    its `causal_pattern`: j in (i - window, i], or j < globals (and j <= i)."""
-    pattern = causal_pattern(kind, seq)
+def sparse_mask(pattern: SparsePattern, seq: int, device: torch.device) -> torch.Tensor:
+    """The causal boolean mask [seq, seq] (True: query i sees key j) of the first `seq` tokens
+    under a `causal_pattern`: j in (i - window, i], or j < globals (and j <= i). Built from
+    ranges (no stored table), so an exported model computes it for any length."""
     i = torch.arange(seq, device=device).unsqueeze(1)
     j = torch.arange(seq, device=device).unsqueeze(0)
     return (j <= i) & ((j > i - pattern.window) | (j < pattern.globals))
@@ -159,12 +159,11 @@ def attention(x: torch.Tensor, wq, bq, wk, bk, wv, bv, wo, bo, head_dim: int,
               state: DecodeState | None = None) -> torch.Tensor:
     """Causal multi-head self-attention of kind `kind`; the number of heads is
     wq.shape[0] // head_dim. A sparse kind uses the pattern of `context` tokens (the model's
-    block size; default: this sequence's length) cut to the first T, so a position sees the same
+    block size; default: this sequence's length) over the first T, so a position sees the same
     keys whatever the sequence length. Dropout on the attention weights: softmax and sparse.
     With a decode `state`, x is one new token after those the state holds (`attention_step`)."""
     B, T, _ = x.shape
-    heads = wq.shape[0] // head_dim
-    q, k, v = (F.linear(x, w, b).view(B, T, heads, head_dim).transpose(1, 2)
+    q, k, v = (F.linear(x, w, b).view(B, T, -1, head_dim).transpose(1, 2)
                for w, b in ((wq, bq), (wk, bk), (wv, bv)))
     if state is not None:
         if T != 1:
@@ -173,16 +172,16 @@ def attention(x: torch.Tensor, wq, bq, wk, bk, wv, bv, wo, bo, head_dim: int,
     elif kind == SOFTMAX:
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
     elif kind == TAYLOR:
-        y = taylor_attention(q, k, v)
+        y = taylor_attention(q, k, v, context=context)
     else:
-        mask = sparse_mask(kind, max(T, context or T), x.device)[:T, :T]
+        mask = sparse_mask(causal_pattern(kind, context or T), T, x.device)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
-    y = y.transpose(1, 2).reshape(B, T, heads * head_dim)
-    return F.dropout(F.linear(y, wo, bo), dropout)
+    y = y.transpose(1, 2).reshape(B, T, -1)
+    return F.dropout(F.linear(y, wo, bo), dropout, training=dropout > 0)
 
 
 def feed_forward(x: torch.Tensor, w1, b1, w2, b2, dropout: float) -> torch.Tensor:
-    return F.dropout(F.linear(F.gelu(F.linear(x, w1, b1)), w2, b2), dropout)
+    return F.dropout(F.linear(F.gelu(F.linear(x, w1, b1)), w2, b2), dropout, training=dropout > 0)
 
 
 def init_weights(module: nn.Module, n_layers: int) -> None:
@@ -196,6 +195,15 @@ def init_weights(module: nn.Module, n_layers: int) -> None:
             nn.init.normal_(p, std=0.02 / math.sqrt(2 * n_layers))
         else:
             nn.init.normal_(p, std=0.02)
+
+
+# The dimensions of each weight of a layer (rows, columns): the embedding width d, the attention
+# width heads * head_dim, the FFN width. A subnet takes the first entries of each (`sliced`).
+BLOCK_DIMS = {"ln1_w": ("d",), "ln1_b": ("d",), "ln2_w": ("d",), "ln2_b": ("d",),
+              "wq": ("attn", "d"), "wk": ("attn", "d"), "wv": ("attn", "d"),
+              "bq": ("attn",), "bk": ("attn",), "bv": ("attn",),
+              "wo": ("d", "attn"), "bo": ("d",),
+              "w1": ("ffn", "d"), "b1": ("ffn",), "w2": ("d", "ffn"), "b2": ("d",)}
 
 
 class Block(nn.Module):
@@ -212,29 +220,30 @@ class Block(nn.Module):
         self.w1, self.b1 = P(ffn, d), P(ffn)
         self.w2, self.b2 = P(d, ffn), P(d)
 
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Every weight of the layer by name (what `run` takes)."""
+        return {"ln1_w": self.ln1.weight, "ln1_b": self.ln1.bias,
+                "wq": self.wq, "bq": self.bq, "wk": self.wk, "bk": self.bk,
+                "wv": self.wv, "bv": self.bv, "wo": self.wo, "bo": self.bo,
+                "ln2_w": self.ln2.weight, "ln2_b": self.ln2.bias,
+                "w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": self.b2}
+
     def sliced(self, d: int, attn: int, ffn: int) -> dict[str, torch.Tensor]:
         """Views of the first rows/columns: d embedding channels, `attn` attention, `ffn` hidden."""
-        return {
-            "ln1_w": self.ln1.weight[:d], "ln1_b": self.ln1.bias[:d],
-            "wq": self.wq[:attn, :d], "bq": self.bq[:attn],
-            "wk": self.wk[:attn, :d], "bk": self.bk[:attn],
-            "wv": self.wv[:attn, :d], "bv": self.bv[:attn],
-            "wo": self.wo[:d, :attn], "bo": self.bo[:d],
-            "ln2_w": self.ln2.weight[:d], "ln2_b": self.ln2.bias[:d],
-            "w1": self.w1[:ffn, :d], "b1": self.b1[:ffn],
-            "w2": self.w2[:d, :ffn], "b2": self.b2[:d],
-        }
+        size = {"d": d, "attn": attn, "ffn": ffn}
+        return {name: w[tuple(slice(size[dim]) for dim in BLOCK_DIMS[name])]
+                for name, w in self.weights().items()}
 
     def run(self, x: torch.Tensor, w: dict[str, torch.Tensor], head_dim: int,
             dropout: float, kind: str = SOFTMAX, context: int | None = None,
             state: DecodeState | None = None) -> torch.Tensor:
         """The layer with attention kind `kind` (sparse patterns over `context` tokens); with a
         decode `state`, one new token."""
-        d = x.shape[-1]
-        h = F.layer_norm(x, (d,), w["ln1_w"], w["ln1_b"])
+        d = w["ln1_w"].shape                    # static, also when traced for export
+        h = F.layer_norm(x, d, w["ln1_w"], w["ln1_b"])
         x = x + attention(h, w["wq"], w["bq"], w["wk"], w["bk"], w["wv"], w["bv"], w["wo"],
                           w["bo"], head_dim, dropout, kind, context, state)
-        h = F.layer_norm(x, (d,), w["ln2_w"], w["ln2_b"])
+        h = F.layer_norm(x, d, w["ln2_w"], w["ln2_b"])
         return x + feed_forward(h, w["w1"], w["b1"], w["w2"], w["b2"], dropout)
 
 
@@ -252,6 +261,11 @@ class _Decoder(nn.Module):
         self.ln_f = nn.LayerNorm(d)
         init_weights(self, arch.layers)
 
+    def weights(self, arch: Arch) -> dict:
+        """The weights `arch` runs on: wte, wpe, ln_f_w, ln_f_b, and `blocks` (one
+        `Block.weights` dict per layer)."""
+        raise NotImplementedError
+
     def _forward(self, idx: torch.Tensor, arch: Arch, targets: torch.Tensor | None,
                  dropout: bool, states: list[DecodeState] | None = None,
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -261,17 +275,15 @@ class _Decoder(nn.Module):
             raise ValueError(f"sequence of {start + T} tokens is longer than the context "
                              f"({self.config.block_size})")
         p = self.config.dropout if (dropout and self.training) else 0.0
-        d = arch.d
-        wte = self.wte.weight[:, :d]
-        x = F.embedding(idx, wte) + self.wpe.weight[start:start + T, :d]
-        x = F.dropout(x, p)
-        for i in range(arch.layers):
-            block = self.blocks[i]
-            x = block.run(x, block.sliced(d, arch.attn_width(i), arch.ffn[i]), arch.head_dim, p,
-                          arch.attention[i], self.config.block_size,
-                          states[i] if states else None)
-        x = F.layer_norm(x, (d,), self.ln_f.weight[:d], self.ln_f.bias[:d])
-        logits = F.linear(x, wte)                               # tied embedding
+        w = self.weights(arch)
+        positions = torch.arange(start, start + T, device=idx.device)
+        x = F.embedding(idx, w["wte"]) + F.embedding(positions, w["wpe"])
+        x = F.dropout(x, p, training=p > 0)
+        for i, layer in enumerate(w["blocks"]):
+            x = self.blocks[i].run(x, layer, arch.head_dim, p, arch.attention[i],
+                                   self.config.block_size, states[i] if states else None)
+        x = F.layer_norm(x, (arch.d,), w["ln_f_w"], w["ln_f_b"])
+        logits = F.linear(x, w["wte"])                          # tied embedding
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
@@ -292,6 +304,11 @@ class GPT(_Decoder):
         super().__init__(config, arch)
         self.arch = arch
 
+    def weights(self, arch: Arch) -> dict:
+        """Its own weights, whole: no slicing (an exported graph holds each once)."""
+        return {"wte": self.wte.weight, "wpe": self.wpe.weight, "ln_f_w": self.ln_f.weight,
+                "ln_f_b": self.ln_f.bias, "blocks": [b.weights() for b in self.blocks]}
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 dropout: bool = False, states: list[DecodeState] | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -307,6 +324,14 @@ class ElasticGPT(_Decoder):
         super().__init__(config, space.largest())
         self.space = space
 
+    def weights(self, arch: Arch) -> dict:
+        """Views of the first rows and columns of every weight, as `arch` uses them."""
+        d = arch.d
+        return {"wte": self.wte.weight[:, :d], "wpe": self.wpe.weight[:, :d],
+                "ln_f_w": self.ln_f.weight[:d], "ln_f_b": self.ln_f.bias[:d],
+                "blocks": [self.blocks[i].sliced(d, arch.attn_width(i), arch.ffn[i])
+                           for i in range(arch.layers)]}
+
     def forward(self, idx: torch.Tensor, arch: Arch | None = None,
                 targets: torch.Tensor | None = None, dropout: bool = False,
                 states: list[DecodeState] | None = None,
@@ -320,18 +345,25 @@ class ElasticGPT(_Decoder):
     def export(self, arch: Arch) -> GPT:
         """A standalone `GPT` holding copies of the subnet's weights (and nothing else)."""
         self.space.check(arch)
-        model = GPT(self.config, arch)
-        d = arch.d
-        model.wte.weight.copy_(self.wte.weight[:, :d])
-        model.wpe.weight.copy_(self.wpe.weight[:, :d])
-        model.ln_f.weight.copy_(self.ln_f.weight[:d])
-        model.ln_f.bias.copy_(self.ln_f.bias[:d])
-        for i, block in enumerate(model.blocks):
-            src = self.blocks[i].sliced(d, arch.attn_width(i), arch.ffn[i])
-            dst = block.sliced(d, arch.attn_width(i), arch.ffn[i])
-            for name, tensor in dst.items():
-                tensor.copy_(src[name])
-        return model.to(self.wte.weight.device)
+        model = GPT(self.config, arch).to(self.wte.weight.device)
+        _copy_weights(model.weights(arch), self.weights(arch))
+        return model
+
+    @torch.no_grad()
+    def load_subnet(self, model: GPT) -> None:
+        """Copy a standalone model's weights into the slices its architecture uses here (the
+        inverse of `export`)."""
+        arch = self.space.check(model.arch)
+        _copy_weights(self.weights(arch), model.weights(arch))
+
+
+def _copy_weights(dst: dict, src: dict) -> None:
+    """Copy every tensor of one `weights` dict into the same place of another."""
+    pairs = [(dst[k], src[k]) for k in ("wte", "wpe", "ln_f_w", "ln_f_b")]
+    pairs += [(mine[k], theirs[k]) for mine, theirs in zip(dst["blocks"], src["blocks"])
+              for k in mine]
+    for tensor, source in pairs:
+        tensor.copy_(source)
 
 
 def num_params(model: nn.Module) -> int:

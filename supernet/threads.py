@@ -7,7 +7,7 @@ thread at every size. A model whose forward pass over one batch is below `SINGLE
 multiply-accumulates runs on one thread; larger ones on every core this process may use (shared
 between the processes of a DDP run).
 
-experiments/threads/crossover.json measures it (2-core CPU, torch 2.13, medians of 3; speed-up of
+experiments/threads/crossover/ measures it (2-core CPU, torch 2.13, medians of 3; speed-up of
 all cores over one thread, idle / with a core held by another process):
     L3-d96 .. L4-d192 (2.6e8 .. 1.8e9 MACs)   idle 1.50-1.74x, core held 0.13-0.90x
     L4-d256 .. L4-d512 (2.4e9 .. 1.3e10)      idle 1.69-2.08x, core held 0.55-0.90x
@@ -27,7 +27,7 @@ import torch
 from nas.core.arch import Arch
 from nas.core.errors import UserError
 
-# Below this many MACs per forward pass of one batch, one thread (experiments/threads/).
+# Below this many MACs per forward pass of one batch, one thread (experiments/threads/crossover/).
 SINGLE_THREAD_MACS = 2e9
 
 

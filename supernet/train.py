@@ -6,7 +6,7 @@ largest's detached soft predictions (in-place distillation, KL divergence); thei
 weighted by `student_weight` (default: averaged) and all gradients are summed before one AdamW
 step with gradient clipping, linear warmup and cosine decay to `min_lr`.
 With `distill_after` > 0 the students learn from the labels for that many steps first.
-Width-bias options (experiments/supernet/ranking.md): `sandwich_smallest="each_d"` trains the
+Width-bias options (experiments/supernet/ranking/): `sandwich_smallest="each_d"` trains the
 smallest subnet of every embedding width d each step instead of only the space's smallest;
 `distill_loss="alpha"` distils with AlphaNet's adaptive alpha-divergence instead of KL; `fewshot`
 splits the supernet into one sub-supernet per d after `fewshot_after` of the steps
@@ -21,7 +21,8 @@ Files in `cfg.out`: last.pt, best.pt (see supernet.checkpoint), log.jsonl (every
 evaluation), eval.csv (evaluations), loss.png (loss curves), config.json, and with
 `cfg.tensorboard` TensorBoard event files in tensorboard/ (the same records as log.jsonl).
 A resumed run takes its settings from its checkpoint (`resume_config`); only those in
-`RESUMABLE` may differ.
+`RESUMABLE` may differ. `train_run(cfg)` trains, resumes or leaves a run folder as
+`supernet.runs.plan_run` decides: what every caller that only wants a trained run uses.
 """
 
 from __future__ import annotations
@@ -33,33 +34,37 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from nas.core.arch import SPACE_PRESETS, Arch, SearchSpace, resolve_model
+from nas.core.arch import Arch, SearchSpace, resolve_model
 from nas.core.atomic import atomic_path, atomic_write_text
 from nas.core.errors import UserError
-from nas.core.options import flag_of
 from nas.core.plotting import pyplot, save_figure
 from nas.core.progress import progress
-from supernet.checkpoint import fixed_arch_of, load_checkpoint, save_checkpoint, space_of
-from supernet.config import RESUMABLE, TrainConfig
+from nas.core.runlock import run_lock
+from supernet.checkpoint import fixed_arch_of, fixed_space, save_checkpoint, space_of
+from supernet.config import TrainConfig
 from supernet.data import (Tokenizer, check_recorded_dataset, eval_windows, get_batch, is_local,
-                           load_tokens, resolve_dataset)
+                           load_tokens)
 from supernet.evaluate import default_device, subnet_losses
 from supernet.fewshot import FewShotGPT, space_of_d
 from supernet.model import ElasticGPT, ModelConfig, num_params
+from supernet.runs import (RunPlan, check_resumable, is_finished, last_checkpoint, normalised,
+                           plan_run, resume_config)
+from supernet.sampling import sample_subnets
 from supernet.tensorboard import require_tensorboard, summary_writer
 from supernet.threads import set_threads
 
-__all__ = ["TrainConfig", "train", "resume_config", "sandwich_step", "lr_factor", "step_archs",
-           "plot_losses", "alpha_divergence", "fewshot_split_step", "step_groups"]
+__all__ = ["TrainConfig", "train", "train_run", "plan_run", "RunPlan", "resume_config",
+           "sandwich_step", "lr_factor", "step_archs", "eval_archs", "plot_losses",
+           "alpha_divergence", "fewshot_split_step", "step_groups"]
 
 # AlphaNet (Wang et al., ICML 2021): adaptive alpha-divergence between alpha- and alpha+, with the
 # importance ratio (teacher / student)^alpha clipped at ALPHA_CLIP.
@@ -81,10 +86,11 @@ def fewshot_split_step(cfg: TrainConfig) -> int | None:
 
 
 def _sandwich(space: SearchSpace, cfg: TrainConfig, rng: random.Random) -> list[Arch]:
-    """Largest, smallest (of every d with `sandwich_smallest="each_d"`), n_random random."""
+    """Largest, smallest (of every d with `sandwich_smallest="each_d"`), n_random random (drawn
+    by `cfg.sampler`, supernet.sampling)."""
     smallest = ([space_of_d(space, d).smallest() for d in space.d]
                 if cfg.sandwich_smallest == "each_d" else [space.smallest()])
-    return [space.largest()] + smallest + [space.sample(rng) for _ in range(cfg.n_random)]
+    return [space.largest()] + smallest + sample_subnets(space, rng, cfg.n_random, cfg.sampler)
 
 
 def step_archs(space: SearchSpace, fixed: Arch | None, cfg: TrainConfig, step: int) -> list[Arch]:
@@ -144,7 +150,7 @@ def student_weight(cfg: TrainConfig, archs: list[Arch]) -> float:
     """Weight of each smaller subnet's loss: `cfg.student_weight`, by default 1 / their number.
 
     With a plain sum (1.0) the students' gradients outweigh the largest's in the shared weights
-    and hold it back (experiments/supernet/student_weight.json: +18% validation loss against
+    and hold it back (experiments/supernet/student_weight/: +18% validation loss against
     +2% averaged, Tiny Shakespeare, 1000 steps)."""
     if cfg.student_weight is not None:
         return cfg.student_weight
@@ -184,65 +190,6 @@ def sandwich_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, arch
     return losses
 
 
-# -- settings and resume -------------------------------------------------------------------------
-
-def _resolve_space(space: str) -> str:
-    """A search-space YAML file as an absolute path; a preset name (or a missing file, for the
-    error message) unchanged."""
-    if space not in SPACE_PRESETS and Path(space).is_file():
-        return str(Path(space).resolve())
-    return space
-
-
-def normalised(cfg: TrainConfig) -> TrainConfig:
-    """`cfg` as a run records it: a local dataset or space file as an absolute path, the
-    architecture as its key, so the run can be evaluated or resumed from any directory."""
-    return replace(cfg, dataset=resolve_dataset(cfg.dataset), space=_resolve_space(cfg.space),
-                   arch=resolve_model(cfg.arch)[0].key if cfg.arch else None)
-
-
-def _last_checkpoint(out: str | Path) -> dict[str, Any]:
-    if not (Path(out) / "last.pt").is_file():
-        raise UserError(f"--resume: {out} holds no last.pt to resume from")
-    return load_checkpoint(out, "last")
-
-
-def _saved_settings(data: dict[str, Any]) -> dict[str, Any]:
-    """The TrainConfig fields recorded in a checkpoint (a field it lacks keeps its default)."""
-    names = {f.name for f in fields(TrainConfig)}
-    return {k: v for k, v in data["config"].items() if k in names}
-
-
-def resume_config(out: str | Path, given: dict[str, Any] | None = None) -> TrainConfig:
-    """The settings to resume the run in `out`: those of its last checkpoint, with `given` (the
-    options the user typed, as `nas.core.options.given` returns them) applied. `train` then
-    refuses any of them that differs from the checkpoint, except the fields in RESUMABLE."""
-    saved = _saved_settings(_last_checkpoint(out))
-    return TrainConfig(**{**saved, **(given or {}), "out": str(out), "resume": True})
-
-
-def _check_resumable(data: dict[str, Any], cfg: TrainConfig) -> None:
-    """Every setting but RESUMABLE ones must be the checkpoint's: one line naming each that
-    differs, with the checkpoint's value and the given one."""
-    saved = _saved_settings(data)
-    diffs = []
-    for f in fields(TrainConfig):
-        if f.name in RESUMABLE or f.name in ("out", "resume"):
-            continue
-        old = saved.get(f.name, f.default)
-        if f.name == "dataset":                 # as recorded by older runs: maybe relative
-            old = resolve_dataset(old)
-        elif f.name == "space":
-            old = _resolve_space(old)
-        if old != getattr(cfg, f.name):
-            diffs.append(f"{flag_of(f.name)} differs (checkpoint {old!r}, given "
-                         f"{getattr(cfg, f.name)!r})")
-    if diffs:
-        raise UserError(f"--resume: the run in {cfg.out} was trained differently: "
-                        + "; ".join(diffs) + "; only "
-                        + ", ".join(flag_of(n) for n in RESUMABLE) + " may change on resume")
-
-
 # -- the training loop --------------------------------------------------------------------------
 
 def train(cfg: TrainConfig) -> Path:
@@ -253,6 +200,14 @@ def train(cfg: TrainConfig) -> Path:
     cfg.validate()
     if cfg.tensorboard:
         require_tensorboard()
+    # one run at a time in a folder (nas.core.runlock), checked before the data are loaded;
+    # under torchrun rank 0 holds it for all
+    with run_lock(cfg.out) if os.environ.get("RANK", "0") == "0" else nullcontext():
+        return _train_ranks(cfg)
+
+
+def _train_ranks(cfg: TrainConfig) -> Path:
+    """`_train` on this process's rank and device (DistributedDataParallel under torchrun)."""
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank, world = 0, 1
     device = default_device(cfg.device)
@@ -270,160 +225,57 @@ def train(cfg: TrainConfig) -> Path:
             dist.destroy_process_group()
 
 
-def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: bool) -> Path:
-    out = Path(cfg.out)
-    main = rank == 0
-    resume_data = None
-    if cfg.resume:
-        resume_data = _last_checkpoint(out)
-        _check_resumable(resume_data, cfg)
-        check_recorded_dataset(cfg.dataset, resume_data["path"])
-        space, fixed = space_of(resume_data), fixed_arch_of(resume_data)
-        if resume_data["step"] >= cfg.steps:
-            if main:
-                print(f"{out} is already at step {resume_data['step']} of {cfg.steps}: "
-                      f"nothing to train (give a larger --steps to extend it)", flush=True)
-            return out
-    elif (out / "last.pt").exists() or (out / "best.pt").exists():
-        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose "
-                        f"another --out")
-    else:
-        fixed = resolve_model(cfg.arch)[0] if cfg.arch else None
-        space = (SearchSpace.load(cfg.space) if fixed is None else
-                 SearchSpace(name=f"fixed-{fixed.key}", layers=(fixed.layers,), d=(fixed.d,),
-                             heads=fixed.heads, ffn=fixed.ffn, head_dim=fixed.head_dim,
-                             attention=fixed.attention))
+def train_run(cfg: TrainConfig) -> RunPlan:
+    """Bring the run in cfg.out to cfg.steps: train it, resume it with its own settings, or
+    leave it when finished (`supernet.runs.plan_run`); returns the plan carried out."""
+    plan = plan_run(cfg)
+    if plan.action != "skip":
+        train(plan.config)
+    return plan
 
+
+def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: bool) -> Path:
+    """Set the run up (new or resumed), then the loop: one optimizer step on each step's
+    sandwich of subnets, a training record every log_interval steps, validation and checkpoints
+    every eval_interval steps (and at the last step)."""
+    out, main = Path(cfg.out), rank == 0
+    resume = _resume_data(cfg)
+    if resume is not None and is_finished(resume["step"], cfg.steps):
+        if main:
+            print(f"{out} is already at step {resume['step']} of {cfg.steps}: nothing to train "
+                  f"(give a larger --steps to extend it)", flush=True)
+        return out
+    space, fixed = _space_and_arch(cfg, resume)
     torch.manual_seed(cfg.seed + rank)
-    tokenizer = Tokenizer.from_dict(resume_data["tokenizer"]) if resume_data else cfg.tokenizer
+    tokenizer = Tokenizer.from_dict(resume["tokenizer"]) if resume else cfg.tokenizer
     tokenizer, tokens = load_tokens(cfg.dataset, tokenizer)
-    train_tokens = tokens["train"]
     val_x, val_y = eval_windows(tokens["valid"], cfg.block_size, cfg.eval_tokens)
     threads = set_threads(cfg.threads, space.largest(), len(tokenizer.vocab),
                           cfg.batch_size * cfg.block_size,
                           processes=int(os.environ.get("LOCAL_WORLD_SIZE", world)))
-
-    model_config = ModelConfig(len(tokenizer.vocab), cfg.block_size, cfg.dropout)
-    fewshot = cfg.fewshot and fixed is None
-    model = (FewShotGPT if fewshot else ElasticGPT)(model_config, space).to(device)
-    split_at = fewshot_split_step(cfg) if fewshot else None
-    optimizer = make_optimizer(model, cfg, device)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
-    use_amp = device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
-    autocast = ((lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else nullcontext)
-
-    step, best_loss = 0, math.inf
-    if resume_data:
-        model.load_state_dict(resume_data["model"])
-        optimizer.load_state_dict(resume_data["optimizer"])
-        scheduler.load_state_dict(resume_data["scheduler"])
-        if scaler is not None and resume_data.get("scaler"):
-            scaler.load_state_dict(resume_data["scaler"])
-        step, best_loss = resume_data["step"], resume_data["best_loss"]
-        _set_rng(resume_data["rng"])
-    net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-              find_unused_parameters=fixed is None) if ddp else model
-
-    eval_rng = random.Random(f"{cfg.seed}-eval")
-    eval_archs = ([space.largest(), space.smallest()]
-                  + [space.sample(eval_rng) for _ in range(cfg.eval_random)]
-                  if fixed is None else [fixed])
-    eval_names = (["largest", "smallest"] + [f"random{i}" for i in range(cfg.eval_random)]
-                  if fixed is None else ["subnet"])
-
-    log = None
-    if main:
-        # records after `step` are from an interrupted run (or one that never checkpointed)
-        writer = summary_writer(out / "tensorboard", purge_step=step) if cfg.tensorboard else None
-        out.mkdir(parents=True, exist_ok=True)
-        _truncate_logs(out, step)
-        if resume_data:
-            print(f"resuming {out} from step {step} of {cfg.steps}", flush=True)
-        atomic_write_text(out / "config.json", json.dumps(
-            {**asdict(cfg), "vocab_size": model_config.vocab_size, "world_size": world,
-             "torch_threads": threads, "params_supernet": num_params(model),
-             "eval_archs": dict(zip(eval_names, (a.key for a in eval_archs)))}, indent=2))
-        log = RunLog(out, writer, plot_title(cfg, space, fixed))
-
-    def checkpoint_payload(evaluation: dict[str, Any]) -> dict[str, Any]:
-        return {"model": model.state_dict(), "model_config": asdict(model_config),
-                "space": space.to_dict(), "fixed_arch": fixed.to_dict() if fixed else None,
-                "tokenizer": tokenizer.to_dict(), "config": asdict(cfg),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler else None, "rng": _get_rng(),
-                "step": step, "best_loss": best_loss, "eval": evaluation}
+    run = _setup(cfg, space, fixed, tokenizer, device, ddp, resume)
+    evals = eval_archs(space, fixed, cfg)
+    log = _open_log(run, world, threads, evals, resumed=resume is not None) if main else None
 
     bar = progress(cfg.steps, desc="supernet" if fixed is None else "subnet", unit="step",
-                   initial=step, enabled=main and cfg.progress)
+                   initial=run.step, enabled=main and cfg.progress)
     batch_gen = torch.Generator()
     t0 = time.time()
-    model.train()
+    run.model.train()
     try:
-        while step < cfg.steps:
-            if split_at is not None and step >= split_at and not bool(model.is_split):
-                model.split(optimizer)
-                if main:
-                    print(f"step {step}: few-shot split into one sub-supernet per d "
-                          f"{list(space.d)}", flush=True)
-            groups = step_groups(space, fixed, cfg, step)
-            sums = [0.0] * sum(len(g) for g in groups)
-            for micro in range(cfg.grad_accum):
-                # Batches are a pure function of (seed, rank, step, micro-batch): resumable.
-                batch_gen.manual_seed(hash((cfg.seed, rank, step, micro)) & 0x7FFFFFFF)
-                x, y = get_batch(train_tokens, cfg.block_size, cfg.batch_size, batch_gen)
-                losses = []
-                for g, archs in enumerate(groups):
-                    losses += sandwich_step(
-                        net, x.to(device), y.to(device), archs,
-                        cfg.distill and step >= cfg.distill_after,
-                        sync=micro == cfg.grad_accum - 1 and g == len(groups) - 1,
-                        loss_scale=1 / cfg.grad_accum, autocast=autocast, scaler=scaler,
-                        student_weight=student_weight(cfg, archs), distill_loss=cfg.distill_loss)
-                sums = [s + v / cfg.grad_accum for s, v in zip(sums, losses)]
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            # after a few-shot split each sub-supernet is a model of its own: clipped alone
-            clip_sets = ([list(sub.parameters()) for sub in model.subs]
-                         if split_at is not None and bool(model.is_split)
-                         else [list(model.parameters())])
-            grad_norm = (max(torch.nn.utils.clip_grad_norm_(ps, cfg.grad_clip).item()
-                             for ps in clip_sets) if cfg.grad_clip > 0 else float("nan"))
-            lr = optimizer.param_groups[0]["lr"]
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            step += 1
-
+        while run.step < cfg.steps:
+            _fewshot_split(run, announce=main)
+            groups = step_groups(space, fixed, cfg, run.step)
+            losses, lr, grad_norm = _optimizer_step(run, groups, tokens["train"], rank,
+                                                    batch_gen)
+            run.step += 1
+            bar.set_postfix(loss=f"{losses[0]:.3f}", refresh=False)     # the line of this step
             bar.update(1)
-            bar.set_postfix(loss=f"{sums[0]:.3f}", refresh=False)
-            if main and (step % cfg.log_interval == 0 or step == cfg.steps):
-                record = {"kind": "train", "step": step, "lr": lr, "grad_norm": grad_norm,
-                          "loss": sums[0], "time": time.time() - t0}
-                students = [v for i, v in enumerate(sums) if i not in teachers(groups)]
-                if students:
-                    record["student_loss"] = sum(students) / len(students)
-                    record["student_loss_kind"] = (cfg.distill_loss if cfg.distill
-                                                   and step > cfg.distill_after else "ce")
-                log.add(record)
-            if step % cfg.eval_interval == 0 or step == cfg.steps:
+            if main and (run.step % cfg.log_interval == 0 or run.step == cfg.steps):
+                log.add(_train_record(run, groups, losses, lr, grad_norm, t0))
+            if run.step % cfg.eval_interval == 0 or run.step == cfg.steps:
                 if main:
-                    val = subnet_losses(model, val_x, val_y, eval_archs, cfg.batch_size * 2)
-                    evaluation = {"kind": "eval", "step": step, **dict(zip(eval_names, val)),
-                                  "mean": sum(val) / len(val), "time": time.time() - t0}
-                    if evaluation["mean"] < best_loss:
-                        best_loss = evaluation["mean"]
-                        save_checkpoint(out / "best.pt", checkpoint_payload(evaluation))
-                    save_checkpoint(out / "last.pt", checkpoint_payload(evaluation))
-                    log.add(evaluation)
-                    log.flush()
-                    bar.write(f"step {step}: val " + ", ".join(
-                        f"{k} {v:.4f}" for k, v in zip(eval_names, val)))
+                    _validate(run, evals, val_x, val_y, log, bar, t0)
                 if ddp:
                     dist.barrier()
     finally:
@@ -431,6 +283,221 @@ def _train(cfg: TrainConfig, device: torch.device, rank: int, world: int, ddp: b
         if log is not None:
             log.close()
     return out
+
+
+@dataclass
+class _Run:
+    """A run while it trains: the model (`net`: the same under DistributedDataParallel), its
+    optimizer, learning-rate schedule and mixed precision, and how far it got."""
+
+    cfg: TrainConfig
+    space: SearchSpace
+    fixed: Arch | None
+    tokenizer: Tokenizer
+    model_config: ModelConfig
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    device: torch.device
+    scaler: torch.amp.GradScaler | None = None
+    autocast: Callable[[], Any] = nullcontext
+    split_at: int | None = None     # the few-shot split's step (None: not a few-shot run)
+    net: torch.nn.Module | None = None
+    step: int = 0
+    best_loss: float = math.inf
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Weights, optimizer, schedule, scaler, step and random states of a checkpoint."""
+        self.model.load_state_dict(data["model"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.scheduler.load_state_dict(data["scheduler"])
+        if self.scaler is not None and data.get("scaler"):
+            self.scaler.load_state_dict(data["scaler"])
+        self.step, self.best_loss = data["step"], data["best_loss"]
+        _set_rng(data["rng"])
+
+    def payload(self, evaluation: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint of this step (supernet.checkpoint describes its fields)."""
+        return {"model": self.model.state_dict(), "model_config": asdict(self.model_config),
+                "space": self.space.to_dict(),
+                "fixed_arch": self.fixed.to_dict() if self.fixed else None,
+                "tokenizer": self.tokenizer.to_dict(), "config": asdict(self.cfg),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler else None, "rng": _get_rng(),
+                "step": self.step, "best_loss": self.best_loss, "eval": evaluation}
+
+
+def _resume_data(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The checkpoint a resumed run continues from (checked against cfg); None for a new run,
+    which must not overwrite one."""
+    out = Path(cfg.out)
+    if cfg.resume:
+        data = last_checkpoint(out)
+        check_resumable(data, cfg)
+        check_recorded_dataset(cfg.dataset, data["path"])
+        return data
+    if (out / "last.pt").exists() or (out / "best.pt").exists():
+        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose "
+                        f"another --out")
+    return None
+
+
+def _space_and_arch(cfg: TrainConfig,
+                    resume: dict[str, Any] | None) -> tuple[SearchSpace, Arch | None]:
+    """The space trained, and the one architecture of a train-subnet run (its own space)."""
+    if resume is not None:
+        return space_of(resume), fixed_arch_of(resume)
+    if not cfg.arch:
+        return SearchSpace.load(cfg.space), None
+    fixed = resolve_model(cfg.arch)[0]
+    return fixed_space(fixed), fixed
+
+
+def _mixed_precision(device: torch.device) -> tuple[torch.amp.GradScaler | None,
+                                                    Callable[[], Any]]:
+    """On CUDA, bfloat16 autocast (float16 with a gradient scaler where bfloat16 is missing);
+    elsewhere full precision."""
+    if device.type != "cuda":
+        return None, nullcontext
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return scaler, lambda: torch.autocast("cuda", dtype=dtype)
+
+
+def _setup(cfg: TrainConfig, space: SearchSpace, fixed: Arch | None, tokenizer: Tokenizer,
+           device: torch.device, ddp: bool, resume: dict[str, Any] | None) -> _Run:
+    """The model (a few-shot supernet with cfg.fewshot), AdamW, the schedule; restored from
+    `resume` when given, wrapped in DistributedDataParallel under torchrun."""
+    model_config = ModelConfig(len(tokenizer.vocab), cfg.block_size, cfg.dropout)
+    fewshot = cfg.fewshot and fixed is None
+    model = (FewShotGPT if fewshot else ElasticGPT)(model_config, space).to(device)
+    optimizer = make_optimizer(model, cfg, device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+    scaler, autocast = _mixed_precision(device)
+    run = _Run(cfg, space, fixed, tokenizer, model_config, model, optimizer, scheduler, device,
+               scaler, autocast, split_at=fewshot_split_step(cfg) if fewshot else None)
+    if resume:
+        run.restore(resume)
+    run.net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                  find_unused_parameters=fixed is None) if ddp else model
+    return run
+
+
+def eval_archs(space: SearchSpace, fixed: Arch | None, cfg: TrainConfig) -> dict[str, Arch]:
+    """The subnets validated at every evaluation, by name: largest, smallest and eval_random
+    random ones (the same for every evaluation and on resume), or the one `subnet`."""
+    if fixed is not None:
+        return {"subnet": fixed}
+    rng = random.Random(f"{cfg.seed}-eval")
+    randoms = [space.sample(rng) for _ in range(cfg.eval_random)]
+    return {"largest": space.largest(), "smallest": space.smallest(),
+            **{f"random{i}": arch for i, arch in enumerate(randoms)}}
+
+
+def _open_log(run: _Run, world: int, threads: int, evals: dict[str, Arch],
+              resumed: bool) -> RunLog:
+    """The run folder made ready: records after the checkpoint dropped (an interrupted run's,
+    or all of a new run's), config.json written; the log to append to."""
+    cfg, out = run.cfg, Path(run.cfg.out)
+    writer = (summary_writer(out / "tensorboard", purge_step=run.step) if cfg.tensorboard
+              else None)
+    _truncate_logs(out, run.step)
+    if resumed:
+        print(f"resuming {out} from step {run.step} of {cfg.steps}", flush=True)
+    atomic_write_text(out / "config.json", json.dumps(
+        {**asdict(cfg), "vocab_size": run.model_config.vocab_size, "world_size": world,
+         "torch_threads": threads, "params_supernet": num_params(run.model),
+         "eval_archs": {name: arch.key for name, arch in evals.items()}}, indent=2))
+    return RunLog(out, writer, plot_title(cfg, run.space, run.fixed))
+
+
+def _fewshot_split(run: _Run, announce: bool) -> None:
+    """At the few-shot split's step, split the supernet into one sub-supernet per d."""
+    if run.split_at is None or run.step < run.split_at or bool(run.model.is_split):
+        return
+    run.model.split(run.optimizer)
+    if announce:
+        print(f"step {run.step}: few-shot split into one sub-supernet per d "
+              f"{list(run.space.d)}", flush=True)
+
+
+def _optimizer_step(run: _Run, groups: list[list[Arch]], train_tokens: torch.Tensor, rank: int,
+                    batch_gen: torch.Generator) -> tuple[list[float], float, float]:
+    """One optimizer step: every sandwich of `groups` on each of grad_accum micro-batches
+    (gradients summed), clipping, AdamW, the schedule. Returns each subnet's loss averaged
+    over the micro-batches, the learning rate used and the gradient norm before clipping."""
+    cfg = run.cfg
+    sums = [0.0] * sum(len(g) for g in groups)
+    for micro in range(cfg.grad_accum):
+        # Batches are a pure function of (seed, rank, step, micro-batch): resumable.
+        batch_gen.manual_seed(hash((cfg.seed, rank, run.step, micro)) & 0x7FFFFFFF)
+        x, y = get_batch(train_tokens, cfg.block_size, cfg.batch_size, batch_gen)
+        losses = []
+        for g, archs in enumerate(groups):
+            losses += sandwich_step(
+                run.net, x.to(run.device), y.to(run.device), archs,
+                cfg.distill and run.step >= cfg.distill_after,
+                sync=micro == cfg.grad_accum - 1 and g == len(groups) - 1,
+                loss_scale=1 / cfg.grad_accum, autocast=run.autocast, scaler=run.scaler,
+                student_weight=student_weight(cfg, archs), distill_loss=cfg.distill_loss)
+        sums = [s + v / cfg.grad_accum for s, v in zip(sums, losses)]
+    grad_norm = _clip_gradients(run)
+    lr = run.optimizer.param_groups[0]["lr"]
+    if run.scaler is not None:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+    return sums, lr, grad_norm
+
+
+def _clip_gradients(run: _Run) -> float:
+    """Clip the gradient norm at grad_clip (after a few-shot split each sub-supernet is a model
+    of its own, clipped alone); the largest norm before clipping (NaN when off)."""
+    if run.scaler is not None:
+        run.scaler.unscale_(run.optimizer)
+    if run.cfg.grad_clip <= 0:
+        return float("nan")
+    clip_sets = ([list(sub.parameters()) for sub in run.model.subs]
+                 if run.split_at is not None and bool(run.model.is_split)
+                 else [list(run.model.parameters())])
+    return max(torch.nn.utils.clip_grad_norm_(ps, run.cfg.grad_clip).item() for ps in clip_sets)
+
+
+def _train_record(run: _Run, groups: list[list[Arch]], losses: list[float], lr: float,
+                  grad_norm: float, t0: float) -> dict[str, Any]:
+    """log.jsonl's record of a step: the teacher's loss, the students' mean and its kind."""
+    cfg = run.cfg
+    record = {"kind": "train", "step": run.step, "lr": lr, "grad_norm": grad_norm,
+              "loss": losses[0], "time": time.time() - t0}
+    students = [v for i, v in enumerate(losses) if i not in teachers(groups)]
+    if students:
+        record["student_loss"] = sum(students) / len(students)
+        record["student_loss_kind"] = (cfg.distill_loss if cfg.distill
+                                       and run.step > cfg.distill_after else "ce")
+    return record
+
+
+def _validate(run: _Run, evals: dict[str, Arch], val_x: torch.Tensor, val_y: torch.Tensor,
+              log: RunLog, bar, t0: float) -> None:
+    """Validate the evaluated subnets; write last.pt (and best.pt on a new lowest mean loss),
+    the log, eval.csv and loss.png."""
+    out = Path(run.cfg.out)
+    val = subnet_losses(run.model, val_x, val_y, list(evals.values()), run.cfg.batch_size * 2)
+    evaluation = {"kind": "eval", "step": run.step, **dict(zip(evals, val)),
+                  "mean": sum(val) / len(val), "time": time.time() - t0}
+    if evaluation["mean"] < run.best_loss:
+        run.best_loss = evaluation["mean"]
+        save_checkpoint(out / "best.pt", run.payload(evaluation))
+    save_checkpoint(out / "last.pt", run.payload(evaluation))
+    log.add(evaluation)
+    log.flush()
+    who = f"{run.fixed.key}: " if run.fixed else ""        # runs of `nas verify` interleave
+    bar.write(f"{who}step {run.step}: val " + ", ".join(f"{k} {v:.4f}" for k, v in zip(evals,
+                                                                                      val)))
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig,

@@ -3,8 +3,12 @@
 The tests' models are tiny, and the tests share this machine's few cores with other work: torch's
 default of one thread per core makes them slower, not faster (supernet/threads.py). Tests that
 exercise the automatic choice set the count themselves.
+
+Below: the shared tiny supernet run (`tiny_supernet`), and the supernet tests' tiny setting
+(`tiny`, `tiny_files`).
 """
 
+import functools
 import importlib.util
 import os
 
@@ -18,24 +22,46 @@ if importlib.util.find_spec("torch") is not None:
 import pytest  # noqa: E402
 
 
+def fixed_corpus(chars: int = 30_000) -> str:
+    """A fixed text of seeded words, digits and punctuation (every printable ASCII character but
+    a few), independent of the code: the golden fronts of tests/test_search_pinned.py train on
+    it, so they move only when the code that trains, scores or searches does."""
+    import random
+    import string
+    rng = random.Random(1234)
+    text, n = [], 0
+    while n < chars:
+        word = "".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(1, 9)))
+        text.append(word + rng.choice(" " * 12 + ".,;:!?()[]{}'\"-+*/=<>_#%&@$0123456789\n"))
+        n += len(text[-1])
+    return "".join(text)[:chars]
+
+
 @pytest.fixture(scope="session")
 def tiny_supernet(tmp_path_factory):
-    """A barely trained `tiny` supernet (3 steps on the source of nas.core.arch, context 16),
-    shared read-only by the tests that only need some checkpoint to search and verify."""
+    """A barely trained `tiny` supernet (3 steps on `fixed_corpus`, context 16), shared
+    read-only by the tests that only need some checkpoint to search and verify; one-shot, the
+    recipe the search goldens were recorded on (few-shot is the default since)."""
     pytest.importorskip("torch")
     from pathlib import Path
 
-    import nas.core.arch
     from supernet.config import TrainConfig
     from supernet.train import train
     root = tmp_path_factory.mktemp("tiny-supernet")
     corpus = root / "corpus.txt"
-    corpus.write_text(Path(nas.core.arch.__file__).read_text() * 2)
+    corpus.write_text(fixed_corpus())
     run = root / "supernet"
     train(TrainConfig(out=str(run), space="tiny", dataset=str(corpus), steps=3, batch_size=2,
                       block_size=16, eval_interval=3, eval_tokens=256, eval_random=0,
-                      warmup=1, progress=False))
+                      warmup=1, fewshot=False, progress=False))
     return run
+
+
+# every `nas` subcommand (tests/test_cli.py checks the parser has exactly these; the bad-input
+# sweep, that it covers each)
+COMMANDS = {"hw", "profile", "simulate", "train-supernet", "train-subnet", "eval", "verify",
+            "export-subnet", "sample", "build-lut", "search", "export", "quickstart", "report",
+            "calibrate"}
 
 
 # -- search test doubles (plain helpers: `from conftest import SPACE, SyntheticPerplexity`) ------
@@ -208,3 +234,71 @@ def scalesim_runs() -> list[dict]:
     import json
     path = shared_file(SCALESIM_ORACLE, "SCALE-Sim reference runs")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# == supernet tests: the tiny space, batches, corpus and run settings they share ==================
+# tests/test_supernet*.py take these through the fixtures `tiny` and `tiny_files` (no test module
+# imports another).
+
+class TinySupernet:
+    """The supernet tests' setting: a two-layer space of widths 16 and 32 (head_dim 8), an
+    11-token vocabulary for model-level tests, a context of 16 tokens, a corpus of short
+    sentences, and the settings of a six-step training run."""
+
+    vocab, block = 11, 16
+    words = "the a cat dog sat ran on under mat log and then quickly slowly".split()
+
+    @functools.cached_property
+    def space(self):
+        from nas.core.arch import SearchSpace
+        return SearchSpace(name="test", layers=(1, 2), d=(16, 32), heads=(1, 2), ffn=(32, 64),
+                           head_dim=8)
+
+    def model(self, dropout: float = 0.0, seed: int = 0, space=None):
+        """An ElasticGPT over `space` (default: this one) initialised from `seed`."""
+        import torch
+
+        from supernet.model import ElasticGPT, ModelConfig
+        torch.manual_seed(seed)
+        return ElasticGPT(ModelConfig(self.vocab, self.block, dropout), space or self.space)
+
+    def batch(self, seed: int = 0, b: int = 3):
+        """`b` random sequences and their next tokens."""
+        import torch
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randint(self.vocab, (b, self.block + 1), generator=g)
+        return x[:, :-1], x[:, 1:]
+
+    def corpus_text(self, n_lines: int = 600, words: list[str] | None = None) -> str:
+        """Sentences of 3 to 9 random words, one per line (seeded)."""
+        import random
+        rng, words = random.Random(0), words or self.words
+        return "".join(" ".join(rng.choice(words) for _ in range(rng.randint(3, 9))) + " .\n"
+                       for _ in range(n_lines))
+
+    def write_files(self, root, space=None, corpus: str | None = None):
+        """corpus.txt and space.yaml in the folder `root`; returns it."""
+        import yaml
+        (root / "corpus.txt").write_text(corpus if corpus is not None else self.corpus_text())
+        (root / "space.yaml").write_text(yaml.safe_dump((space or self.space).to_dict()))
+        return root
+
+    def cfg(self, files, out, **kw):
+        """A six-step run on the corpus and space in `files`, `kw` changing any setting."""
+        from supernet.config import TrainConfig
+        base = dict(out=str(out), space=str(files / "space.yaml"),
+                    dataset=str(files / "corpus.txt"), steps=6, batch_size=4,
+                    block_size=self.block, warmup=2, eval_interval=3, eval_tokens=512,
+                    eval_random=1, log_interval=1, progress=False, seed=3, threads=1)
+        return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="session")
+def tiny() -> TinySupernet:
+    return TinySupernet()
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory, tiny):
+    """A folder with the tiny corpus.txt and space.yaml (one per test module)."""
+    return tiny.write_files(tmp_path_factory.mktemp("data"))

@@ -321,9 +321,13 @@ def test_cli_bilevel_search_end_to_end(tiny_supernet, tmp_path, capsys):
     doc = json.loads((out / "search.json").read_text())
     assert doc["hw_search"]["mode"] == "bilevel" and doc["hw_search"]["warm_start"]["share"] == 0.5
     # a warm start alone (killed before the bilevel part) is a search: --resume or another --out
+    from nas.pipeline import resume_job
+    whole = resume_job(out, {}, {})
     (out / "state.pkl").rename(tmp_path / "moved.pkl")
     assert main(common + ["--generations", "2", "--out", str(out)]) == 2
     assert "warm start" in capsys.readouterr().err
+    # ... whose state keeps the options too: --resume needs none of them retyped
+    assert resume_job(out, {}, {}) == whole and whole.hw_space == str(space)
     (tmp_path / "moved.pkl").rename(out / "state.pkl")
     # resuming a finished search changes nothing; more generations extend the bilevel part
     before = json.loads((out / "search.json").read_text())

@@ -1,16 +1,17 @@
 """The `nas` command line as a whole: its commands, their help, and the one-line error rule."""
 
 import argparse
+import contextlib
+import json
+import os
 import re
 import subprocess
 import sys
 
 import pytest
+from conftest import COMMANDS
 
 from nas.cli import build_parser, main
-
-COMMANDS = {"hw", "profile", "simulate", "train-supernet", "train-subnet", "eval", "verify",
-            "export-subnet", "sample", "build-lut", "search", "export", "quickstart"}
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -54,3 +55,32 @@ def test_version():
     proc = subprocess.run([sys.executable, "-m", "nas.cli", "--version"], capture_output=True,
                           text=True)
     assert proc.returncode == 0 and re.fullmatch(r"nas \d+\.\d+\.\d+\n", proc.stdout)
+
+
+@pytest.mark.parametrize("kind", ["null", "full", "pipe"])
+def test_simulate_writes_json_into_a_device_or_a_pipe_without_replacing_it(tmp_path, capsys,
+                                                                         kind):
+    """Issue 21: `--json /dev/full` printed 'wrote /dev/full', exited 0 and left a regular file
+    in its place. A device or a pipe is written in place; a full device is a one-line error."""
+    from special_files import device, draining, file_type
+    if kind == "pipe":
+        target = tmp_path / "pipe.json"
+        os.mkfifo(target)
+    else:
+        target = device(tmp_path, kind)
+        if target is None:
+            pytest.skip(f"no {kind} device to write")
+    before = file_type(target)
+    argv = ["simulate", "--model", "deit-tiny", "--seq", "16", "--json", str(target)]
+    with draining(target) if kind == "pipe" else contextlib.nullcontext([]) as received:
+        code = main(argv)
+    out, err = capsys.readouterr()
+    assert file_type(target) == before
+    if kind == "full":
+        assert code == 2 and err.strip().splitlines() == [
+            f"nas simulate: error: cannot write output {target}: No space left on device"]
+    else:
+        assert code == 0 and f"wrote {target}" in out
+    if kind == "pipe":
+        assert json.loads(received[0])["model"] == "deit-tiny"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]

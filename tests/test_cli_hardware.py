@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,12 @@ def test_plot_shows_the_engine_split_with_a_sparse_engine(capsys, monkeypatch, t
         expect = (sum(o[key] for o in data["ops"] if o["class"] == "act-to-act matmul")
                   * 1e3 / data["hardware"]["clock_hz"])                    # cycles -> ms
         assert drawn == pytest.approx(expect) and drawn > 0
+    # every bar, latency tick and label inside the panel (issue 21: bars were cut off at the
+    # DRAM bars' width, with their labels outside the axes)
+    ends = [b.get_x() + b.get_width() for b in engines.patches]
+    ends += [t.get_position()[0] for t in engines.texts]
+    ends += list(engines.collections[0].get_offsets()[:, 0])
+    assert max(ends) < engines.get_xlim()[1]
 
 
 def test_simulate_decoder_aggregates_decode_steps(capsys):
@@ -267,7 +274,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, fragment):
 @pytest.mark.parametrize("argv, fragment", [
     (["simulate", "--plot", "{tmp}/noext"], "give a file name ending in one of"),
     (["simulate", "--plot", "{tmp}/folder"], "figure {tmp}/folder is a folder"),
-    (["simulate", "--plot", "/proc/x.png"], "cannot write figure /proc/x.png"),
+    (["simulate", "--plot", "/proc/x.png"], "cannot write --plot figure /proc/x.png"),
     (["simulate", "--json", "/proc/x.json"], "cannot write --json file /proc/x.json"),
     (["simulate", "--csv", "/proc/x.csv"], "cannot write --csv file /proc/x.csv"),
     (["simulate", "--json", "{tmp}/folder"], "--json file {tmp}/folder is a folder"),
@@ -330,3 +337,47 @@ def test_bad_hardware_files(capsys, tmp_path):
     good.write_text("base: gemmini-transformer\nrows: 32\ncols: 32\n")
     code, out, _ = run(capsys, "simulate", "--model", "deit-tiny", "--hw", str(good), "--seq", "32")
     assert code == 0 and "on good" in out
+
+
+def test_preset_descriptions_state_the_bandwidth_hw_list_shows():
+    """vitcod and vitality said 76.8 GB/s (ViTCoD's 76.8 x 1024^3 B/s: GiB/s) where `nas hw
+    list` shows 82.5 GB/s: every GB/s figure of a description is the preset's bandwidth."""
+    for name, hw in PRESETS.items():
+        gb_s = hw.dram_bytes_per_cycle * hw.clock_hz / 1e9
+        for figure in re.findall(r"([\d.]+) GB/s", hw.description):
+            assert float(figure) == pytest.approx(gb_s, rel=0.005), name
+        for figure in re.findall(r"([\d.]+) GiB/s", hw.description):
+            assert float(figure) == pytest.approx(gb_s * 1e9 / 2**30, rel=0.005), name
+
+
+def test_notes_on_what_is_allowed_but_likely_not_meant(capsys, tmp_path):
+    """`--seq 1000000000` gave 1e14 ms without a word; `build-lut --sparsity` on hardware
+    without a sparse engine gave no note where `simulate` gives one."""
+    code, _, err = run(capsys, "profile", "--model", "bert-base", "--seq", "1000000000")
+    assert code == 0 and err.count("\n") == 1
+    assert "note: 1,000,000,000 tokens per sequence" in err and "context of 512" in err
+    code, _, err = run(capsys, "simulate", "--model", "L2-d64-h2.2-f128.128-hd32", "--seq",
+                       "2000000")
+    assert code == 0 and "longer than any model's context" in err
+    assert run(capsys, "simulate", "--model", "gpt2", "--mode", "decoder", "--seq", "1000",
+               "--gen", "24")[2] == ""                      # within GPT-2's 1,024
+    code, _, err = run(capsys, "build-lut", "--space", "tiny", "--hw", "gemmini", "--seq", "16",
+                       "--sparsity", "0.5", "--out", str(tmp_path / "t.parquet"),
+                       "--no-progress")
+    assert code == 0 and err.count("\n") == 1
+    assert "nas build-lut: note: hardware 'gemmini' has no sparse attention engine" in err
+
+
+def test_ops_csv_has_one_value_per_cell(capsys, tmp_path):
+    """ops.csv held JSON objects in its cells (energy breakdown, traffic, mapping): now each
+    of their keys is a column of its own."""
+    cs, js = tmp_path / "ops.csv", tmp_path / "ops.json"
+    assert run(capsys, "simulate", "--model", "bert-base", "--seq", "32", "--csv", str(cs),
+               "--json", str(js))[0] == 0
+    rows = list(csv.DictReader(cs.open()))
+    assert not any(v.startswith(("{", "[")) for r in rows for v in r.values())
+    op = json.loads(js.read_text())["ops"][1]                       # L0.q_proj
+    assert rows[1]["name"] == op["name"] == "L0.q_proj"
+    assert float(rows[1]["energy_breakdown_pj.mac"]) == op["energy_breakdown_pj"]["mac"]
+    assert rows[1]["mapping.dataflow"] == op["mapping"]["dataflow"]
+    assert rows[1]["mapping.sram_tile_mkn"] == "x".join(map(str, op["mapping"]["sram_tile_mkn"]))

@@ -28,7 +28,7 @@ def test_compute_cycles_match_scalesim_to_one_cycle(index, scalesim_runs):
     run = scalesim_runs[index]
     g = gemm_cost(run["M"], run["K"], run["N"], scalesim_like(run))
     ref = run["compute_cycles"]
-    # SCALE-Sim's count ends one cycle before ours (experiments/validation/scalesim_compare.md)
+    # SCALE-Sim's count ends one cycle before ours (experiments/validation/scalesim_compare/)
     assert abs(g.compute - ref) <= 1, (run["shape"], g.compute, ref)
     # with ample bandwidth only the first tile's load is exposed: within the claimed 0.06%
     assert g.cycles == pytest.approx(ref, rel=6e-4), (run["shape"], g.cycles, ref)

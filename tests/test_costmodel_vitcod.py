@@ -21,7 +21,7 @@ from nas.core.arch import NAMED_MODELS
 from nas.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments" / "validation"))
+sys.path.insert(0, str(ROOT / "experiments" / "validation" / "vitcod_log"))
 vitcod_log = importlib.import_module("vitcod_log")
 
 N, HD, H = 197, 64, 3                       # DeiT-Tiny: tokens, head dimension, heads

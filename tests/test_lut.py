@@ -65,6 +65,12 @@ def test_save_load_round_trip_and_refusals(tmp_path):
         back.check(TINY, Workload(seq=64, mode="decoder", vocab=65))
     with pytest.raises(UserError, match="outside the table's search space"):
         back.cost(SURVEY.largest())
+    # a table of tiny-kinds for a tiny supernet: the choice only the table's space has is named
+    # (issue 21: "they differ in ()")
+    kinds = CostTable.build(SearchSpace.load("tiny-kinds"), HW, wl)
+    with pytest.raises(UserError, match=r"search space 'tiny-kinds', not 'tiny' \(they differ "
+                                        r"in attention\)"):
+        kinds.check(TINY, wl)
 
 
 def test_check_names_every_difference_of_the_workload_and_sparsity(tmp_path):

@@ -126,9 +126,27 @@ def test_quickstart_runs_every_stage_then_skips_them(tmp_path, capsys):
     # more steps: the supernet continues with its own settings (eval interval, seed ...)
     more = [a if a != "2" else "4" for a in args]
     assert main(more) == 0
-    assert "resuming" in capsys.readouterr().out
+    third = capsys.readouterr().out
+    assert "resuming" in third
     from supernet.checkpoint import load_checkpoint
     assert load_checkpoint(tmp_path / "supernet", "last")["step"] == 4
+    # ... and the stages after it run again on the new supernet (issue 21: the front kept
+    # perplexities of the old one): the front's largest subnet is the new checkpoint's
+    best = load_checkpoint(tmp_path / "supernet", "best")["step"]
+    assert best == 4 and "lookup table: exists" in third
+    assert "supernet_step 2 -> 4): searching anew" in third and "[4/4] export: best" in third
+    from supernet.evaluate import SupernetEvaluator
+    front = json.loads((tmp_path / "search" / "front.json").read_text())
+    ev = SupernetEvaluator(tmp_path / "supernet", max_tokens=256)
+    assert front["largest"]["perplexity"] == pytest.approx(ev.perplexity([ev.space.largest()])[0])
+    # more generations continue the search; another population starts it anew
+    assert main([*more[:-3], "2", *more[-2:]]) == 0
+    assert "search: done" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "search" / "search.json").read_text())["generations_done"] == 2
+    assert main([*more[:-5], "6", *more[-4:]]) == 0
+    assert "population 4 -> 6): searching anew" in capsys.readouterr().out
+    settings = json.loads((tmp_path / "search" / "search.json").read_text())["settings"]
+    assert settings["population"] == 6 and settings["generations"] == 1
 
 
 def test_joint_search_end_to_end(supernet, tmp_path, capsys):

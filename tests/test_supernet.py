@@ -10,7 +10,6 @@ import sys
 
 import pytest
 import torch
-import yaml
 
 import supernet.train as train_mod
 from nas.core.arch import Arch, SearchSpace
@@ -19,68 +18,30 @@ from nas.core.errors import UserError
 from supernet.checkpoint import load_checkpoint, load_subnet, save_checkpoint
 from supernet.data import Tokenizer, eval_windows, load_corpus, split_text
 from supernet.evaluate import SupernetEvaluator
-from supernet.model import GPT, ElasticGPT, ModelConfig, num_params
+from supernet.model import GPT, ElasticGPT, num_params
 from supernet.sample import prompt_ids
-from supernet.train import TrainConfig, lr_factor, sandwich_step, train
-
-SPACE = SearchSpace(name="test", layers=(1, 2), d=(16, 32), heads=(1, 2), ffn=(32, 64),
-                    head_dim=8)
-VOCAB, BLOCK = 11, 16
-
-
-def make_model(dropout: float = 0.0, seed: int = 0) -> ElasticGPT:
-    torch.manual_seed(seed)
-    return ElasticGPT(ModelConfig(VOCAB, BLOCK, dropout), SPACE)
-
-
-def batch(seed: int = 0, b: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(VOCAB, (b, BLOCK + 1), generator=g)
-    return x[:, :-1], x[:, 1:]
-
-
-def corpus_text(n_lines: int = 600) -> str:
-    rng = random.Random(0)
-    words = "the a cat dog sat ran on under mat log and then quickly slowly".split()
-    return "".join(" ".join(rng.choice(words) for _ in range(rng.randint(3, 9))) + " .\n"
-                   for _ in range(n_lines))
-
+from supernet.train import TrainConfig, lr_factor, plan_run, sandwich_step, train, train_run
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    (root / "corpus.txt").write_text(corpus_text())
-    (root / "space.yaml").write_text(yaml.safe_dump(SPACE.to_dict()))
-    return root
-
-
-def tiny_cfg(files, out, **kw) -> TrainConfig:
-    base = dict(out=str(out), space=str(files / "space.yaml"), dataset=str(files / "corpus.txt"),
-                steps=6, batch_size=4, block_size=BLOCK, warmup=2, eval_interval=3,
-                eval_tokens=512, eval_random=1, log_interval=1, progress=False, seed=3,
-                threads=1)
-    return TrainConfig(**{**base, **kw})
-
-
-@pytest.fixture(scope="module")
-def run_dir(files, tmp_path_factory):
-    return train(tiny_cfg(files, tmp_path_factory.mktemp("run") / "sn"))
+def run_dir(tiny, tiny_files, tmp_path_factory):
+    return train(tiny.cfg(tiny_files, tmp_path_factory.mktemp("run") / "sn"))
 
 
 # -- model --------------------------------------------------------------------------------------
 
-def test_forward_shapes_for_every_kind_of_subnet():
-    model = make_model()
-    x, y = batch()
+def test_forward_shapes_for_every_kind_of_subnet(tiny):
+    model = tiny.model()
+    x, y = tiny.batch()
     rng = random.Random(0)
-    for arch in [SPACE.largest(), SPACE.smallest()] + [SPACE.sample(rng) for _ in range(5)]:
+    space = tiny.space
+    for arch in [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(5)]:
         logits, loss = model(x, arch, y)
-        assert logits.shape == (3, BLOCK, VOCAB)
+        assert logits.shape == (3, tiny.block, tiny.vocab)
         assert loss.ndim == 0 and torch.isfinite(loss)
 
 
-def test_slicing_shares_storage_and_copies_nothing():
-    model = make_model()
+def test_slicing_shares_storage_and_copies_nothing(tiny):
+    model = tiny.model()
     block = model.blocks[0]
     views = block.sliced(d=16, attn=8, ffn=32)
     for name, param in [("wq", block.wq), ("wo", block.wo), ("w1", block.w1), ("b2", block.b2),
@@ -88,14 +49,14 @@ def test_slicing_shares_storage_and_copies_nothing():
         assert views[name].untyped_storage().data_ptr() == param.untyped_storage().data_ptr()
     assert views["wq"].shape == (8, 16) and views["wo"].shape == (16, 8)
     params_before = num_params(model)
-    model(batch()[0], SPACE.smallest())
+    model(tiny.batch()[0], tiny.space.smallest())
     assert num_params(model) == params_before
 
 
-def test_subnet_ignores_weights_outside_its_slice():
-    model = make_model()
+def test_subnet_ignores_weights_outside_its_slice(tiny):
+    model = tiny.model()
     small = Arch(d=16, heads=(1,), ffn=(32,), head_dim=8)
-    x, _ = batch()
+    x, _ = tiny.batch()
     before, _ = model(x, small)
     with torch.no_grad():
         model.blocks[0].w1[32:] += 1.0            # hidden units beyond ffn=32
@@ -106,47 +67,47 @@ def test_subnet_ignores_weights_outside_its_slice():
     assert torch.equal(before, after)
 
 
-def test_largest_subnet_equals_static_model_with_same_weights():
-    model = make_model()
-    x, y = batch()
-    for arch in [SPACE.largest(), Arch(d=16, heads=(2, 1), ffn=(32, 64), head_dim=8)]:
+def test_largest_subnet_equals_static_model_with_same_weights(tiny):
+    model = tiny.model()
+    x, y = tiny.batch()
+    for arch in [tiny.space.largest(), Arch(d=16, heads=(2, 1), ffn=(32, 64), head_dim=8)]:
         static = model.export(arch)
         assert isinstance(static, GPT)
-        assert num_params(static) == arch.params(VOCAB, BLOCK)
+        assert num_params(static) == arch.params(tiny.vocab, tiny.block)
         a, la = model(x, arch, y)
         b, lb = static(x, y)
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
-    assert num_params(model.export(SPACE.largest())) == num_params(model)
+    assert num_params(model.export(tiny.space.largest())) == num_params(model)
 
 
-def test_arch_outside_space_is_a_user_error():
+def test_arch_outside_space_is_a_user_error(tiny):
     with pytest.raises(UserError, match="outside search space"):
-        make_model()(batch()[0], Arch(d=24, heads=(1,), ffn=(32,), head_dim=8))
+        tiny.model()(tiny.batch()[0], Arch(d=24, heads=(1,), ffn=(32,), head_dim=8))
 
 
-def test_dropout_only_when_asked():
-    model = make_model(dropout=0.5).train()
-    x, _ = batch()
-    a1, _ = model(x, SPACE.smallest())
-    a2, _ = model(x, SPACE.smallest())
+def test_dropout_only_when_asked(tiny):
+    model = tiny.model(dropout=0.5).train()
+    x, _ = tiny.batch()
+    a1, _ = model(x, tiny.space.smallest())
+    a2, _ = model(x, tiny.space.smallest())
     assert torch.equal(a1, a2)
-    b1, _ = model(x, SPACE.largest(), dropout=True)
-    b2, _ = model(x, SPACE.largest(), dropout=True)
+    b1, _ = model(x, tiny.space.largest(), dropout=True)
+    b2, _ = model(x, tiny.space.largest(), dropout=True)
     assert not torch.equal(b1, b2)
 
 
 # -- training step ------------------------------------------------------------------------------
 
-def test_sandwich_step_updates_all_sampled_widths_and_only_them():
-    model = make_model()
-    x, y = batch()
-    sandwich_step(model, x, y, [SPACE.smallest()])
+def test_sandwich_step_updates_all_sampled_widths_and_only_them(tiny):
+    model = tiny.model()
+    x, y = tiny.batch()
+    sandwich_step(model, x, y, [tiny.space.smallest()])
     w1 = model.blocks[0].w1.grad
     assert w1[:32, :16].abs().sum() > 0
     assert w1[32:].abs().sum() == 0 and w1[:, 16:].abs().sum() == 0
     assert model.blocks[1].wq.grad is None            # second layer unused by depth 1
     model.zero_grad(set_to_none=True)
-    losses = sandwich_step(model, x, y, [SPACE.largest(), SPACE.smallest(),
+    losses = sandwich_step(model, x, y, [tiny.space.largest(), tiny.space.smallest(),
                                          Arch(d=32, heads=(1, 2), ffn=(64, 32), head_dim=8)])
     assert len(losses) == 3
     for p in model.parameters():
@@ -154,58 +115,60 @@ def test_sandwich_step_updates_all_sampled_widths_and_only_them():
     assert model.blocks[1].w1.grad[32:].abs().sum() > 0  # only the largest uses these units
 
 
-def kl_teacher_student(model: ElasticGPT, x: torch.Tensor) -> float:
+def kl_teacher_student(model: ElasticGPT, x: torch.Tensor, space: SearchSpace) -> float:
     with torch.no_grad():
-        teacher = torch.log_softmax(model(x, SPACE.largest())[0], -1)
-        student = torch.log_softmax(model(x, SPACE.smallest())[0], -1)
+        teacher = torch.log_softmax(model(x, space.largest())[0], -1)
+        student = torch.log_softmax(model(x, space.smallest())[0], -1)
         return torch.nn.functional.kl_div(student, teacher, log_target=True,
                                           reduction="batchmean").item()
 
 
-def test_distillation_moves_the_student_toward_the_teacher():
+def test_distillation_moves_the_student_toward_the_teacher(tiny):
     """Steps along the student's gradient alone (the sandwich step's gradient minus the
     teacher's) shrink KL(teacher || student) when distilling; learning other labels does not."""
-    x, y = batch(seed=1)
-    _, other_labels = batch(seed=2)
+    x, y = tiny.batch(seed=1)
+    _, other_labels = tiny.batch(seed=2)
     final = {}
     for distill in (True, False):
-        model = make_model()
+        model = tiny.model()
         opt = torch.optim.SGD(model.parameters(), lr=1.0)
         for _ in range(20):                      # a teacher unlike the student: fit y alone
             opt.zero_grad()
-            sandwich_step(model, x, y, [SPACE.largest()])
+            sandwich_step(model, x, y, [tiny.space.largest()])
             opt.step()
-        start = kl_teacher_student(model, x)
+        start = kl_teacher_student(model, x, tiny.space)
         for _ in range(20):
             opt.zero_grad()
-            sandwich_step(model, x, other_labels, [SPACE.largest()])
+            sandwich_step(model, x, other_labels, [tiny.space.largest()])
             teacher_grad = [p.grad.clone() for p in model.parameters()]
             opt.zero_grad()
-            sandwich_step(model, x, other_labels, [SPACE.largest(), SPACE.smallest()], distill)
+            sandwich_step(model, x, other_labels, [tiny.space.largest(), tiny.space.smallest()],
+                          distill)
             for p, g in zip(model.parameters(), teacher_grad):
                 p.grad -= g
             opt.step()
-        final[distill] = kl_teacher_student(model, x) / start
+        final[distill] = kl_teacher_student(model, x, tiny.space) / start
     assert final[True] < 0.3 and final[False] > 1.0
 
 
-def test_students_losses_are_kl_when_distilling_and_cross_entropy_otherwise():
-    model = make_model()
-    x, y = batch()
+def test_students_losses_are_kl_when_distilling_and_cross_entropy_otherwise(tiny):
+    model = tiny.model()
+    x, y = tiny.batch()
     teacher_ce, self_kl, other_kl = sandwich_step(
-        model, x, y, [SPACE.largest(), SPACE.largest(), SPACE.smallest()])
+        model, x, y, [tiny.space.largest(), tiny.space.largest(), tiny.space.smallest()])
     assert abs(self_kl) < 1e-6 and other_kl > 0       # KL(teacher || itself) = 0
-    label_losses = sandwich_step(model, x, y, [SPACE.largest(), SPACE.largest()], distill=False)
+    label_losses = sandwich_step(model, x, y, [tiny.space.largest(), tiny.space.largest()],
+                                 distill=False)
     assert label_losses[1] == pytest.approx(teacher_ce, rel=1e-5)
 
 
-def test_student_weight_scales_only_the_students_gradients():
-    x, y = batch()
-    archs = [SPACE.largest(), SPACE.smallest()]
+def test_student_weight_scales_only_the_students_gradients(tiny):
+    x, y = tiny.batch()
+    archs = [tiny.space.largest(), tiny.space.smallest()]
     grads = {}
     for name, run_archs, weight in (("teacher", archs[:1], 1.0), ("both", archs, 1.0),
                                     ("half", archs, 0.5)):
-        model = make_model()
+        model = tiny.model()
         sandwich_step(model, x, y, run_archs, student_weight=weight)
         grads[name] = model.blocks[0].w1.grad.clone()
     student = grads["both"] - grads["teacher"]
@@ -223,75 +186,109 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor():
 
 # -- training runs, checkpoints, resume ---------------------------------------------------------
 
-def test_training_writes_checkpoints_logs_and_plot(run_dir):
+def test_training_writes_checkpoints_logs_and_plot(tiny, run_dir):
     for name in ("best.pt", "last.pt", "log.jsonl", "eval.csv", "loss.png", "config.json"):
         assert (run_dir / name).is_file(), name
     data = load_checkpoint(run_dir, "last")
     assert data["step"] == 6
-    assert SearchSpace.from_dict(data["space"]) == SPACE
+    assert SearchSpace.from_dict(data["space"]) == tiny.space
     evals = [r for r in train_mod.read_log(run_dir) if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [3, 6]
     assert set(evals[0]) >= {"largest", "smallest", "random0", "mean"}
     assert load_checkpoint(run_dir, "best")["best_loss"] == min(r["mean"] for r in evals)
 
 
-def test_resume_after_a_crash_gives_identical_losses(files, tmp_path, monkeypatch):
-    kw = dict(steps=5, dropout=0.2, grad_accum=2)
-    full = train(tiny_cfg(files, tmp_path / "full", **kw))
+def crash_in_step(monkeypatch, step: int, calls_per_step: int = 1) -> None:
+    """Make training die (KeyboardInterrupt) in its `step`-th optimizer step (1-based), at
+    its first `sandwich_step` call (a step makes one per micro-batch and sandwich)."""
     calls = {"n": 0}
     real_step = train_mod.sandwich_step
 
     def crashing_step(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] > 7:                         # 2 micro-batches a step: dies in step 4
+        if calls["n"] > (step - 1) * calls_per_step:
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(train_mod, "sandwich_step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_cfg(files, tmp_path / "resumed", **kw))
-    monkeypatch.setattr(train_mod, "sandwich_step", real_step)
-    with pytest.raises(UserError, match="--resume"):
-        train(tiny_cfg(files, tmp_path / "resumed", **kw))
-    train(tiny_cfg(files, tmp_path / "resumed", resume=True, **kw))
 
-    def losses(d):
-        return [(r["step"], r["loss"], r.get("student_loss")) for r in train_mod.read_log(d)
-                if r["kind"] == "train"]
-    assert losses(tmp_path / "resumed") == losses(full)
+
+def same_weights(a, b) -> bool:
+    """Whether two runs' last checkpoints hold identical weights and optimizer moments."""
+    ca, cb = load_checkpoint(a, "last"), load_checkpoint(b, "last")
+    moments = [(sa["exp_avg"], sb["exp_avg"]) for sa, sb in
+               zip(ca["optimizer"]["state"].values(), cb["optimizer"]["state"].values())]
+    return ca["model"].keys() == cb["model"].keys() and all(
+        torch.equal(ca["model"][k], cb["model"][k]) for k in ca["model"]) and all(
+        torch.equal(x, y) for x, y in moments)
+
+
+def train_losses(run) -> list[tuple]:
+    return [(r["step"], r["loss"], r.get("student_loss")) for r in train_mod.read_log(run)
+            if r["kind"] == "train"]
+
+
+def test_a_run_killed_and_resumed_equals_one_trained_in_one_go(tiny, tiny_files, tmp_path,
+                                                               monkeypatch):
+    kw = dict(steps=5, dropout=0.2, grad_accum=2)
+    full = train(tiny.cfg(tiny_files, tmp_path / "full", **kw))
+    crash_in_step(monkeypatch, 4, calls_per_step=2)        # 2 micro-batches a step
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny.cfg(tiny_files, tmp_path / "resumed", **kw))
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "resumed", "last")["step"] == 3
+    with pytest.raises(UserError, match="--resume"):
+        train(tiny.cfg(tiny_files, tmp_path / "resumed", **kw))
+    train(tiny.cfg(tiny_files, tmp_path / "resumed", resume=True, **kw))
+    assert same_weights(tmp_path / "resumed", full)
+    assert train_losses(tmp_path / "resumed") == train_losses(full)
     assert [r["step"] for r in train_mod.read_log(full)] == \
         [r["step"] for r in train_mod.read_log(tmp_path / "resumed")]
 
 
-def test_a_run_killed_before_its_first_checkpoint_starts_over_cleanly(files, tmp_path,
-                                                                     monkeypatch):
-    real_step = train_mod.sandwich_step
-    calls = {"n": 0}
-
-    def crashing_step(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 2:                         # after 2 logged steps, before step 3's eval
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "sandwich_step", crashing_step)
+def test_train_run_trains_resumes_or_skips_with_one_meaning_of_finished(tiny, tiny_files,
+                                                                        tmp_path, monkeypatch):
+    one_go = train(tiny.cfg(tiny_files, tmp_path / "one-go", steps=5))
+    out = tmp_path / "run"
+    crash_in_step(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_cfg(files, tmp_path / "r", steps=3, n_random=0, eval_random=0))
+        train_run(tiny.cfg(tiny_files, out, steps=5))
+    monkeypatch.undo()
+    assert plan_run(tiny.cfg(tiny_files, out, steps=3)).action == "skip"   # step 3 >= 3
+    # resumed with the run's own settings: a new --lr is not taken, --progress is
+    plan = train_run(tiny.cfg(tiny_files, out, steps=5, lr=0.5, progress=True))
+    assert (plan.action, plan.done, plan.describe()) == ("resume", 3, "resumed from step 3")
+    assert plan.config.lr == 1e-3 and plan.config.progress
+    assert same_weights(out, one_go)
+    plan = train_run(tiny.cfg(tiny_files, out, steps=5))
+    assert (plan.action, plan.describe()) == ("skip", "reused (5 steps)")
+    assert load_checkpoint(out, "last")["step"] == 5
+    with pytest.raises(UserError, match=r"holds another run \(--arch differs"):
+        plan_run(tiny.cfg(tiny_files, out, arch=tiny.space.smallest().key))
+    fresh = train_run(tiny.cfg(tiny_files, tmp_path / "new", steps=1, eval_interval=1))
+    assert (fresh.action, fresh.done, fresh.describe()) == ("train", None, "trained")
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over_cleanly(tiny, tiny_files,
+                                                                     tmp_path, monkeypatch):
+    crash_in_step(monkeypatch, 3)          # after 2 logged steps, before step 3 and its eval
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny.cfg(tiny_files, tmp_path / "r", steps=3, n_random=0, eval_random=0))
     assert [r["step"] for r in train_mod.read_log(tmp_path / "r")] == [1, 2]
-    monkeypatch.setattr(train_mod, "sandwich_step", real_step)
-    train(tiny_cfg(files, tmp_path / "r", steps=3, n_random=0, eval_random=0))
+    monkeypatch.undo()
+    train(tiny.cfg(tiny_files, tmp_path / "r", steps=3, n_random=0, eval_random=0))
     assert [r["step"] for r in train_mod.read_log(tmp_path / "r")] == [1, 2, 3, 3]
 
 
-def test_students_learn_from_labels_until_distill_after(files, tmp_path):
-    out = train(tiny_cfg(files, tmp_path / "da", steps=3, eval_interval=3, distill_after=2))
+def test_students_learn_from_labels_until_distill_after(tiny, tiny_files, tmp_path):
+    out = train(tiny.cfg(tiny_files, tmp_path / "da", steps=3, eval_interval=3, distill_after=2))
     records = [r for r in train_mod.read_log(out) if r["kind"] == "train"]
     assert [r["student_loss_kind"] for r in records] == ["ce", "ce", "kl"]
     assert records[0]["student_loss"] > 1.0 > records[2]["student_loss"]   # CE vs small KL
 
 
-def test_resume_with_a_different_setup_is_refused(files, run_dir):
-    cfg = tiny_cfg(files, run_dir, resume=True, steps=8, block_size=8, lr=0.01)
+def test_resume_with_a_different_setup_is_refused(tiny, tiny_files, run_dir):
+    cfg = tiny.cfg(tiny_files, run_dir, resume=True, steps=8, block_size=8, lr=0.01)
     with pytest.raises(UserError, match=r"--block-size differs \(checkpoint 16, given 8\); "
                                         r"--lr differs \(checkpoint 0.001, given 0.01\)"):
         train(cfg)
@@ -326,9 +323,9 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
 
 
-def test_train_subnet_trains_one_fixed_architecture(files, tmp_path):
+def test_train_subnet_trains_one_fixed_architecture(tiny, tiny_files, tmp_path):
     arch = Arch(d=16, heads=(2, 1), ffn=(64, 32), head_dim=8)
-    out = train(tiny_cfg(files, tmp_path / "sub", arch=arch.key, steps=3))
+    out = train(tiny.cfg(tiny_files, tmp_path / "sub", arch=arch.key, steps=3))
     ev = SupernetEvaluator(out, max_tokens=256)
     assert ev.fixed_arch == arch
     assert math.isfinite(ev.perplexity([arch])[0])
@@ -338,11 +335,11 @@ def test_train_subnet_trains_one_fixed_architecture(files, tmp_path):
 
 # -- evaluation and export ----------------------------------------------------------------------
 
-def test_evaluator_is_deterministic_and_batch_independent(run_dir):
-    archs = [SPACE.largest(), SPACE.smallest(), SPACE.sample(random.Random(1))]
+def test_evaluator_is_deterministic_and_batch_independent(tiny, run_dir):
+    archs = [tiny.space.largest(), tiny.space.smallest(), tiny.space.sample(random.Random(1))]
     ev = SupernetEvaluator(run_dir, max_tokens=600, batch_size=16)
-    assert ev.space == SearchSpace.from_dict(SPACE.to_dict())
-    assert ev.block_size == BLOCK and ev.vocab_size == len(set(corpus_text()))
+    assert ev.space == SearchSpace.from_dict(tiny.space.to_dict())
+    assert ev.block_size == tiny.block and ev.vocab_size == len(set(tiny.corpus_text()))
     first = ev.perplexity(archs)
     assert ev.perplexity(archs) == first
     other = SupernetEvaluator(run_dir, max_tokens=600, batch_size=5).perplexity(archs)
@@ -352,8 +349,8 @@ def test_evaluator_is_deterministic_and_batch_independent(run_dir):
         SupernetEvaluator(run_dir, split="test")          # a single file has no test split
 
 
-def test_export_writes_a_standalone_model(run_dir, tmp_path, capsys):
-    arch = SPACE.smallest()
+def test_export_writes_a_standalone_model(tiny, run_dir, tmp_path, capsys):
+    arch = tiny.space.smallest()
     assert cli_main(["export-subnet", "--ckpt", str(run_dir), "--smallest",
                      "--out", str(tmp_path / "s.pt")]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -390,9 +387,9 @@ def test_char_tokenizer_round_trip_and_unknown_characters():
         prompt_ids(tok, "az")
 
 
-def test_corpus_specs(files, tmp_path):
-    text = (files / "corpus.txt").read_text()
-    single = load_corpus(str(files / "corpus.txt"))
+def test_corpus_specs(tiny_files, tmp_path):
+    text = (tiny_files / "corpus.txt").read_text()
+    single = load_corpus(str(tiny_files / "corpus.txt"))
     assert single["train"] + single["valid"] == text and "test" not in single
     assert len(single["train"]) == int(0.9 * len(text))
     folder = tmp_path / "wt"
@@ -449,12 +446,12 @@ def test_cli_bad_input_exits_2_with_one_line(run_dir, capsys, argv, msg):
     assert msg in err and len(err.splitlines()) == 1 and err.startswith(f"nas {argv[0]}: error")
 
 
-def test_cli_eval_prints_json(run_dir, capsys):
+def test_cli_eval_prints_json(tiny, run_dir, capsys):
     assert cli_main(["eval", "--ckpt", str(run_dir), "--largest", "--random", "2",
                      "--max-tokens", "300", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["tokens"] == 288 and len(out["results"]) == 3
-    assert out["results"][0]["key"] == SPACE.largest().key
+    assert out["results"][0]["key"] == tiny.space.largest().key
     r = out["results"][0]
     assert r["perplexity"] == pytest.approx(math.exp(r["loss"]))
 

@@ -8,25 +8,23 @@ import sys
 
 import pytest
 import torch
-import yaml
 
 from nas.cli import build_parser, main as cli_main
 from nas.cli.supernet import train_config
 from supernet.checkpoint import load_checkpoint
 from supernet.evaluate import SupernetEvaluator
 from supernet.train import read_log
-from test_supernet import BLOCK, SPACE, corpus_text
 
-COMMON = ["--steps", "4", "--batch-size", "4", "--block-size", str(BLOCK), "--warmup", "2",
+# the tiny setting's context of 16 tokens (conftest.TinySupernet)
+COMMON = ["--steps", "4", "--batch-size", "4", "--block-size", "16", "--warmup", "2",
           "--eval-interval", "2", "--eval-tokens", "512", "--log-interval", "1", "--no-progress"]
 TRAIN = ["--space", "space.yaml", "--eval-random", "1", *COMMON]     # train-supernet's
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
+def workdir(tiny, tmp_path, monkeypatch):
     """A folder holding corpus.txt and space.yaml, made the current directory."""
-    (tmp_path / "corpus.txt").write_text(corpus_text())
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE.to_dict()))
+    tiny.write_files(tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -38,11 +36,9 @@ def nas(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tiny, tmp_path_factory):
     """A trained supernet run (relative paths, trained from its own folder)."""
-    root = tmp_path_factory.mktemp("cli-run")
-    (root / "corpus.txt").write_text(corpus_text())
-    (root / "space.yaml").write_text(yaml.safe_dump(SPACE.to_dict()))
+    root = tiny.write_files(tmp_path_factory.mktemp("cli-run"))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         assert cli_main(["train-supernet", "--out", "run", "--dataset", "corpus.txt"]
@@ -128,8 +124,8 @@ def test_no_progress_hides_the_bar_but_not_the_validation_lines(workdir, capsys)
     code, out, err = nas(capsys, "train-supernet", "--out", "quiet", "--dataset", "corpus.txt",
                          *TRAIN)
     assert code == 0
-    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("step ")] == \
-        ["step 2", "step 4"]
+    assert [line.split(":")[0] for line in out.splitlines()
+            if line.startswith("step ") and ": val " in line] == ["step 2", "step 4"]
     assert "val largest" in out and err == ""
     # with the bar, but stderr not a terminal: plain lines, no carriage-return updates
     code, out, err = nas(capsys, "train-supernet", "--out", "bar", "--dataset", "corpus.txt",
@@ -163,7 +159,7 @@ def test_eval_prints_a_table_or_json_and_writes_json_atomically(run, tmp_path, c
     assert [p.name for p in tmp_path.iterdir()] == ["e.json"]
     ev = SupernetEvaluator(run, max_tokens=300, batch_size=7)
     assert [r["loss"] for r in result["results"]] == pytest.approx(
-        ev.losses([SPACE.largest(), SPACE.smallest()]), rel=1e-5)
+        ev.losses([ev.space.largest(), ev.space.smallest()]), rel=1e-5)
     header, columns, *rows = table.splitlines()
     assert header == (f"checkpoint {result['checkpoint']} (step {result['step']}), split valid, "
                       f"{result['tokens']:,} tokens")

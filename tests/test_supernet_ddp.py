@@ -11,10 +11,8 @@ import socket
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-import yaml
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from test_supernet import SPACE, batch, corpus_text, make_model
 from supernet.train import TrainConfig, read_log, sandwich_step, train
 
 
@@ -24,7 +22,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, tmp: str) -> None:
+def _worker(rank: int, world: int, port: int, tmp: str, model: torch.nn.Module,
+            archs: list, batches: list) -> None:
+    """One rank: `model` (the same on each), the subnets of a sandwich step, and
+    batches[rank][micro], each rank's two micro-batches."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -32,12 +33,10 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
 
     # 1. A sandwich step through DDP, with gradient accumulation over two micro-batches, gives
     #    the average over ranks of the gradients each rank computes alone.
-    model = make_model(seed=0)
     alone = copy.deepcopy(model)
     net = DDP(model, find_unused_parameters=True)
-    archs = [SPACE.largest(), SPACE.smallest(), SPACE.sample(random.Random(4))]
     for micro in range(2):
-        x, y = batch(seed=10 * rank + micro)
+        x, y = batches[rank][micro]
         sandwich_step(net, x, y, archs, sync=micro == 1, loss_scale=0.5)
         sandwich_step(alone, x, y, archs, loss_scale=0.5)
     for (name, p), q in zip(model.named_parameters(), alone.parameters()):
@@ -60,10 +59,13 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
         json.dump({"rank": rank}, f)
 
 
-def test_two_process_gloo_training(tmp_path):
-    (tmp_path / "corpus.txt").write_text(corpus_text(200))
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE.to_dict()))
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+def test_two_process_gloo_training(tiny, tmp_path):
+    tiny.write_files(tmp_path, corpus=tiny.corpus_text(200))
+    space = tiny.space
+    archs = [space.largest(), space.smallest(), space.sample(random.Random(4))]
+    batches = [[tiny.batch(seed=10 * rank + micro) for micro in range(2)] for rank in range(2)]
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), tiny.model(seed=0), archs, batches),
+             nprocs=2, join=True)
     assert (tmp_path / "done0.json").is_file() and (tmp_path / "done1.json").is_file()
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["world_size"] == 2

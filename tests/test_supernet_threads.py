@@ -9,7 +9,6 @@ import supernet.threads as threads
 from nas.core.arch import Arch, SearchSpace
 from nas.core.errors import UserError
 from supernet.train import train
-from test_supernet import SPACE, VOCAB, tiny_cfg, files  # noqa: F401 (files is a fixture)
 
 
 @pytest.fixture
@@ -19,8 +18,8 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-def test_small_models_get_one_thread_large_ones_every_core():
-    test_model = threads.forward_macs(SPACE.largest(), VOCAB, 4 * 16)
+def test_small_models_get_one_thread_large_ones_every_core(tiny):
+    test_model = threads.forward_macs(tiny.space.largest(), tiny.vocab, 4 * 16)
     tiny = SearchSpace.load("tiny")
     survey = threads.forward_macs(SearchSpace.load("survey").largest(), 33278, 12 * 64)
     assert threads.auto_threads(test_model, cores=8) == 1
@@ -49,10 +48,10 @@ def test_set_threads_honours_a_request_and_splits_cores_between_processes(monkey
         threads.set_threads(0, big, 100, 1024)
 
 
-def test_training_without_threads_chooses_them(files, tmp_path, restore_threads):  # noqa: F811
+def test_training_without_threads_chooses_them(tiny, tiny_files, tmp_path, restore_threads):
     torch.set_num_threads(2)
-    train(tiny_cfg(files, tmp_path / "auto", steps=1, eval_interval=1, threads=None))
+    train(tiny.cfg(tiny_files, tmp_path / "auto", steps=1, eval_interval=1, threads=None))
     assert torch.get_num_threads() == 1
     torch.set_num_threads(1)
-    train(tiny_cfg(files, tmp_path / "two", steps=1, eval_interval=1, threads=2))
+    train(tiny.cfg(tiny_files, tmp_path / "two", steps=1, eval_interval=1, threads=2))
     assert torch.get_num_threads() == 2

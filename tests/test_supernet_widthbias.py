@@ -9,7 +9,6 @@ import random
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 
 from nas.cli import main as cli_main
 from nas.core.arch import Arch, SearchSpace
@@ -21,17 +20,9 @@ from supernet.model import ElasticGPT, ModelConfig
 from supernet.train import (TrainConfig, adaptive_alpha_loss, alpha_divergence,
                             fewshot_split_step, make_optimizer, read_log, sandwich_step,
                             step_archs, step_groups, teachers, train)
-from test_supernet import tiny_cfg    # the same tiny run, on this module's space and corpus
 
 SPACE = SearchSpace(name="test", layers=(1, 2), d=(16, 24, 32), heads=(1, 2), ffn=(32, 64),
-                    head_dim=8)
-VOCAB, BLOCK = 11, 16
-
-
-def batch(seed: int = 0, b: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(VOCAB, (b, BLOCK + 1), generator=g)
-    return x[:, :-1], x[:, 1:]
+                    head_dim=8)     # three widths (the shared `tiny` space has two)
 
 
 def archs_of_every_d() -> list[Arch]:
@@ -55,7 +46,7 @@ def test_balanced_sandwich_trains_the_smallest_of_every_width():
 
 def test_fewshot_steps_train_one_width_in_turn_after_the_split():
     cfg = TrainConfig(steps=100, fewshot=True, fewshot_after=0.3, n_random=3)
-    assert fewshot_split_step(cfg) == 30 and fewshot_split_step(TrainConfig()) is None
+    assert fewshot_split_step(cfg) == 30 and fewshot_split_step(TrainConfig(fewshot=False)) is None
     before = step_archs(SPACE, None, cfg, 29)
     assert before[:2] == [SPACE.largest(), SPACE.smallest()]
     widths = []
@@ -119,25 +110,25 @@ def test_alpha_distillation_moves_the_student_toward_the_teacher():
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_sandwich_step_reports_the_alpha_loss_of_its_students():
+def test_sandwich_step_reports_the_alpha_loss_of_its_students(tiny):
     torch.manual_seed(0)
-    model = ElasticGPT(ModelConfig(VOCAB, BLOCK), SPACE)
-    x, y = batch()
+    model = ElasticGPT(ModelConfig(tiny.vocab, tiny.block), SPACE)
+    x, y = tiny.batch()
     _, student = sandwich_step(model, x, y, [SPACE.largest(), SPACE.smallest()],
                                distill_loss="alpha")
     with torch.no_grad():
-        teacher = F.log_softmax(model(x)[0], -1).view(-1, VOCAB)
-        logits = model(x, SPACE.smallest())[0].view(-1, VOCAB)
+        teacher = F.log_softmax(model(x)[0], -1).view(-1, tiny.vocab)
+        logits = model(x, SPACE.smallest())[0].view(-1, tiny.vocab)
     assert student == pytest.approx(adaptive_alpha_loss(logits, teacher).item(), rel=1e-5)
 
 
 # -- few-shot supernet --------------------------------------------------------------------------
 
-def test_split_warm_starts_every_width_from_the_shared_supernet():
+def test_split_warm_starts_every_width_from_the_shared_supernet(tiny):
     torch.manual_seed(0)
-    model = FewShotGPT(ModelConfig(VOCAB, BLOCK), SPACE)
+    model = FewShotGPT(ModelConfig(tiny.vocab, tiny.block), SPACE)
     opt = make_optimizer(model, TrainConfig(), torch.device("cpu"))
-    x, y = batch()
+    x, y = tiny.batch()
     sandwich_step(model, x, y, [SPACE.largest(), SPACE.smallest()])
     opt.step()
     opt.zero_grad()
@@ -156,12 +147,12 @@ def test_split_warm_starts_every_width_from_the_shared_supernet():
                                opt.state[model.shared.wte.weight]["exp_avg"][:, :SPACE.d[0]])
 
 
-def test_after_the_split_training_one_width_leaves_the_others_alone():
+def test_after_the_split_training_one_width_leaves_the_others_alone(tiny):
     torch.manual_seed(0)
-    model = FewShotGPT(ModelConfig(VOCAB, BLOCK), SPACE)
+    model = FewShotGPT(ModelConfig(tiny.vocab, tiny.block), SPACE)
     model.split()
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    x, y = batch()
+    x, y = tiny.batch()
     d16 = space_of_d(SPACE, 16)
     others = [a for a in archs_of_every_d() if a.d != 16]
     with torch.no_grad():
@@ -175,19 +166,15 @@ def test_after_the_split_training_one_width_leaves_the_others_alone():
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    rng = random.Random(0)
+def width_files(tiny, tmp_path_factory):
+    """The tiny corpus (400 lines of a smaller vocabulary) and this module's space."""
     words = "the a cat dog sat ran on under mat log and then".split()
-    (root / "corpus.txt").write_text("".join(
-        " ".join(rng.choice(words) for _ in range(rng.randint(3, 9))) + " .\n"
-        for _ in range(400)))
-    (root / "space.yaml").write_text(yaml.safe_dump(SPACE.to_dict()))
-    return root
+    return tiny.write_files(tmp_path_factory.mktemp("data"), SPACE,
+                            tiny.corpus_text(400, words))
 
 
-def test_balanced_alpha_run_trains_and_logs_its_loss_kind(files, tmp_path):
-    out = train(tiny_cfg(files, tmp_path / "ba", sandwich_smallest="each_d",
+def test_balanced_alpha_run_trains_and_logs_its_loss_kind(tiny, width_files, tmp_path):
+    out = train(tiny.cfg(width_files, tmp_path / "ba", sandwich_smallest="each_d",
                          distill_loss="alpha", steps=3))
     records = [r for r in read_log(out) if r["kind"] == "train"]
     assert records[-1]["student_loss_kind"] == "alpha"
@@ -195,9 +182,9 @@ def test_balanced_alpha_run_trains_and_logs_its_loss_kind(files, tmp_path):
 
 
 @pytest.mark.parametrize("every_d", [False, True])
-def test_fewshot_run_evaluates_and_exports_through_one_checkpoint(files, tmp_path, capsys,
-                                                                  every_d):
-    full = train(tiny_cfg(files, tmp_path / "full", fewshot=True, fewshot_after=0.5,
+def test_fewshot_run_evaluates_and_exports_through_one_checkpoint(tiny, width_files, tmp_path,
+                                                                  capsys, every_d):
+    full = train(tiny.cfg(width_files, tmp_path / "full", fewshot=True, fewshot_after=0.5,
                           fewshot_every_d=every_d))
     data = load_checkpoint(full, "last")
     model = model_from_checkpoint(data)

@@ -1,22 +1,20 @@
-"""Helpers shared by the study scripts: hardware variants, class sums, atomic output files.
+"""Helpers shared by the study scripts: class sums, tables, the studies' command line.
 
-Each study script (accelerator.py, sparse_attention.py, scaling.py, decoder.py) keeps its
-configuration in a dataclass at its top, computes everything through the public APIs
-(`costmodel.simulate`, `costmodel.profile`, the hardware presets, `nas.core.arch.NAMED_MODELS`) and
-writes `<study>.json` (figures + command + machine) and `<study>.png` next to itself.
+Each study lives in its own folder (experiments/studies/<study>/: script, results, figure). A
+study script keeps its configuration in a dataclass at its top, computes everything through the
+public APIs (`costmodel.simulate`, `costmodel.profile`, the hardware presets,
+`nas.core.arch.NAMED_MODELS`) and writes `<study>.json` (figures + provenance:
+`nas.core.provenance`) and `<study>.png` next to itself. A study script finds this module with
+`sys.path.insert(0, <experiments/studies>)` at its top.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from nas.core.atomic import atomic_write_text
 from nas.core.plotting import pyplot, save_figure  # noqa: F401 - the studies' figure helpers
+from nas.core.provenance import provenance, write_result
 from costmodel.simulate import SIMULATOR_VERSION, OpCost, Report
 from costmodel.workload import ACT_MATMUL, GEMM, NONLINEAR, PROJECTION
 
@@ -43,27 +41,6 @@ def class_shares(report: Report, key: str = "cycles") -> dict[str, float]:
     return {cls: by.get(cls, {key: 0.0})[key] / whole for cls in CLASSES}
 
 
-def machine() -> dict[str, Any]:
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "load_average": list(os.getloadavg())}
-
-
-def provenance() -> dict[str, Any]:
-    """What a results file records besides its figures: command, machine, simulator version."""
-    return {"command": command(), "machine": machine(), "simulator_version": SIMULATOR_VERSION}
-
-
-def command() -> str:
-    return "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT))
-                                 if Path(sys.argv[0]).resolve().is_relative_to(ROOT)
-                                 else sys.argv[0]] + sys.argv[1:])
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomic: a temporary file in the same folder, then a rename."""
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
-
-
 def fmt_table(header: list[str], rows: list[list[Any]]) -> str:
     """A Markdown table (what the scripts print and the README sections quote)."""
     def cell(v: Any) -> str:
@@ -77,17 +54,18 @@ def fmt_table(header: list[str], rows: list[list[Any]]) -> str:
 
 def study_main(name: str, doc: str, run: Callable[[], dict[str, Any]],
                plot: Callable[[dict[str, Any], Path], None],
-               report: Callable[[dict[str, Any]], str], argv: list[str] | None = None) -> int:
-    """The command line every study shares: run it, write NAME.json and NAME.png (atomically,
-    with the command, machine and simulator version), print its tables."""
+               report: Callable[[dict[str, Any]], str], argv: list[str] | None = None,
+               *, folder: Path) -> int:
+    """The command line every study shares: run it, write NAME.json (with its provenance) and
+    NAME.png, atomically, into `--out` (default: `folder`, the study's own), print its tables."""
     import argparse
 
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=HERE, help="folder for the JSON and PNG")
+    ap.add_argument("--out", type=Path, default=folder, help="folder for the JSON and PNG")
     args = ap.parse_args(argv)
+    prov = provenance(simulator_version=SIMULATOR_VERSION)
     result = run()
-    result.update(provenance())
-    write_json(args.out / f"{name}.json", result)
+    write_result(args.out / f"{name}.json", result, prov)
     plot(result, args.out / f"{name}.png")
     print(report(result))
     for note in result.get("notes", []):

@@ -19,11 +19,22 @@ COMMAND_MODULES = [
     "nas.cli.supernet",
     "nas.cli.search",
     "nas.cli.verify",
+    "nas.cli.report",
+    "nas.cli.calibrate",
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with the one-line error rule: a bad command line prints one line
+    (`nas COMMAND: error: ...`, pointing at --help) and exits with code 2; --help is unchanged."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} "
+                     f"(see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nas",
         description="Hardware-aware neural architecture search for transformers: train an "
                     "elastic supernet, simulate accelerators, build lookup tables, search for "

@@ -155,6 +155,29 @@ def _workload(args):
     return arch, Workload(seq=seq, batch=args.batch, mode=mode, gen=args.gen, vocab=vocab)
 
 
+def _context(model: str) -> int | None:
+    """The context (tokens) of a named model, None for an architecture."""
+    from nas.core.arch import NAMED_MODELS
+    return NAMED_MODELS[model].seq if model in NAMED_MODELS else None
+
+
+def workload_notes(command: str, hw, wl, sparsity=None, context: int | None = None) -> None:
+    """Notes on standard error for what is allowed but likely not meant: attention sparsity on
+    `hw` without a sparse engine (it runs dense), and sequences longer than the model's
+    `context` (a named model's) or than any model's (costmodel.workload.MAX_CONTEXT)."""
+    from costmodel.workload import MAX_CONTEXT
+    if sparsity is not None and hw is not None and not hw.sparse_engine:
+        print(f"nas {command}: note: hardware '{hw.name}' has no sparse attention engine; "
+              "attention runs dense", file=sys.stderr)
+    tokens, limit = wl.seq + wl.gen, min(context or MAX_CONTEXT, MAX_CONTEXT)
+    if tokens > limit:
+        whose = f"the model's context of {limit:,}" if limit < MAX_CONTEXT else \
+            f"{MAX_CONTEXT:,}, longer than any model's context"
+        print(f"nas {command}: note: {tokens:,} tokens per sequence (--seq + --gen) is more "
+              f"than {whose}: the costs are extrapolated (attention grows with the square of "
+              f"the length)", file=sys.stderr)
+
+
 def _write(args, data: dict, rep=None, title: str = "") -> None:
     """--json, --csv and --plot, as asked."""
     from costmodel.report import write_outputs
@@ -198,6 +221,7 @@ def cmd_profile(args) -> int:
         raise UserError(f"--bits must be a positive multiple of 8, got {args.bits}")
     arch, wl = _workload(args)
     _check_outputs(args)
+    workload_notes("profile", None, wl, None, _context(args.model))
     prof = profile(model_ops(arch, wl), args.bits / 8)
     head = lm_head(wl, sum(p.flops for p in prof.ops if is_lm_head(p.op)), prof.flops, "FLOPs")
     print(profile_text(prof, f"{args.model} ({arch.key}), {wl.key}, {args.bits}-bit memory "
@@ -273,9 +297,7 @@ def cmd_simulate(args) -> int:
     sparsity = from_options(args.sparsity, args.mask, args.pattern, args.per_layer_mask,
                             args.rescale_mask, seq=wl.seq)
     _check_outputs(args)
-    if sparsity is not None and not hw.sparse_engine:
-        print(f"nas simulate: note: hardware '{hw.name}' has no sparse attention engine; "
-              "attention runs dense", file=sys.stderr)
+    workload_notes("simulate", hw, wl, sparsity, _context(args.model))
     rep = simulate(arch, hw, wl, sparsity, rescale_mask=args.rescale_mask)
     print(model_text(rep, args.model, arch, sparsity, args.summary))
     _write(args, model_data(rep, args.model, arch), rep, f"{args.model} on {hw.name}, {wl.key}")

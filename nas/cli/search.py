@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import textwrap
 from pathlib import Path
+from typing import Any
 
-from nas.core.options import add_options, add_progress_option, from_args
+from nas.core.errors import UserError
+from nas.core.options import add_options, add_progress_option, given
 
 EXAMPLES_LUT = """examples:
   nas build-lut --space tiny --hw gemmini-transformer --seq 64 --mode decoder --vocab 96 \\
@@ -21,20 +23,24 @@ EXAMPLES_SEARCH = """examples:
   nas search --ckpt runs/supernet --lut runs/lut-tiny.parquet --out runs/search
   nas search --ckpt runs/supernet --hw gemmini --objective latency --max-ppl 12 \\
       --out runs/search-lat
-  nas search --ckpt runs/supernet --out runs/search --generations 60 --resume
+  nas search --out runs/search --generations 60 --resume    # with the search's own options
   nas search --ckpt runs/supernet --out runs/exact --no-racing     # every candidate on all tokens
   nas search --ckpt runs/supernet --hw-space edge-hw --max-area-mm2 2 --out runs/cosearch
   nas search --ckpt runs/supernet --hw-space edge-hw --hw-search joint --max-area-mm2 2 \\
       --out runs/joint
-writes: OUT/front.csv, front.json, history.csv, search.json, pareto.png, state.pkl
-(and lut.parquet when no --lut is given)"""
+writes: OUT/front.csv, front.json, history.csv, search.json (after every generation and at the
+end; their columns: README), pareto.png, state.pkl (and lut.parquet when no --lut is given);
+OUT is locked while the search runs (a second run into it fails at once)"""
 
 EXAMPLES_EXPORT = """examples:
   nas export --front runs/search                 # best-ppl min-edp +0.1 +1
   nas export --front runs/search --pick 'ppl<=12' 0 L3-d128-h4.4.2-f512.256.512-hd32
   nas export --front runs/search --pick all --out runs/archs
+  nas export --front runs/search --pick all --onnx --measure    # + ONNX, cards, host latency
 writes one architecture YAML per pick (for `nas train-subnet --arch` and `nas simulate
---model`) and pareto.png with the picks circled, into --out."""
+--model`) and pareto.png with the picks circled, into --out; with --onnx (or --format) also
+KEY.onnx (.pt2, .pt) and its model card KEY.onnx.card.json per architecture; with --measure
+also host_latency.csv and host_latency.json."""
 
 
 def _wrap(text: str) -> str:
@@ -97,20 +103,27 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
                     "OUT/lut.parquet, built on first use for --hw and the supernet's context "
                     "and vocabulary. The state is saved every generation; --resume continues "
                     "it (also with more --generations).")
-    p.add_argument("--ckpt", required=True, help="supernet run directory or checkpoint file")
+    # the options --resume takes from the search state when they are left off: absent from
+    # the parsed arguments unless typed (SUPPRESS), SearchJob's defaults otherwise
+    kept = argparse.SUPPRESS
+    p.add_argument("--ckpt", default=kept,
+                   help="supernet run directory or checkpoint file (required unless --resume)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--lut", help="lookup table from `nas build-lut` (default: OUT/lut.parquet, "
-                                 "built when missing)")
-    p.add_argument("--hw", help="hardware preset or YAML. With --lut: the table must be built "
-                                "for it; without --hw the table's hardware is used. Without "
-                                "--lut: the hardware to build the table for (default: "
-                                "gemmini-transformer)")
-    _mapping_arg(p)
-    p.add_argument("--hw-space", help="search the hardware too: a hardware-space preset "
-                                      "(edge-hw, edge-hw-wide, survey-hw: `nas hw list`) or "
-                                      "YAML, searched as --hw-search says; bound the area "
-                                      "with --max-area-mm2. Not with --lut, --hw or --mapping")
-    p.add_argument("--hw-search", choices=HW_SEARCHES,
+    p.add_argument("--lut", default=kept,
+                   help="lookup table from `nas build-lut` (default: OUT/lut.parquet, built "
+                        "when missing)")
+    p.add_argument("--hw", default=kept,
+                   help="hardware preset or YAML. With --lut: the table must be built "
+                        "for it; without --hw the table's hardware is used. Without "
+                        "--lut: the hardware to build the table for (default: "
+                        "gemmini-transformer)")
+    _mapping_arg(p, default=kept)
+    p.add_argument("--hw-space", default=kept,
+                   help="search the hardware too: a hardware-space preset (edge-hw, "
+                        "edge-hw-wide, survey-hw: `nas hw list`) or YAML, searched as "
+                        "--hw-search says; bound the area with --max-area-mm2. Not with --lut, "
+                        "--hw or --mapping")
+    p.add_argument("--hw-search", choices=HW_SEARCHES, default=kept,
                    help="with --hw-space: bilevel (the default: NSGA-II over architectures, "
                         "each on its best hardware point for --objective within "
                         "--max-area-mm2; exact over a cost matrix of every point, built once "
@@ -119,10 +132,10 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
                         "of the nearest architectures; the anchors run on their best points "
                         "too) or joint (one gene per hardware field in the genome; a lookup "
                         "table per point, built on first use and cached in OUT/luts)")
-    p.add_argument("--hw-exhaustive-max", type=int, default=HW_EXHAUSTIVE_MAX,
+    p.add_argument("--hw-exhaustive-max", type=int, default=kept,
                    help="bilevel: enumerate hardware spaces of at most this many points "
                         f"(default: {HW_EXHAUSTIVE_MAX:,})")
-    p.add_argument("--hw-warm-start", type=float, default=HW_WARM_START,
+    p.add_argument("--hw-warm-start", type=float, default=kept,
                    help="bilevel: the share of the evaluations first spent searching the "
                         "architecture alone on the space's base point (sequential design's "
                         "first step, state in OUT/warm-start); the bilevel search then starts "
@@ -130,18 +143,25 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
                         "worse than sequential design given the best hardware for its "
                         f"architecture. 0: start from random architectures (default: "
                         f"{HW_WARM_START:g})")
-    _sparsity_args(p)
+    _sparsity_args(p, default=kept)
     add_options(p, _search_config())
-    _perplexity_args(p)
-    p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
+    _perplexity_args(p, default=kept)
+    p.add_argument("--calibration", action=argparse.BooleanOptionalAction, default=kept,
+                   help="score the calibrated perplexity when the supernet run has a "
+                        "calibration.json (`nas calibrate`), the raw one beside it in "
+                        "front.csv's ppl_raw (default: on; --no-calibration: raw)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the search saved in --out, with the options it was started "
+                        "with (those typed must match them; --generations, --batch-size, "
+                        "--workers, --threads and --progress may change)")
     add_progress_option(p)
     p.set_defaults(func=cmd_search)
 
 
-def _perplexity_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", default="valid", choices=("train", "valid", "test"),
+def _perplexity_args(p: argparse.ArgumentParser, default: Any = None) -> None:
+    p.add_argument("--split", default=default or "valid", choices=("train", "valid", "test"),
                    help="dataset split perplexity is measured on (default: valid)")
-    p.add_argument("--max-tokens", type=int, default=8192,
+    p.add_argument("--max-tokens", type=int, default=default or 8192,
                    help="tokens of that split per perplexity: the first N (default: 8192)")
     p.add_argument("--batch-size", type=int, default=16,
                    help="evaluation windows per batch (memory vs speed; default: 16)")
@@ -165,7 +185,32 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                    help=f"what to export (default: {' '.join(default_picks())}; with another "
                         f"--objective, min- and +X use it)")
     p.add_argument("--out", help="output directory (default: FRONT/export)")
+    _model_file_args(p)
     p.set_defaults(func=cmd_export)
+
+
+def _model_file_args(p: argparse.ArgumentParser) -> None:
+    from nas.export_onnx import MODEL_FORMATS
+    from supernet.host_latency import HostTiming
+    g = p.add_argument_group(
+        "model files and host latency", _wrap(
+        "Each picked architecture's weights, copied out of the supernet the search scored, "
+        "as a static model file, checked against PyTorch (max abs difference of the logits "
+        "<= 1e-4, else an error), with a model card: architecture, the front's perplexity "
+        "(raw and calibrated), simulated latency, energy, EDP, area and hardware."))
+    g.add_argument("--format", choices=list(MODEL_FORMATS),
+                   help="write model files: onnx (onnxruntime), pt2 (torch.export) or pt "
+                        "(`nas eval`, `nas sample`)")
+    g.add_argument("--onnx", dest="format", action="store_const", const="onnx",
+                   help="same as --format onnx")
+    g.add_argument("--ckpt", help="the supernet (default: the one the search scored, named in "
+                                  "FRONT/search.json)")
+    g.add_argument("--measure", action="store_true",
+                   help="time each ONNX file on this machine's CPU with onnxruntime (one "
+                        "forward pass of the front's workload) and write the measured latency "
+                        "beside the simulated one, with Kendall's tau between them (implies "
+                        "--onnx)")
+    add_options(g, HostTiming)
 
 
 def _add_quickstart(sub: argparse._SubParsersAction) -> None:
@@ -196,20 +241,21 @@ def _search_config():
     return SearchConfig
 
 
-def _mapping_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mapping", choices=("scalesim", "gemmini", "search"),
+def _mapping_arg(p: argparse.ArgumentParser, default: Any = None) -> None:
+    p.add_argument("--mapping", choices=("scalesim", "gemmini", "search"), default=default,
                    help="how GEMMs are mapped onto the array, overriding the hardware's "
                         "`mapping` field: scalesim (SCALE-Sim's fold model), gemmini "
                         "(Gemmini's software tiler), search (a per-operator mapping search); "
                         "default: the hardware's")
 
 
-def _sparsity_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sparsity", type=float,
+def _sparsity_args(p: argparse.ArgumentParser, default: Any = None) -> None:
+    p.add_argument("--sparsity", type=float, default=default,
                    help="attention sparsity in [0, 1) for hardware with a sparse engine "
                         "(default: dense attention)")
-    p.add_argument("--mask", help="attention mask .npy (True = pruned) for the sparse engine")
-    p.add_argument("--rescale-mask", action="store_true",
+    p.add_argument("--mask", default=default,
+                   help="attention mask .npy (True = pruned) for the sparse engine")
+    p.add_argument("--rescale-mask", action="store_true", default=default or False,
                    help="with --mask: allow a mask of another size than the sequence (its "
                         "column statistics are rescaled)")
 
@@ -217,48 +263,73 @@ def _sparsity_args(p: argparse.ArgumentParser) -> None:
 def _sparsity(args: argparse.Namespace, seq: int | None = None):
     """The AttentionSparsity of --sparsity/--mask (None: dense), checked against `seq`."""
     from costmodel.sparsity import from_options
-    return from_options(args.sparsity, args.mask, rescale_mask=args.rescale_mask, seq=seq)
+    return from_options(getattr(args, "sparsity", None), getattr(args, "mask", None),
+                        rescale_mask=getattr(args, "rescale_mask", False), seq=seq)
 
 
 def cmd_build_lut(args: argparse.Namespace) -> int:
     from costmodel.hardware import load_hardware
     from costmodel.workload import Workload
+    from costmodel.mapping import with_mapping
+    from nas.cli.hardware import workload_notes
     from nas.core.arch import SearchSpace
-    from nas.core.atomic import writable_target
+    from nas.core.paths import check_output_file
     from nas.pipeline import build_table
 
-    from costmodel.mapping import with_mapping
-
-    writable_target(args.out, "lookup table")
+    check_output_file(args.out, "--out lookup table")
     workload = Workload(seq=args.seq, batch=args.batch, mode=args.mode, gen=args.gen,
                         vocab=args.vocab)
     hw = with_mapping(load_hardware(args.hw), args.mapping)
-    build_table(SearchSpace.load(args.space), hw, workload, Path(args.out),
-                _sparsity(args, workload.seq), progress=args.progress)
+    space, sparsity = SearchSpace.load(args.space), _sparsity(args, workload.seq)
+    workload_notes("build-lut", hw, workload, sparsity)
+    build_table(space, hw, workload, Path(args.out), sparsity, progress=args.progress)
     return 0
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from nas.pipeline import SearchJob, run_search
+# `nas search` options that are SearchJob fields of the same name (the rest: SearchConfig)
+JOB_OPTIONS = ("ckpt", "lut", "hw", "mapping", "hw_space", "hw_search", "hw_exhaustive_max",
+               "hw_warm_start", "rescale_mask", "split", "max_tokens", "calibration",
+               "batch_size", "workers", "threads", "progress")
 
-    run_search(SearchJob(
-        ckpt=args.ckpt, out=Path(args.out),
-        config=from_args(_search_config(), args),
-        lut=args.lut, hw=args.hw, mapping=args.mapping, hw_space=args.hw_space,
-        hw_search=args.hw_search, hw_exhaustive_max=args.hw_exhaustive_max,
-        hw_warm_start=args.hw_warm_start,
-        sparsity=_sparsity(args),
-        rescale_mask=args.rescale_mask,
-        split=args.split,
-        max_tokens=args.max_tokens, batch_size=args.batch_size, workers=args.workers,
-        threads=args.threads, resume=args.resume, progress=args.progress))
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nas.pipeline import SearchJob, resume_job, run_search
+
+    typed = {k: getattr(args, k) for k in JOB_OPTIONS if hasattr(args, k)}
+    if hasattr(args, "sparsity") or hasattr(args, "mask"):
+        typed["sparsity"] = _sparsity(args)
+    config = given(_search_config(), args)
+    if args.resume:
+        job = resume_job(Path(args.out), typed, config)
+    elif "ckpt" not in typed:
+        raise UserError("give --ckpt, the supernet to search (a run folder or checkpoint); "
+                        "only --resume takes it from the search in --out")
+    else:
+        job = SearchJob(out=Path(args.out), config=_search_config()(**config), **typed)
+    run_search(job)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from nas.pipeline import export_front
-    export_front(args.front, args.pick, args.out)
+    export_front(args.front, args.pick, args.out, models=_model_export(args))
     return 0
+
+
+def _model_export(args: argparse.Namespace):
+    """--format/--onnx/--measure as a nas.export_onnx.ModelExport (None: YAML files only)."""
+    from nas.core.options import from_args
+    from nas.export_onnx import ModelExport
+    from supernet.host_latency import HostTiming
+    timing_typed = [f"--{name}" for name in given(HostTiming, args)]
+    if timing_typed and not args.measure:
+        raise UserError(f"{', '.join(timing_typed)}: only with --measure")
+    if args.format is None and not args.measure:
+        if args.ckpt:
+            raise UserError("--ckpt names the supernet of --onnx/--format; give one of them")
+        return None
+    return ModelExport(format=args.format or "onnx", ckpt=args.ckpt,
+                       measure=from_args(HostTiming, args) if args.measure else None)
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:

@@ -11,10 +11,12 @@ import math
 import os
 import random
 import sys
+from dataclasses import asdict
 
-from nas.core.atomic import atomic_write_text, writable_target
+from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
 from nas.core.options import add_options, from_args, given
+from nas.core.paths import check_output_dir, check_output_file
 from supernet.config import TrainConfig
 
 EXAMPLES_TRAIN = """examples:
@@ -44,6 +46,7 @@ EXAMPLES_EVAL = """examples:
   nas eval --ckpt runs/sn/best.pt --arch arch.yaml --split test --max-tokens 50000 --json
   nas eval --ckpt runs/sn --random 20 --out eval.json --tensorboard runs/sn/tensorboard-eval
   nas eval --ckpt runs/kinds --arch L4-d128-h4.4.4.4-f512.512.512.512-hd32-as.t.sp25.sp50
+  nas eval --ckpt subnet.pt --largest              # a subnet file of `nas export-subnet`
 prints a table (key, parameters, loss in nats/token, perplexity) under a line with the
 checkpoint, its step, the split and the number of tokens; --json prints the same as JSON."""
 
@@ -51,15 +54,22 @@ EXAMPLES_SAMPLE = """examples:
   nas sample --ckpt runs/ts --prompt "ROMEO:" --tokens 300
   nas sample --ckpt runs/ts --smallest --num-samples 3 --temperature 0.8 --top-k 20
   nas sample --ckpt runs/big                       # a train-subnet run: its architecture
+  nas sample --ckpt subnet.pt                      # a subnet file of `nas export-subnet`
   nas sample --ckpt runs/kinds --arch L2-d96-h3.3-f256.256-hd32-at.sp25   # any attention kinds
 prints each sample (the prompt, then the generated text), separated by lines of dashes."""
 
 EXAMPLES_EXPORT = """examples:
-  nas export-subnet --ckpt runs/sn --arch arch.yaml --out subnet.pt
-  nas export-subnet --ckpt runs/sn --smallest --out small.pt
-  nas export-subnet --ckpt runs/kinds --arch L2-d64-h2.2-f128.128-hd32-at.s --out mixed.pt
-writes a standalone model file (supernet.checkpoint.load_subnet reads it) and prints JSON with
-the architecture and its parameter count."""
+  nas export-subnet --ckpt runs/sn --arch arch.yaml --out subnet.pt     # for nas eval / sample
+  nas export-subnet --ckpt runs/sn --smallest --out small.onnx --hw gemmini-transformer
+  nas export-subnet --ckpt runs/kinds --arch L2-d64-h2.2-f128.128-hd32-at.s --out mixed.pt2
+  nas export-subnet --ckpt runs/sn --largest --out big.onnx --lut runs/sn.lut.parquet
+writes the subnet alone (its own weights, each once) in the format of --out's suffix: .pt
+(`nas eval --ckpt FILE`, `nas sample --ckpt FILE`), .onnx (dynamic batch and sequence axes) or
+.pt2 (torch.export); runs the file (onnxruntime for .onnx) against PyTorch on random tokens at
+two batch sizes and two lengths (a max abs difference of the logits above 1e-4 is an error);
+writes the model card FILE.card.json beside it (architecture, tokenizer, the check, perplexity,
+and with --hw or --lut the simulated latency, energy, EDP and area); prints the card (without
+the tokenizer) as JSON."""
 
 SPLIT_HELP = ("train, valid or test (default: valid). valid is the last 10%% of a single text "
               "file, the valid/validation file of a folder, the validation split of a hf: "
@@ -86,13 +96,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_options(p, TrainConfig, include=lambda f: not f.metadata.get("supernet_only"),
                 defaults=SUBNET_DEFAULTS)
     p.set_defaults(func=cmd_train, supernet=False)
+    _register_eval(sub, fmt)
+    _register_sample(sub, fmt)
+    _register_export(sub, fmt)
 
+
+def _register_eval(sub: argparse._SubParsersAction, fmt) -> None:
     p = sub.add_parser("eval", help="perplexity of subnets with inherited weights",
                        description="Validation/test perplexity of subnets of a trained supernet "
                        "with inherited weights (no retraining); deterministic: non-overlapping "
                        "windows over the first --max-tokens tokens of the split.",
                        epilog=EXAMPLES_EVAL, formatter_class=fmt)
-    _add_ckpt_and_arch(p, many=True)
+    _add_ckpt_and_arch(p, many=True, subnets=True)
     p.add_argument("--split", default="valid", choices=["train", "valid", "test"],
                    help=SPLIT_HELP)
     p.add_argument("--max-tokens", type=int, default=None,
@@ -109,13 +124,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="show a progress bar over architectures x batches (default: on)")
     p.set_defaults(func=cmd_eval)
 
+
+def _register_sample(sub: argparse._SubParsersAction, fmt) -> None:
     p = sub.add_parser("sample", help="generate text from a subnet",
                        description="Generate text with any subnet of a trained supernet (or a "
                        "train-subnet run) and its inherited weights, as nanoGPT's sample.py: "
                        "the context is cropped to the block size; word tokenizers join words "
                        "with spaces and print <eos> as a line break.",
                        epilog=EXAMPLES_SAMPLE, formatter_class=fmt)
-    _add_ckpt_and_arch(p, many=False, default="the largest, or a train-subnet run's own")
+    _add_ckpt_and_arch(p, many=False, default="the largest, or a train-subnet run's own",
+                       subnets=True)
     p.add_argument("--prompt", default="",
                    help="text to continue (default: a new line); a word not in the vocabulary "
                         "becomes <unk>, a character not in it is an error")
@@ -130,17 +148,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_device_and_threads(p)
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("export-subnet", help="write a standalone model of one subnet",
+
+def _register_export(sub: argparse._SubParsersAction, fmt) -> None:
+    p = sub.add_parser("export-subnet", help="write one subnet alone: .pt, ONNX or torch.export",
                        description="Copy one subnet's weights out of the supernet into a "
-                       "standalone model file and report its parameter count.",
+                       "standalone model file (PyTorch, ONNX or torch.export), check it "
+                       "against PyTorch, and write its model card beside it.",
                        epilog=EXAMPLES_EXPORT, formatter_class=fmt)
     _add_ckpt_and_arch(p, many=False)
-    p.add_argument("--out", required=True, help="output file (.pt)")
+    p.add_argument("--out", required=True,
+                   help="output file; its suffix names the format: .pt, .onnx or .pt2")
+    costs = p.add_mutually_exclusive_group()
+    costs.add_argument("--hw", help="simulate the subnet on this hardware (preset or YAML) for "
+                                    "the card's latency, energy, EDP and area")
+    costs.add_argument("--lut", help="or take its costs from this lookup table "
+                                     "(`nas build-lut` for the checkpoint's space)")
+    p.add_argument("--perplexity", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure the subnet's validation perplexity on the checkpoint's "
+                        "dataset for the card (default: on; skipped with a note when the "
+                        "dataset is not there)")
+    p.add_argument("--max-tokens", type=int, default=8192,
+                   help="validation tokens of that perplexity (default: 8192)")
     p.set_defaults(func=cmd_export_subnet)
 
 
-def _add_ckpt_and_arch(p: argparse.ArgumentParser, many: bool, default: str = "") -> None:
-    p.add_argument("--ckpt", required=True, help="run directory (uses best.pt) or checkpoint")
+def _add_ckpt_and_arch(p: argparse.ArgumentParser, many: bool, default: str = "",
+                       subnets: bool = False) -> None:
+    p.add_argument("--ckpt", required=True,
+                   help="run directory (uses best.pt) or checkpoint"
+                        + (", or a subnet file of `nas export-subnet --out X.pt`" if subnets
+                           else ""))
     p.add_argument("--arch", action="append" if many else "store", default=[] if many else None,
                    help="architecture YAML/JSON file or key" + (" (repeatable)" if many else "")
                         + (f" (default: {default})" if default else ""))
@@ -226,17 +263,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.random < 0:
         raise UserError(f"--random must be >= 0, got {args.random}")
     if args.out:
-        writable_target(args.out, "--out")
+        check_output_file(args.out, "--out file")
     if args.tensorboard:
         require_tensorboard()
+        check_output_dir(args.tensorboard, "--tensorboard")
     ev = SupernetEvaluator(args.ckpt, split=args.split, max_tokens=args.max_tokens,
                            batch_size=args.batch_size, threads=args.threads, device=args.device)
     archs = _selected_archs(args, ev.space, many=True, fixed=ev.fixed_arch)
     losses = ev.losses(archs, show_progress=args.progress)
+    calibration = _calibration(ev)
     result = {"checkpoint": ev.checkpoint, "step": ev.step, "split": args.split,
               "tokens": ev.tokens,
-              "results": [{"key": a.key, "arch": a.to_dict(), "loss": loss,
-                           "perplexity": math.exp(loss),
+              **({"calibration": calibration.summary()} if calibration else {}),
+              "results": [{"key": a.key, "arch": a.to_dict(),
+                           **_eval_losses(calibration, a, loss),
                            "params": a.params(ev.vocab_size, ev.block_size)}
                           for a, loss in zip(archs, losses)]}
     text = json.dumps(result, indent=2) + "\n"
@@ -252,14 +292,40 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibration(ev):
+    """The run's calibration for the evaluated checkpoint (None, with a note on standard
+    error when it was fitted on another step; None for an uncalibrated run)."""
+    from nas.core.calibration import load_calibration
+    calibration, note = load_calibration(ev.checkpoint, ev.step)
+    if note:
+        print(f"nas eval: {note}", file=sys.stderr)
+    return calibration
+
+
+def _eval_losses(calibration, arch, loss: float) -> dict:
+    """A result's loss and perplexity: calibrated with the raw values beside when the run has
+    a calibration, else the raw ones."""
+    if calibration is None:
+        return {"loss": loss, "perplexity": math.exp(loss)}
+    calibrated = calibration.loss(arch, loss)
+    return {"loss": calibrated, "perplexity": math.exp(calibrated), "loss_raw": loss,
+            "ppl_raw": math.exp(loss)}
+
+
 def eval_table(result: dict) -> str:
-    """`nas eval`'s result as a header line and one row per architecture."""
+    """`nas eval`'s result as a header line and one row per architecture (calibrated: the raw
+    loss and perplexity beside)."""
     width = max(len("key"), *(len(r["key"]) for r in result["results"]))
+    raw = "calibration" in result
     lines = [f"checkpoint {result['checkpoint']} (step {result['step']}), split "
-             f"{result['split']}, {result['tokens']:,} tokens",
-             f"{'key':<{width}}  {'params':>11}  {'loss':>7}  {'perplexity':>10}"]
+             f"{result['split']}, {result['tokens']:,} tokens"
+             + (f"; {result['calibration']}" if raw else ""),
+             f"{'key':<{width}}  {'params':>11}  {'loss':>7}  {'perplexity':>10}"
+             + (f"  {'loss_raw':>8}  {'ppl_raw':>8}" if raw else "")]
     lines += [f"{r['key']:<{width}}  {r['params']:>11,}  {r['loss']:>7.4f}  "
-              f"{r['perplexity']:>10.3f}" for r in result["results"]]
+              f"{r['perplexity']:>10.3f}"
+              + (f"  {r['loss_raw']:>8.4f}  {r['ppl_raw']:>8.3f}" if raw else "")
+              for r in result["results"]]
     return "\n".join(lines) + "\n"
 
 
@@ -271,7 +337,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from supernet.threads import set_threads
 
     device = default_device(args.device)
-    data = load_checkpoint(args.ckpt, map_location=device)
+    data = load_checkpoint(args.ckpt, map_location=device, subnets=True)
     space, fixed = space_of(data), fixed_arch_of(data)
     (arch,) = _selected_archs(args, space, many=False, fixed=fixed) or [fixed or space.largest()]
     model = model_from_checkpoint(data).to(device)
@@ -283,12 +349,54 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_export_subnet(args: argparse.Namespace) -> int:
-    from supernet.checkpoint import export_subnet, fixed_arch_of, load_checkpoint, space_of
+    from supernet.export import export_format
+
+    export_format(args.out)                 # a bad suffix or place: before anything is read
+    check_output_file(args.out, "--out")
+    from nas.export_onnx import export_subnet_file
+    from supernet.checkpoint import fixed_arch_of, load_checkpoint, space_of
 
     data = load_checkpoint(args.ckpt)
     archs = _selected_archs(args, space_of(data), many=False, fixed=fixed_arch_of(data))
     if not archs:
         raise UserError("choose the architecture: --arch, --largest or --smallest")
-    info = export_subnet(data, archs[0], args.out)
-    sys.stdout.write(json.dumps(info, indent=2) + "\n")
+    costs = _export_costs(args, data, archs[0])
+    perplexity = _export_perplexity(args, data, archs[0])
+    exported = export_subnet_file(data, archs[0], args.out, perplexity, costs)
+    check = exported.check
+    print(f"{args.out}: {check.format}, {check.file_bytes:,} bytes ({check.size_ratio:.4f} x "
+          f"the parameters' {check.param_bytes:,}); {check.runtime} vs PyTorch, max abs "
+          f"difference {check.max_abs_diff:.3g} over (batch, length) "
+          f"{', '.join(map(str, check.shapes))}; card {exported.card}", file=sys.stderr)
+    card = {k: v for k, v in asdict(exported.model_card).items() if k != "tokenizer"}
+    sys.stdout.write(json.dumps({**card, "path": args.out, "card": str(exported.card)},
+                                indent=2) + "\n")
     return 0
+
+
+def _export_costs(args: argparse.Namespace, data: dict, arch):
+    """The card's simulated costs with --hw or --lut (the supernet's workload), else None."""
+    if not (args.hw or args.lut):
+        return None
+    from nas.export_onnx import subnet_costs
+    from nas.pipeline import supernet_workload
+    from supernet.checkpoint import space_of
+    from supernet.model import ModelConfig
+
+    workload = supernet_workload(ModelConfig(**data["model_config"]))
+    return subnet_costs(arch, workload, args.hw, args.lut, space_of(data))
+
+
+def _export_perplexity(args: argparse.Namespace, data: dict, arch):
+    """The card's perplexity (None with --no-perplexity, or with a note when the checkpoint's
+    dataset can not be read here)."""
+    if not args.perplexity:
+        return None
+    if args.max_tokens <= 0:
+        raise UserError(f"--max-tokens must be positive, got {args.max_tokens}")
+    from nas.export_onnx import checkpoint_perplexity
+    try:
+        return checkpoint_perplexity(data["path"], arch, args.max_tokens)
+    except UserError as exc:
+        print(f"nas export-subnet: note: no perplexity in the card ({exc})", file=sys.stderr)
+        return None

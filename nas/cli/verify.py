@@ -10,6 +10,7 @@ from nas.core.options import add_progress_option
 EXAMPLES = """examples:
   nas verify --front runs/search                       # 5 picks and the largest subnet
   nas verify --front runs/search --top 8 --workers 2 --steps 500
+  nas verify --front runs/search --pick +0.1 +1      # and the picks `nas export` takes
 writes FRONT/verify/<arch key>/ (one training run each, reused or resumed when run again),
 FRONT/verify/verified.csv, verified.json (Kendall tau, picks that leave the front) and
 verified.png (standalone vs inherited perplexity)."""
@@ -30,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=int, default=5,
                    help="front architectures to retrain, spread evenly along the front "
                         "(default: 5; the whole front when it is smaller)")
+    p.add_argument("--pick", nargs="+", default=[],
+                   help="also retrain these front architectures (the expressions of `nas "
+                        "export --pick`, e.g. +0.1 +1 min-edp)")
     p.add_argument("--workers", type=int, default=1,
                    help="training runs in parallel processes (default: 1)")
     p.add_argument("--steps", type=int,
@@ -42,6 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from nas.verify import VerifyJob, verify
-    verify(VerifyJob(front=Path(args.front), top=args.top, workers=args.workers,
+    verify(VerifyJob(front=Path(args.front), top=args.top, picks=args.pick, workers=args.workers,
                      steps=args.steps, threads=args.threads, progress=args.progress))
     return 0

@@ -25,9 +25,15 @@ from typing import Any
 
 import yaml
 
-from nas.core.atomic import existing_file
+from nas.core.atomic import atomic_write_text
 from nas.core.attention import SOFTMAX, check_kind, kind_code, kind_from_code
 from nas.core.errors import UserError
+from nas.core.yamlfile import load_mapping
+
+ARCH_FILE = "an architecture YAML with d, heads and ffn (e.g. `d: 128`, `heads: [4, 4]`, " \
+            "`ffn: [512, 256]`)"
+SPACE_FILE = "a search-space YAML with the choices of layers, d, heads and ffn (e.g. " \
+             "`layers: [2, 3]`, `d: [64, 128]`, `heads: [2, 4]`, `ffn: [128, 256]`)"
 
 _KEY = re.compile(r"L(\d+)-d(\d+)-h([\d.]+)-f([\d.]+)-hd(\d+)(?:-a([a-z\d.]+))?")
 
@@ -130,19 +136,22 @@ class Arch:
     def from_dict(cls, data: Any) -> Arch:
         if not isinstance(data, dict):
             raise UserError(f"architecture: expected a mapping, got {type(data).__name__}")
-        data = dict(data.get("arch", data))
+        data = data.get("arch", data)
+        if not isinstance(data, dict):
+            raise UserError(f"architecture: 'arch' must be a mapping, got {type(data).__name__}")
         unknown = set(data) - {"d", "heads", "ffn", "head_dim", "layers", "attention"}
         if unknown:
-            raise UserError(f"architecture: unknown field(s) {sorted(unknown)}")
+            raise UserError(f"architecture: unknown field(s) {sorted(unknown, key=str)}")
         for req in ("d", "heads", "ffn"):
             if req not in data:
                 raise UserError(f"architecture: missing field '{req}'")
-        heads, ffn, layers = data["heads"], data["ffn"], data.get("layers")
+        layers = data.get("layers")
+        if layers is not None and not (_is_int(layers) and 0 < layers <= MAX_LAYERS):
+            raise UserError(f"architecture: layers must be an integer from 1 to {MAX_LAYERS}, "
+                            f"got {layers!r}")
         # A scalar heads/ffn with `layers` means the same value in every layer.
-        if isinstance(heads, int):
-            heads = [heads] * int(layers or 1)
-        if isinstance(ffn, int):
-            ffn = [ffn] * int(layers or len(heads))
+        heads = _per_layer(data["heads"], "heads", layers or 1)
+        ffn = _per_layer(data["ffn"], "ffn", layers or len(heads))
         attention = data.get("attention", ())
         if not isinstance(attention, (str, list, tuple)):
             raise UserError("architecture: attention must be a kind or a list of kinds")
@@ -160,25 +169,28 @@ class Arch:
         path = Path(path)
         text = self.to_json() if path.suffix == ".json" else yaml.safe_dump(
             self.to_dict(), sort_keys=False, default_flow_style=None)
-        path.write_text(text)
+        atomic_write_text(path, text, "architecture file")
 
     @classmethod
     def load(cls, path: str | Path) -> Arch:
-        return cls.from_dict(load_mapping(path, what="architecture"))
+        return cls.from_dict(load_mapping(path, "architecture", ARCH_FILE))
 
 
-def load_mapping(path: str | Path, what: str) -> dict[str, Any]:
-    """Read a YAML/JSON file into a dict, with one-line errors for missing or malformed files."""
-    path = existing_file(path, f"{what} file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"{what} file {path}: malformed YAML{where}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{what} file {path}: expected a mapping at the top level")
-    return data
+MAX_LAYERS = 1024        # an architecture file asking for more is a mistake, not a model
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _per_layer(value: Any, name: str, layers: int) -> list[int]:
+    """An architecture file's heads or ffn: one integer per layer, or one for every layer."""
+    if _is_int(value):
+        return [value] * layers
+    if isinstance(value, list) and all(_is_int(v) for v in value):
+        return value
+    raise UserError(f"architecture: {name} must be an integer or a list of integers, "
+                    f"got {value!r}"[:200])
 
 
 # -- search spaces ---------------------------------------------------------------------------
@@ -279,11 +291,16 @@ class SearchSpace:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise UserError(f"search space: unknown field(s) {sorted(unknown)}")
+            raise UserError(f"search space: unknown field(s) {sorted(unknown, key=str)}")
         for req in ("layers", "d", "heads", "ffn"):
             if req not in data:
                 raise UserError(f"search space: missing field '{req}'")
         data.setdefault("name", name)
+        if not isinstance(data["name"], str):
+            raise UserError(f"search space: name must be text, got {data['name']!r}")
+        if not _is_int(data.get("head_dim", 64)):
+            raise UserError(f"search space: head_dim must be an integer, got "
+                            f"{data['head_dim']!r}")
         for f in ("layers", "d", "heads", "ffn"):
             data[f] = _choices(data[f], f)
         if "attention" in data:
@@ -306,21 +323,31 @@ class SearchSpace:
         if not path.suffix and not path.exists():
             raise UserError(f"unknown search space '{name_or_path}'; "
                             f"presets: {', '.join(SPACE_PRESETS)} (or a YAML file)")
-        return cls.from_dict(load_mapping(path, what="search space"), name=path.stem)
+        return cls.from_dict(load_mapping(path, "search space", SPACE_FILE), name=path.stem)
 
 
 def _choices(value: Any, what: str) -> tuple[int, ...]:
-    """A list of ints, or {min, max, step} for a range (inclusive)."""
+    """A list of ints, or {min, max, step} for a range (inclusive); at most MAX_CHOICES."""
     if isinstance(value, dict):
         try:
-            return tuple(range(int(value["min"]), int(value["max"]) + 1, int(value.get("step", 1))))
-        except (KeyError, ValueError, TypeError):
-            raise UserError(f"search space: {what} range needs integer min, max (and step)") from None
-    if isinstance(value, int):
-        return (value,)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
-        return tuple(value)
-    raise UserError(f"search space: {what} must be a list of integers or {{min, max, step}}")
+            lo, hi, step = (value["min"], value["max"], value.get("step", 1))
+        except KeyError:
+            lo = hi = step = None
+        if not all(_is_int(v) for v in (lo, hi, step)) or step <= 0:
+            raise UserError(f"search space: {what} range needs integer min, max (and a "
+                            f"positive step)")
+        value = range(lo, hi + 1, step)
+    elif _is_int(value):
+        value = [value]
+    elif not (isinstance(value, list) and all(_is_int(v) for v in value)):
+        raise UserError(f"search space: {what} must be a list of integers or {{min, max, step}}")
+    if len(value) > MAX_CHOICES:
+        raise UserError(f"search space: {what} has {len(value):,} choices, more than "
+                        f"{MAX_CHOICES:,}")
+    return tuple(value)
+
+
+MAX_CHOICES = 4096      # per field: the survey's space has at most 19
 
 
 SPACE_PRESETS = ("survey", "tiny", "survey-kinds", "tiny-kinds")

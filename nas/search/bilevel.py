@@ -287,18 +287,22 @@ def warm_generations(generations: int, share: float) -> int:
 def run_bilevel(config: SearchConfig, space: SearchSpace, quality: Quality, costs: BilevelCosts,
                 warm_costs: CostSource | None = None, share: float = 0.0, *, vocab: int = 0,
                 max_seq: int = 0, workers: int = 1, folder: str | Path | None = None,
-                identity: dict[str, Any] | None = None, resume: bool = False,
-                progress: bool = False) -> tuple[SearchResult, SearchResult | None]:
+                identity: dict[str, Any] | None = None, record: dict[str, Any] | None = None,
+                resume: bool = False, progress: bool = False,
+                on_generation: Callable[[SearchResult], None] | None = None
+                ) -> tuple[SearchResult, SearchResult | None]:
     """A bilevel search of `config.generations` generations (and the warm start's result, or
     None): with `warm_costs` and `share` > 0, the first `share` of the evaluations search the
     architecture on `warm_costs` (state in FOLDER/warm-start), the rest are the bilevel search
     (state in FOLDER) from its front and last population. With the exact evaluator the two
     share perplexities (each architecture measured once); the racing evaluator re-measures the
     start architectures. `resume` continues each part from its state file; once the bilevel
-    part has begun, more generations extend it, not the warm start."""
+    part has begun, more generations extend it, not the warm start. `record`: what both state
+    files keep besides (nas.search.build); `on_generation`: called after each generation of
+    the bilevel part."""
     folder = Path(folder) if folder is not None else None
     common = dict(vocab=vocab, max_seq=max_seq, workers=workers, identity=identity,
-                  progress=progress)
+                  record=record, progress=progress)
 
     def state(part: Path | None) -> tuple[Path | None, bool]:
         path = part / STATE_FILE if part is not None else None
@@ -322,6 +326,7 @@ def run_bilevel(config: SearchConfig, space: SearchSpace, quality: Quality, cost
     path, again = state(folder)
     search = build_search(config, space, quality, costs, state_path=path, start=start,
                           **common)
+    search.on_generation = on_generation
     return search.run(resume=again), warm
 
 

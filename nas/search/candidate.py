@@ -80,6 +80,9 @@ class Candidate:
     generation: int = 0     # generation that first evaluated it
     eval_index: int = 0     # position in evaluation order
     hardware: HardwarePoint | None = None
+    # the supernet's own perplexity when `perplexity` is calibrated (nas.core.calibration);
+    # None on an uncalibrated run, whose rows then have no `ppl_raw` column
+    ppl_raw: float | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.perplexity):
@@ -95,6 +98,16 @@ class Candidate:
     @property
     def area_mm2(self) -> float:
         return self.hardware.area_mm2 if self.hardware is not None else 0.0
+
+    @property
+    def raw_perplexity(self) -> float:
+        """The perplexity with the supernet's weights, calibrated or not."""
+        return self.perplexity if self.ppl_raw is None else self.ppl_raw
+
+    @property
+    def calibrated_perplexity(self) -> float | None:
+        """The calibrated perplexity (None on an uncalibrated run)."""
+        return None if self.ppl_raw is None else self.perplexity
 
     @property
     def feasible(self) -> bool:
@@ -114,7 +127,9 @@ class Candidate:
                "heads": ".".join(map(str, a.heads)), "ffn": ".".join(map(str, a.ffn)),
                "head_dim": a.head_dim}
         row.update({f.name: getattr(self, f.name) for f in fields(self)
-                    if f.name not in ("arch", "hardware")})
+                    if f.name not in ("arch", "hardware", "ppl_raw")})
+        if self.ppl_raw is not None:
+            row["ppl_raw"] = self.ppl_raw
         row["feasible"] = self.feasible
         hw = self.hardware
         if hw is not None:

@@ -22,13 +22,17 @@ STATE_VERSION = 4           # 2: `Candidate` records; 3: designs (joint search);
 
 class StateFile:
     """A state file at `path`. A search saves and loads it with its identity (settings, space,
-    costs); `extra` is what else must match to resume (e.g. the perplexity source)."""
+    costs); `extra` is what else must match to resume (e.g. the perplexity source); `record`
+    is saved beside them for the caller (`nas search` keeps its options there, so --resume
+    needs none of them retyped)."""
 
-    def __init__(self, path: str | Path, extra: dict[str, Any] | None = None):
-        self.path, self.extra = Path(path), dict(extra or {})
+    def __init__(self, path: str | Path, extra: dict[str, Any] | None = None,
+                 record: dict[str, Any] | None = None):
+        self.path, self.extra, self.record = Path(path), dict(extra or {}), record
 
     def save(self, identity: dict[str, Any], state: dict[str, Any]) -> None:
-        doc = {"version": STATE_VERSION, "identity": {**identity, **self.extra}, **state}
+        doc = {"version": STATE_VERSION, "identity": {**identity, **self.extra},
+               "record": self.record, **state}
         with atomic_path(self.path) as tmp, tmp.open("wb") as f:
             pickle.dump(doc, f, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -46,21 +50,29 @@ class StateFile:
         """The saved state; refused in one line when it is missing, unreadable, of another
         version or of a search with another identity (naming what differs)."""
         path, identity = self.path, {**identity, **self.extra}
-        if not path.is_file():
-            raise UserError(f"--resume: no search state at {path}")
-        try:
-            with open(path, "rb") as f:
-                state = pickle.load(f)
-        except Exception as exc:  # a truncated or foreign file: say so in one line
-            raise UserError(f"--resume: {path} is not a readable search state ({exc})") from None
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise UserError(f"--resume: {path} is not a search state of this version "
-                            f"(written by another version of the search; start a new --out)")
+        state = read_state(path)
         if state["identity"] != identity:
             raise UserError(f"--resume: {path} was written by a search with different "
                             f"settings ({', '.join(_differences(state['identity'], identity))}"
                             f"); use the same settings or a new --out")
         return state
+
+
+def read_state(path: str | Path) -> dict[str, Any]:
+    """The state saved at `path`, whatever search wrote it; a one-line UserError when it is
+    missing, unreadable or of another version."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--resume: no search state at {path}")
+    try:
+        with open(path, "rb") as f:
+            state = pickle.load(f)
+    except Exception as exc:  # a truncated or foreign file: say so in one line
+        raise UserError(f"--resume: {path} is not a readable search state ({exc})") from None
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise UserError(f"--resume: {path} is not a search state of this version "
+                        f"(written by another version of the search; start a new --out)")
+    return state
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

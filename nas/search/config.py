@@ -45,7 +45,7 @@ class SearchConfig:
                                         "best point within it (bilevel) or stepped down to "
                                         "fit before it is evaluated (joint))")
     # the default evaluator, for every entry point (nas.search.build.make_evaluator);
-    # experiments/search/racing.json: 3.1-3.5x less perplexity time at the same hypervolume
+    # experiments/search/racing/racing.json: 3.1-3.5x less perplexity time at the same hypervolume
     racing: bool = option(True, "racing evaluator (nas/search/racing.py): score each new "
                           "candidate on the first --racing-start share of the perplexity "
                           "windows and add windows (doubling) only to those that could still "

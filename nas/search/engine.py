@@ -25,7 +25,7 @@ import random
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from deap import base, creator
 
@@ -80,6 +80,9 @@ class Search:
         self.variation = Variation(self.codec, config)
         self.algorithm = STRATEGIES[config.algorithm](config, self.variation)
         self.state_file, self.progress = state, progress
+        # called with the result so far after every generation (nas search writes its front
+        # files then, so a running or killed search can be looked at)
+        self.on_generation: Callable[[SearchResult], None] | None = None
         self.rng = random.Random(config.seed)
         self.population: list = []              # current DEAP individuals
         self._saved_population: list = []       # (genes, rank, crowding) from a checkpoint
@@ -87,6 +90,7 @@ class Search:
         self.generation = -1                    # last completed generation
         self.seconds = {"checkpoint": 0.0, "total": 0.0}
         self.normaliser: Normaliser | None = None
+        self._started: float | None = None        # perf_counter() when run() started
 
     def identity(self) -> dict[str, Any]:
         """What must match to resume: settings (but the generation count), space, costs."""
@@ -137,7 +141,7 @@ class Search:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> SearchResult:
-        t_start = time.perf_counter()
+        t_start = self._started = time.perf_counter()
         try:
             if resume:
                 self._load_state()
@@ -154,12 +158,13 @@ class Search:
             bar.set_postfix(self._postfix())
             while self.generation < self.config.generations:
                 pop = self._next_generation(pop, largest, smallest)
+                bar.set_postfix(self._postfix(), refresh=False)     # the line of this step
                 bar.update(1)
-                bar.set_postfix(self._postfix())
             bar.close()
         finally:
             self.evaluator.close()
         self.seconds["total"] += time.perf_counter() - t_start
+        self._started = None
         return self.result(largest, smallest)
 
     def _anchors(self) -> tuple[Candidate, Candidate]:
@@ -205,6 +210,8 @@ class Search:
             self.normaliser = Normaliser([self._objectives(largest), self._objectives(smallest)])
         self.hv.append(self.normaliser.hypervolume([self._objectives(c) for c in self.front()]))
         self._save_state()
+        if self.on_generation is not None:
+            self.on_generation(self.result(largest, smallest))
         return pop
 
     def front(self) -> list[Candidate]:
@@ -262,6 +269,8 @@ class Search:
     def result(self, largest: Candidate, smallest: Candidate) -> SearchResult:
         secs = {**{f"{k}_s": v for k, v in self.evaluator.seconds.items()},
                 **{f"{k}_s": v for k, v in self.seconds.items()}}
+        if self._started is not None:               # a result while the search runs
+            secs["total_s"] += time.perf_counter() - self._started
         secs["bookkeeping_s"] = secs["total_s"] - secs["perplexity_s"] - secs["cost_s"] - \
             secs["checkpoint_s"]
         return SearchResult(config=self.config, history=list(self.evaluator.cache.values()),

@@ -15,11 +15,11 @@ what:
 
 from __future__ import annotations
 
-import multiprocessing
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 from nas.core.arch import Arch
+from nas.core.workers import process_pool
 from nas.search.quality import Quality
 
 
@@ -73,7 +73,8 @@ def _run_job(job: QualityJob) -> list:
 
 class ProcessPool:
     """`workers` processes, spawned on the first map of more than one job (spawn: safe with
-    torch threads in the parent), each given the source once; a single job runs here."""
+    torch threads in the parent; they end with this process: nas.core.workers), each given the
+    source once; a single job runs here."""
 
     def __init__(self, quality: Quality, workers: int):
         self.quality, self.workers = quality, workers
@@ -83,9 +84,7 @@ class ProcessPool:
         if len(jobs) < 2:
             return [job(self.quality) for job in jobs]
         if self._pool is None:
-            ctx = multiprocessing.get_context("spawn")
-            self._pool = ctx.Pool(self.workers, initializer=_init_worker,
-                                  initargs=(self.quality,))
+            self._pool = process_pool(self.workers, _init_worker, (self.quality,))
         return self._pool.map(_run_job, jobs)
 
     def close(self) -> None:

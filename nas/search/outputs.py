@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
+from nas.core.paths import existing_file
 from nas.search.candidate import (CSV_FIELDS, OBJECTIVES, PPL_DELTAS, Candidate, lowest_within,
                                   reductions)
 
@@ -222,8 +223,9 @@ def read_front(front: str | Path) -> FrontFile:
     """A search folder (or its front.json)."""
     src = Path(front)
     path = src / "front.json" if src.is_dir() else src
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"no front.json at {path} (run `nas search --out DIR` first)")
+    existing_file(path, "front.json")          # a pipe, a device ...: one line
     try:
         doc = json.loads(path.read_text())
         return FrontFile(path=path, objective=doc.get("objective", "edp"),

@@ -1,0 +1,60 @@
+"""Worker processes end with their parent (issue 21: after `kill -9` of `nas verify --workers
+2` a worker trained 15 s more; a killed racing search's workers printed BrokenPipeError
+tracebacks and a leaked-semaphore warning)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# a search's perplexity workers (nas.search.executors.ProcessPool), each busy for ten minutes
+SEARCH = """
+import os, time
+from nas.core.arch import SearchSpace
+from nas.search.executors import ProcessPool, QualityJob, score
+
+
+class Slow:
+    def __call__(self, archs):
+        print(os.getpid(), flush=True)
+        time.sleep(600)
+        return [1.0] * len(archs)
+
+
+if __name__ == "__main__":
+    space = SearchSpace.load("tiny")
+    score(ProcessPool(Slow(), 2), [space.largest(), space.smallest()])
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:        # a zombie has ended
+        return f.read().split(") ")[-1][0] != "Z"
+
+
+@pytest.mark.slow
+def test_workers_end_at_once_and_silently_when_their_parent_is_killed(tmp_path):
+    script = tmp_path / "search.py"
+    script.write_text(SEARCH)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    parent = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    workers = [int(parent.stdout.readline()) for _ in range(2)]     # both at work
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 60     # generous: a loaded machine is slow to end them
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "workers outlived their killed parent"
+    err = parent.stderr.read()                      # EOF: every holder of the pipe has ended
+    assert "Traceback" not in err and "leaked" not in err, err
