@@ -1,22 +1,15 @@
-"""What the scripts of this study share: where things live, and a results file with its
-provenance (command, commit, machine, simulator version).
-
-`write_result` is this folder's stand-in for `nas.core.provenance.write_result` (on its way to
-main in a parallel change); the scripts should call that one once it is there.
-"""
+"""What the scripts of this study share: where things live, and the supernet's perplexities
+kept on disk. Results are written with their provenance by `nas.core.provenance`."""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from costmodel.simulate import SIMULATOR_VERSION
 from nas.core.atomic import atomic_write_text
+from nas.core.provenance import provenance
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -24,23 +17,10 @@ RUNS = ROOT / "runs"
 DATA = ROOT.parent / "shared" / "data"
 
 
-def provenance() -> dict[str, Any]:
-    """The command that ran, the commit it ran at, the machine and the simulator version."""
-    script = Path(sys.argv[0]).resolve()
-    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], check=True,
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
-                                "costmodel", "lut", "nas", "supernet"], check=True,
-                               capture_output=True, text=True).stdout.strip()
-        commit += " (with uncommitted changes)" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"command": " ".join(["python", str(shown), *sys.argv[1:]]), "commit": commit,
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python "
-                       f"{platform.python_version()}, load {os.getloadavg()[0]:.1f}",
-            "simulator_version": SIMULATOR_VERSION}
+def run_provenance() -> dict[str, Any]:
+    """The provenance of this run's results (nas.core.provenance; the cost model made them),
+    collected when it starts: the code that runs is the code at the start."""
+    return provenance(simulator_version=SIMULATOR_VERSION)
 
 
 class StoredPerplexity:
@@ -63,11 +43,4 @@ class StoredPerplexity:
         atomic_write_text(self.path, json.dumps(self.memo.values) + "\n")
 
 
-def write_result(path: Path, doc: dict[str, Any]) -> Path:
-    """`doc` with its provenance as indented JSON, written atomically."""
-    atomic_write_text(path, json.dumps({**doc, "provenance": provenance()}, indent=1,
-                                       default=str) + "\n")
-    return path
-
-
-__all__ = ["HERE", "ROOT", "RUNS", "DATA", "StoredPerplexity", "provenance", "write_result"]
+__all__ = ["HERE", "ROOT", "RUNS", "DATA", "StoredPerplexity", "run_provenance"]

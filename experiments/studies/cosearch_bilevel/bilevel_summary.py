@@ -22,7 +22,8 @@ from pathlib import Path
 
 from nas.core.plotting import pyplot, save_figure
 from nas.search.candidate import PPL_DELTAS
-from bilevel_common import HERE, write_result
+from nas.core.provenance import write_result
+from bilevel_common import HERE, run_provenance
 
 METHODS = ("best_preset", "sequential", "sequential_exhaustive", "joint", "bilevel_cold",
            "bilevel")
@@ -83,7 +84,10 @@ def space_summary(doc: dict) -> dict:
     return out
 
 
-def summarise(folder: Path = HERE) -> Path:
+def summarise(folder: Path = HERE, prov: dict | None = None) -> Path:
+    """cosearch_bilevel.json and .png in `folder` from its setting-*.json (`prov`: this run's
+    provenance, collected now when not given)."""
+    prov = prov or run_provenance()
     docs = {json.loads(p.read_text())["setting"]["name"]: json.loads(p.read_text())
             for p in sorted(folder.glob("setting-*.json"))}
     if not docs:
@@ -92,7 +96,7 @@ def summarise(folder: Path = HERE) -> Path:
     seeds = sorted({s for sp in spaces.values() for s in sp["seeds"]})
     out = write_result(folder / "cosearch_bilevel.json", {
         "seeds": seeds, "spaces": spaces, "targets": TARGETS,
-        "settings_files": [f"setting-{n}.json" for n in docs]})
+        "settings_files": [f"setting-{n}.json" for n in docs]}, prov)
     plot(docs, folder / "cosearch_bilevel.png")
     print(f"wrote {out}")
     return out

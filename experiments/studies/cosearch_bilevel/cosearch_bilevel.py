@@ -59,7 +59,8 @@ from nas.search.config import SearchConfig
 from nas.search.costs import FixedHardware
 from nas.search.genome import Design
 from nas.search.pareto import Normaliser, pareto_indices
-from bilevel_common import HERE, ROOT, RUNS, StoredPerplexity, write_result
+from nas.core.provenance import write_result
+from bilevel_common import HERE, ROOT, RUNS, StoredPerplexity, run_provenance
 
 REFERENCE = "gemmini-transformer"      # sequential design's accelerator
 BUDGET_PRESET = "edge-32x32"           # the area budget: the largest preset's area
@@ -292,9 +293,10 @@ def main() -> int:
     ap.add_argument("--summarise", action="store_true",
                     help="combine the settings' results into cosearch_bilevel.json and .png")
     args = ap.parse_args()
+    prov = run_provenance()
     if args.summarise:
         from bilevel_summary import summarise
-        summarise()
+        summarise(prov=prov)
         return 0
     if args.setting is None:
         ap.error("give --setting (or --summarise)")
@@ -303,7 +305,7 @@ def main() -> int:
         setting = replace(setting, name=f"{setting.name}-{Path(args.hw_space).stem}",
                           hw_space=args.hw_space)
     doc = run_setting(setting, args)
-    out = write_result(HERE / f"setting-{setting.name}.json", doc)
+    out = write_result(HERE / f"setting-{setting.name}.json", doc, prov)
     print(f"wrote {out}")
     return 0
 

@@ -48,7 +48,8 @@ from costmodel.hwspace import HardwareSpace
 from costmodel.workload import Workload
 from lut.matrix import CostMatrix
 from nas.core.arch import SearchSpace
-from bilevel_common import HERE, ROOT, RUNS, StoredPerplexity, write_result
+from nas.core.provenance import write_result
+from bilevel_common import HERE, ROOT, RUNS, StoredPerplexity, run_provenance
 
 BUDGET_PRESET = "edge-32x32"             # the area budget: the largest preset's area
 REFERENCE = "gemmini-transformer"        # sequential design's accelerator
@@ -182,6 +183,7 @@ def main() -> int:
     ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     ap.add_argument("--out", type=Path, default=HERE / "coupling.json")
     args = ap.parse_args()
+    prov = run_provenance()
     t0 = time.perf_counter()
     space = SearchSpace.load("survey-kinds")
     rng = random.Random(args.seed)
@@ -212,7 +214,7 @@ def main() -> int:
             "presets": {q: preset_levels(preset, level_masks(v, higher))
                         for q, (v, higher) in qualities.items()}}
     doc["seconds"] = time.perf_counter() - t0
-    write_result(args.out, doc)
+    write_result(args.out, doc, prov)
     print(f"wrote {args.out}")
     return 0
 

@@ -42,7 +42,8 @@ from lut.table import CostTable, space_groups
 from nas.core.arch import SearchSpace
 from nas.search.bilevel import ExhaustiveHardware
 from nas.search.config import SearchConfig
-from bilevel_common import HERE, RUNS, write_result
+from nas.core.provenance import write_result
+from bilevel_common import HERE, RUNS, run_provenance
 
 
 def inner_solve(n_archs: int, workers: int) -> dict:
@@ -151,9 +152,10 @@ def main() -> int:
     ap.add_argument("--matrix-points", type=int, default=256)
     ap.add_argument("--workers", type=int, default=2, help="building the edge-hw matrix")
     args = ap.parse_args()
+    prov = run_provenance()
     doc = {"inner_solve": inner_solve(args.archs, args.workers), "tables": tables(args.points),
            "matrix": matrix(args.matrix_points)}
-    out = write_result(HERE / "inner_speed.json", doc)
+    out = write_result(HERE / "inner_speed.json", doc, prov)
     print(json_summary(doc))
     print(f"wrote {out}")
     return 0
