@@ -6,7 +6,7 @@ Settings (`SETTINGS`): `edge-hw` (the `tiny` space at its supernet's 64-token co
 study 7) and `survey-hw` (the `survey-kinds` space, a 1024-token prefill, on a short-trained
 supernet). In each, every method gets `population x (generations + 1)` evaluations
 (architecture measurements), seeds 0-2, one area budget (the largest preset's area: every
-preset fits), exact perplexities shared by every method (kept on disk: results.StoredPerplexity):
+preset fits), exact perplexities shared by every method (kept on disk: bilevel_common.StoredPerplexity):
 
 - best_preset: an architecture-only search on each preset within the budget; per seed the
   preset with the lowest EDP at +0.1.
@@ -19,7 +19,8 @@ preset fits), exact perplexities shared by every method (kept on disk: results.S
 - bilevel: `--hw-search bilevel` (warm start 0.5: its first half is the sequential method's
   architecture search, so it is never worse than sequential_exhaustive).
 - bilevel_cold: the bilevel search from random architectures (`--hw-warm-start 0`).
-- bound: every architecture any method measured, on its best point within the budget.
+- bound: every architecture in the setting's perplexity cache (what any method measured, and
+  any earlier run on the same supernet and tokens), on its best point within the budget.
 
 Costs come from one cost matrix per setting (every point of the space within the budget,
 lut.matrix, cached in runs/cosearch-bilevel/<setting>); the joint and sequential methods read
@@ -233,7 +234,8 @@ def _bilevel(b: Bench, seed: int, share: float) -> list:
 
 
 def bound(b: Bench, base_ppl: float) -> dict:
-    """Every architecture any method measured, on its best point within the budget."""
+    """Every architecture in the perplexity cache (what any method measured, and any earlier
+    run on the same supernet and tokens), on its best point within the budget."""
     from nas.core.arch import Arch
     solver = b.solver()
     out = {}

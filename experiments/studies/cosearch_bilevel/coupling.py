@@ -137,7 +137,7 @@ def measure(costs: dict[str, np.ndarray], preset_best: np.ndarray, masks: dict, 
 
 
 def perplexities(ckpt: str, archs: list, max_tokens: int) -> np.ndarray:
-    """The supernet's perplexities, kept with the benchmark's (results.StoredPerplexity)."""
+    """The supernet's perplexities, kept with the benchmark's (bilevel_common.StoredPerplexity)."""
     stored = StoredPerplexity(ROOT / ckpt, max_tokens, RUNS / "cosearch-bilevel" / "survey-hw")
     values: list[float] = []
     for i in range(0, len(archs), 50):
