@@ -358,8 +358,10 @@ def unused_fields(values: Mapping[str, Any]) -> set[str]:
     """Fields whose value cannot change cost or area at a point with these `values`: the
     sparse-engine fields without a sparse engine (the split with ViTCoD's dynamic allocation),
     the systolic array's dataflow and mapping on MAC lines, the search objective unless the
-    mapping searches."""
+    mapping searches, ViTALiTy's intra-layer pipeline without its units."""
     out: set[str] = set()
+    if not values["diag_pes"] and not values["preproc_lanes"]:
+        out.add("taylor_pipeline")              # costmodel.nonlinear pipelines the units only
     if not values["sparse_engine"]:
         out.update(SPARSE_FIELDS)
     elif values["sparse_allocation"] == "dynamic":

@@ -40,8 +40,9 @@ the `HardwareConfig` default, so genomes that differ only there decode to equal 
 equal hashes: `sparse_pe_fraction` without a sparse engine or with ViTCoD's dynamic split,
 the other sparse-engine fields (`sparse_allocation`, `attention_fusion`, `qk_compression`,
 `attention_lanes`, `head_timing`) without a sparse engine, `dataflow` and `mapping` on MAC lines
-(`pe_array: lines`), `mapping_objective` unless `mapping: search`. `encode` accepts any value of
-such a gene (it returns index 0 for it, or the default's index where it is listed).
+(`pe_array: lines`), `mapping_objective` unless `mapping: search`, `taylor_pipeline` without
+ViTALiTy's units (`diag_pes` and `preproc_lanes` 0). `encode` accepts any value of such a gene
+(it returns index 0 for it, or the default's index where it is listed).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ import math
 import operator
 import random
 from dataclasses import MISSING, dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -196,8 +198,8 @@ class HardwareSpace:
         seen: set[str] = set()
         for indices in itertools.product(*(range(len(v)) for _, v in self.choices)):
             hw = self.decode(indices)
-            if hw.hash() not in seen:
-                seen.add(hw.hash())
+            if hw.name not in seen:                     # the name holds the hash
+                seen.add(hw.name)
                 yield hw
 
     def sample(self, rng: random.Random) -> HardwareConfig:
@@ -255,8 +257,13 @@ class HardwareSpace:
             out.append(operator.index(idx))
         return tuple(out)
 
+    @cached_property
+    def _base_values(self) -> dict[str, Any]:
+        """The base preset's fields (read by every decode)."""
+        return PRESETS[self.base].to_dict()
+
     def _decode(self, key: tuple[int, ...]) -> HardwareConfig:
-        values = PRESETS[self.base].to_dict()
+        values = dict(self._base_values)
         changes: dict[str, Any] = {}
         for (name, vals), idx in zip(self.choices, key):
             changes[name] = vals[idx]

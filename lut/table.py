@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from costmodel.cost import Cost
 from costmodel.hardware import HardwareConfig
-from costmodel.simulate import SIMULATOR_VERSION, simulate_ops
-from costmodel.workload import (ATTN, FFN, GroupKey, Workload, arch_groups, attn_group,
+from costmodel.simulate import SIMULATOR_VERSION, op_cost
+from costmodel.workload import (ATTN, FFN, GroupKey, Op, Workload, arch_groups, attn_group,
                                 ffn_group, group_ops, head_group)
 from nas.core.arch import Arch, SearchSpace
 from nas.core.atomic import atomic_path, existing_file
@@ -53,6 +54,41 @@ def space_groups(space: SearchSpace) -> list[GroupKey]:
         keys += [ffn_group(d, f) for f in space.ffn]
         keys.append(head_group(d))
     return keys
+
+
+@lru_cache(maxsize=64)
+def _distinct_ops(keys: tuple[GroupKey, ...], workload: Workload
+                  ) -> tuple[tuple[Op, ...], tuple[tuple[int, ...], ...]]:
+    """The operators of every group in `keys`, each distinct one once (operators that differ
+    only in their name and group cost the same), and per group the indices of its operators
+    in that list, in the group's order. A pure function of the widths and the workload, so it
+    is worked out once for every hardware point (a sparse kind's pattern takes a bisection
+    over the sequence)."""
+    index: dict[Op, int] = {}
+    distinct: list[Op] = []
+    per_group = []
+    for key in keys:
+        rows = []
+        for op in group_ops(key, workload):
+            bare = replace(op, name="", group=None)
+            if bare not in index:
+                index[bare] = len(distinct)
+                distinct.append(op)
+            rows.append(index[bare])
+        per_group.append(tuple(rows))
+    return tuple(distinct), tuple(per_group)
+
+
+def group_costs(keys: Sequence[GroupKey], hw: HardwareConfig, workload: Workload,
+                sparsity=None) -> list[tuple[float, float]]:
+    """(cycles, energy in pJ) of each group of `keys` on `hw`: the sums of its operators'
+    costs in the group's order (what simulating the group's operators one by one gives),
+    every distinct operator simulated once."""
+    ops, per_group = _distinct_ops(tuple(keys), workload)
+    costs = [op_cost(op, hw, sparsity) for op in ops]
+    cycles = [c.cycles for c in costs]
+    energy = [c.energy_pj for c in costs]
+    return [(sum(cycles[i] for i in rows), sum(energy[i] for i in rows)) for rows in per_group]
 
 
 def key_row(key: GroupKey, cycles: float, energy_pj: float) -> dict[str, Any]:
@@ -133,15 +169,12 @@ class CostTable:
     def build(cls, space: SearchSpace, hw: HardwareConfig, workload: Workload, sparsity=None,
               progress: bool = False) -> CostTable:
         """Simulate every group of `space` once on `hw` for `workload`."""
-        rows = []
         keys = space_groups(space)
         bar = progress_bar(len(keys), f"lut {space.name} on {hw.name}", unit="group",
                            enabled=progress)
-        for key in keys:
-            costs = simulate_ops(group_ops(key, workload), hw, sparsity)
-            rows.append(key_row(key, sum(c.cycles for c in costs),
-                                sum(c.energy_pj for c in costs)))
-            bar.update(1)
+        rows = [key_row(key, cycles, energy)
+                for key, (cycles, energy) in zip(keys, group_costs(keys, hw, workload, sparsity))]
+        bar.update(len(keys))
         bar.close()
         meta = {
             "format_version": FORMAT_VERSION,

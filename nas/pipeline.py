@@ -26,6 +26,7 @@ import yaml
 
 from nas.core.arch import SearchSpace
 from nas.core.atomic import atomic_write_text
+from nas.core.distributed import Engine, RunsOn
 from nas.core.errors import UserError
 from nas.core.options import flag_of
 from nas.core.paths import check_output_dir
@@ -36,6 +37,15 @@ from nas.search.config import SearchConfig
 from nas.search.outputs import default_picks, picks_of, read_front
 
 LUT_FILE = "lut.parquet"
+# How a search with --hw-space chooses the hardware (nas.search.bilevel, JointCosts below).
+HW_SEARCHES = ("bilevel", "joint")
+# Bilevel search: hardware spaces of at most this many genomes are enumerated (a cost matrix
+# over every point within the area budget, built once); larger ones are searched locally.
+# edge-hw-wide (57,600 points) is enumerated.
+HW_EXHAUSTIVE_MAX = 100_000
+# Bilevel search: the share of the evaluations first spent searching the architecture on the
+# space's base point (nas.search.bilevel.run_bilevel: a warm start from sequential design).
+HW_WARM_START = 0.5
 
 
 # -- lookup tables -------------------------------------------------------------------------------
@@ -79,8 +89,9 @@ PATH_OPTIONS = ("ckpt", "lut", "hw", "hw_space")       # recorded absolute when 
 
 
 @dataclass
-class SearchJob:
-    """Everything `nas search` takes (see `nas search --help` for each)."""
+class SearchJob(RunsOn):
+    """Everything `nas search` takes (see `nas search --help` for each); where perplexity and
+    table builds run: `RunsOn`."""
 
     ckpt: str
     out: Path
@@ -89,23 +100,23 @@ class SearchJob:
     hw: str | None = None           # preset or YAML; None: the table's, else gemmini-transformer
     mapping: str | None = None      # override of the hardware's GEMM mapping mode
     hw_space: str | None = None     # search the hardware too: a hardware-space preset or YAML
+    hw_search: str | None = None    # with hw_space: "bilevel" (the default) or "joint"
+    hw_exhaustive_max: int = HW_EXHAUSTIVE_MAX  # bilevel: enumerate spaces up to this size
+    hw_warm_start: float = HW_WARM_START        # bilevel: share of evaluations warm-starting
     sparsity: Any = None            # costmodel.sparsity.AttentionSparsity, None = dense
     rescale_mask: bool = False      # allow a mask of another size than the context
     split: str = "valid"
     calibration: bool = True        # use the supernet's calibration.json when it has one
     max_tokens: int | None = 8192
     batch_size: int = 16
-    workers: int = 1
-    executor: str = "local"         # where perplexity runs: local processes or Ray actors
-    ray_address: str | None = None  # --executor ray: the cluster's; None: $RAY_ADDRESS or local
     threads: int | None = None
     resume: bool = False
     progress: bool = True
 
     def check(self) -> None:
-        from nas.core.distributed import Engine
+        from nas.search.bilevel import WARM_STATE
         from nas.search.checkpoint import STATE_FILE
-        Engine(self.executor, self.ray_address, self.workers).probe()  # checks all three
+        self.engine().probe()               # --workers, --executor, --ray-address
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be >= 1, got {self.threads}")
         if self.batch_size < 1:
@@ -113,12 +124,26 @@ class SearchJob:
         if self.hw_space and (self.lut or self.hw or self.mapping):
             raise UserError("--hw-space searches the hardware too: give none of --lut, --hw, "
                             "--mapping with it (the space sets the mapping)")
+        if self.hw_search is not None and not self.hw_space:
+            raise UserError("--hw-search chooses how --hw-space is searched: give --hw-space")
+        if self.hw_search is not None and self.hw_search not in HW_SEARCHES:
+            raise UserError(f"--hw-search must be one of {', '.join(HW_SEARCHES)}, got "
+                            f"{self.hw_search!r}")
+        if self.hw_exhaustive_max < 1:
+            raise UserError(f"--hw-exhaustive-max must be >= 1, got {self.hw_exhaustive_max}")
+        if not 0.0 <= self.hw_warm_start < 1.0:
+            raise UserError(f"--hw-warm-start must be in [0, 1), got {self.hw_warm_start}")
         check_output_dir(self.out)
         state = Path(self.out) / STATE_FILE
+        warm = Path(self.out) / WARM_STATE / STATE_FILE
+        if warm.exists() and not state.exists() and not self.resume:
+            raise UserError(f"{self.out} already holds the warm start of a bilevel search "
+                            f"({WARM_STATE}/{STATE_FILE}); pass --resume to continue it or "
+                            f"choose another --out")
         if state.exists() and not self.resume:
             raise UserError(f"{self.out} already holds a search ({STATE_FILE}); pass --resume "
                             f"to continue it or choose another --out")
-        if self.resume and not state.is_file():
+        if self.resume and not state.is_file() and not warm.is_file():
             raise UserError(f"--resume: no search state at {state} (nothing to continue; "
                             f"run without --resume)")
 
@@ -146,14 +171,23 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
+def state_of(out: str | Path) -> Path:
+    """The state file of the search in `out` (what --resume continues and reads the options
+    of): OUT/state.pkl, or a bilevel search's warm start's while that has not finished."""
+    from nas.search.bilevel import WARM_STATE
+    from nas.search.checkpoint import STATE_FILE
+    state, warm = Path(out) / STATE_FILE, Path(out) / WARM_STATE / STATE_FILE
+    return warm if warm.is_file() and not state.is_file() else state
+
+
 def resume_job(out: str | Path, given: dict[str, Any], config: dict[str, Any]) -> SearchJob:
     """The job continuing the search in `out`: the options its state file recorded, with
     `given` (SearchJob fields typed) and `config` (SearchConfig fields typed) applied. A typed
     option that differs from the recorded one is an error naming each (RESUMABLE ones and
     --generations may change)."""
-    from nas.search.checkpoint import STATE_FILE, read_state
+    from nas.search.checkpoint import read_state
     out = Path(out)
-    record = read_state(out / STATE_FILE).get("record")
+    record = read_state(state_of(out)).get("record")
     if record is None:                  # a state written before the options were recorded
         if not given.get("ckpt"):
             raise UserError("--resume: this search state keeps no options; give them all "
@@ -255,32 +289,40 @@ def _search(job: SearchJob, hw, hw_space) -> SearchOutcome:
         job.sparsity.check_seq(workload.seq, rescale=job.rescale_mask)
     identity = {"perplexity": quality.describe(), "supernet_step": ev.step}
     if job.resume:                          # before any table is built into --out
-        _check_resumable(Path(job.out) / STATE_FILE, ev.space, identity)
-    _note_population(job.config, ev.space, hw_space)
-    if hw_space is not None:
-        costs, source = _joint_costs(job, hw_space, ev.space, workload)
-    else:
-        costs, source = _fixed_costs(job, hw, ev.space, workload)
-    search = build_search(job.config, ev.space, quality, costs, vocab=ev.vocab_size,
-                          max_seq=ev.block_size, workers=job.workers,
-                          executor=job.executor, ray_address=job.ray_address,
-                          state_path=Path(job.out) / STATE_FILE, identity=identity,
-                          record=job.record(), progress=job.progress)
+        _check_resumable(state_of(job.out), ev.space, identity)
+    bilevel = hw_space is not None and (job.hw_search or "bilevel") == "bilevel"
+    _note_population(job.config, ev.space, None if bilevel else hw_space)
     info = {"provenance": search_provenance(), "perplexity_source": quality.describe(),
             "space": ev.space.to_dict()}
     raw = getattr(quality, "with_raw", None)     # calibrated: the raw perplexity beside
-    runner = search.evaluator.executor
+    runners: list[Any] = []                 # the search's perplexity executor
 
     def with_raw(result):
         return _with_raw(result, raw) if raw else result
 
-    def retried() -> dict[str, Any]:       # evaluation jobs run again after a lost Ray worker
-        return {**info, "retried_jobs": runner.retried}
+    def noted() -> dict[str, Any]:          # evaluation jobs run again after a lost Ray worker
+        return {**info, "retried_jobs": runners[0].retried} if runners else info
 
-    search.on_generation = lambda so_far: _write_results(job, with_raw(so_far), source,
-                                                         retried(), final=False)
-    result = with_raw(search.run(resume=job.resume))
-    paths = _write_results(job, result, source, retried())
+    def written(so_far) -> None:            # the front files, after every generation
+        _write_results(job, with_raw(so_far), source, noted(), final=False)
+
+    if bilevel:
+        costs, source = _bilevel_costs(job, hw_space, ev.space, workload)
+        result, info["hw_search"] = _run_bilevel(job, quality, ev, costs, hw_space, identity,
+                                                 written)
+    else:
+        costs, source = (_joint_costs(job, hw_space, ev.space, workload) if hw_space is not None
+                         else _fixed_costs(job, hw, ev.space, workload))
+        search = build_search(job.config, ev.space, quality, costs, vocab=ev.vocab_size,
+                              max_seq=ev.block_size, workers=job.workers,
+                              executor=job.executor, ray_address=job.ray_address,
+                              state_path=Path(job.out) / STATE_FILE, identity=identity,
+                              record=job.record(), progress=job.progress)
+        runners.append(search.evaluator.executor)
+        search.on_generation = written
+        result = search.run(resume=job.resume)
+    result = with_raw(result)
+    paths = _write_results(job, result, source, noted())
     if hw_space is not None:
         print(costs.usage())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
@@ -418,6 +460,110 @@ def _joint_costs(job: SearchJob, hw_space, space: SearchSpace, workload):
                        f"cached in {cache.folder}",
               "workload": asdict(workload), "hw_space": hw_space.to_dict()}
     return costs, source
+
+
+def bilevel_costs(hw_space, space: SearchSpace, workload, config: SearchConfig,
+                  folder: Path | None, sparsity=None, engine: Engine = Engine(),
+                  exhaustive_max: int = HW_EXHAUSTIVE_MAX, progress: bool = False):
+    """The bilevel search's cost source (nas.search.bilevel.BilevelCosts): each architecture
+    on its best point of `hw_space` for `config`'s objective within its area budget. Exact
+    over a cost matrix of every point within the budget (lut.matrix.CostMatrix, simulated on
+    `engine`: local processes or Ray tasks, and cached in `folder`) when the space has at
+    most `exhaustive_max` genomes, else a local search over per-point tables cached in
+    `folder`."""
+    import hashlib
+    import json
+
+    from costmodel.area import area
+    from costmodel.hardware import load_hardware
+    from lut.cache import TableCache
+    from lut.matrix import CostMatrix
+    from nas.search.bilevel import BilevelCosts, ExhaustiveHardware, LocalHardware
+
+    budget = config.max_area_mm2
+
+    def point(hw):
+        return hardware_point(hw, hw_space)
+
+    if hw_space.size() <= exhaustive_max:
+        points = [hw for hw in hw_space.points()
+                  if budget is None or area(hw).total_mm2 <= budget]
+        if not points:
+            raise UserError(f"hardware space '{hw_space.name}': no point fits in "
+                            f"--max-area-mm2 {budget:g}")
+        matrix = CostMatrix.build(space, points, workload, sparsity, folder=folder,
+                                  engine=engine, progress=progress)
+        solver = ExhaustiveHardware(matrix, [area(hw).total_mm2 for hw in points], config)
+        return BilevelCosts(solver, point, f"bilevel-{matrix.id}")
+    cache = TableCache(space, workload, sparsity, folder=folder)
+    start = hw_space.decode(hw_space.encode(load_hardware(hw_space.base)))
+    memo = folder / "bilevel-local.json" if folder is not None else None
+    solver = LocalHardware(hw_space, cache, lambda hw: area(hw).total_mm2, config, start,
+                           memo_path=memo)
+    blob = json.dumps(hw_space.to_dict(), sort_keys=True, default=str).encode()
+    return BilevelCosts(solver, point, "bilevel-local-" + hashlib.sha1(blob).hexdigest()[:12])
+
+
+def _bilevel_costs(job: SearchJob, hw_space, space: SearchSpace, workload):
+    """`bilevel_costs` for the job (its cost matrix or tables in OUT/luts), and where its costs
+    come from, for the front files."""
+    from dataclasses import asdict
+    folder = Path(job.out) / "luts"
+    print(f"hardware space '{hw_space.name}': {hw_space.size():,} points around "
+          f"'{hw_space.base}'; bilevel search: each architecture on its best point for "
+          f"--objective {job.config.objective} within the area budget")
+    costs = bilevel_costs(hw_space, space, workload, job.config, folder, job.sparsity,
+                          job.engine(), job.hw_exhaustive_max, job.progress)
+    print(f"inner hardware solve: {costs.solver.describe()}; cached in {folder}")
+    source = {"ids": {"hw_space": hw_space.name, "table_id": costs.id},
+              "table": f"bilevel search: {costs.solver.describe()} of '{hw_space.name}', "
+                       f"cached in {folder}",
+              "workload": asdict(workload), "hw_space": hw_space.to_dict()}
+    return costs, source
+
+
+def warm_costs(costs, hw_space, max_area_mm2: float | None):
+    """The warm start of a bilevel search (`costs`: nas.pipeline.bilevel_costs): sequential
+    design's first step, the architecture alone on the space's base point (stepped down to fit
+    the area budget), its table from the bilevel search's matrix or table cache."""
+    import random
+
+    from costmodel.hardware import load_hardware
+    from lut.matrix import MatrixTables
+    from nas.search.bilevel import ExhaustiveHardware
+    from nas.search.costs import FixedHardware
+    genome = hw_space.encode(load_hardware(hw_space.base))
+    if max_area_mm2 is not None:
+        genome = hw_space.within_area(genome, max_area_mm2, random.Random(0))
+    hw = hw_space.decode(genome)
+    solver = costs.solver
+    tables = MatrixTables(solver.matrix) if isinstance(solver, ExhaustiveHardware) \
+        else solver.tables
+    return FixedHardware(tables.table(hw), hardware_point(hw))
+
+
+def _run_bilevel(job: SearchJob, quality, ev, costs, hw_space, identity: dict[str, Any],
+                 on_generation) -> tuple[Any, dict[str, Any]]:
+    """The bilevel search of the job, warm-started as --hw-warm-start says (its state in
+    OUT/warm-start), and how, for search.json; `on_generation` after each of its
+    generations (not the warm start's)."""
+    from nas.search.bilevel import run_bilevel
+    warm = warm_costs(costs, hw_space, job.config.max_area_mm2) if job.hw_warm_start else None
+    result, first = run_bilevel(job.config, ev.space, quality, costs, warm, job.hw_warm_start,
+                                vocab=ev.vocab_size, max_seq=ev.block_size,
+                                workers=job.workers, executor=job.executor,
+                                ray_address=job.ray_address, folder=Path(job.out),
+                                identity=identity, record=job.record(), resume=job.resume,
+                                progress=job.progress, on_generation=on_generation)
+    how = {"mode": "bilevel", "inner_solve": costs.solver.describe(), "warm_start": None}
+    if first is not None:
+        how["warm_start"] = {"share": job.hw_warm_start, "hardware": warm.hardware.name,
+                             "generations": first.generations_done,
+                             "architectures": len(first.history)}
+        print(f"warm start: {len(first.history)} architectures searched on "
+              f"'{warm.hardware.name}' ({first.generations_done} generations), the bilevel "
+              f"search started from their front and last population")
+    return result, how
 
 
 def _write_results(job: SearchJob, result, source: dict[str, Any], info: dict[str, Any],
@@ -696,4 +842,6 @@ def train_supernet_stage(run_dir: Path, q: Quickstart) -> None:
 
 
 __all__ = ["build_table", "load_table", "supernet_workload", "SearchJob", "SearchOutcome",
-           "run_search", "export_front", "Quickstart", "quickstart"]
+           "run_search", "bilevel_costs", "warm_costs", "JointCosts", "hardware_point",
+           "HW_SEARCHES", "HW_EXHAUSTIVE_MAX", "HW_WARM_START", "export_front", "Quickstart",
+           "quickstart"]

@@ -179,6 +179,32 @@ sparse_pe_fraction: [0.25, 0.5]
     assert s.decode([0, 0, 0, 1, 0]).hash() != s.decode([0, 0, 0, 1, 1]).hash()
 
 
+def test_taylor_pipeline_without_vitality_units_decodes_to_one_hash(tmp_path):
+    s = space(tmp_path, """
+base: gemmini-transformer
+diag_pes: [0, 32]
+taylor_pipeline: [false, true]
+""")
+    assert s.decode([0, 0]).hash() == s.decode([0, 1]).hash() == \
+        PRESETS["gemmini-transformer"].hash()
+    assert s.decode([1, 0]).hash() != s.decode([1, 1]).hash()
+    assert len(list(s.points())) == 3
+
+
+def test_survey_hw_couples_with_the_architecture_and_holds_its_base():
+    survey = HardwareSpace.load("survey-hw")
+    genes = dict(survey.genes())
+    # the dimensions that interact with attention kinds and the workload are genes
+    for name in ("sparse_engine", "sparse_allocation", "attention_fusion", "diag_pes",
+                 "preproc_lanes", "sfu_lanes", "dram_bytes_per_cycle", "dataflow", "mapping",
+                 "scratchpad_kib", "accumulator_kib"):
+        assert len(genes[name]) > 1, name
+    assert PRESETS["gemmini-transformer"] in survey and survey.base == "gemmini-transformer"
+    assert survey.size() == 36864
+    hw = survey.decode([len(v) - 1 for _, v in survey.genes()])
+    assert hw.taylor_pipeline and hw.sfu_lanes == 64 and hw.rows == 64
+
+
 def test_mac_lines_ignore_dataflow_and_mapping(tmp_path):
     s = space(tmp_path, "base: vitcod\ndataflow: [ws, os]\nmapping: [scalesim, gemmini]\n"
                         "sparse_pe_fraction: [0.25, 0.5]\n")

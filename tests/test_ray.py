@@ -141,6 +141,29 @@ def test_calibrate_on_ray_fits_what_local_fits(ray_cluster, tiny_supernet, tmp_p
     assert "2 Ray worker(s)" in capsys.readouterr().out
 
 
+def test_cost_matrix_chunks_as_ray_tasks_match_local(ray_cluster, tmp_path, monkeypatch):
+    """Co-search's table builds (lut.matrix: chunks of hardware points) as Ray tasks: the same
+    matrix, each chunk saved as it came."""
+    import numpy as np
+
+    import lut.matrix
+    from costmodel.hwspace import HardwareSpace
+    from costmodel.workload import Workload
+    from lut.matrix import CostMatrix
+    monkeypatch.setattr(lut.matrix, "CHUNK", 3)
+    points = list(HardwareSpace.from_dict({"base": "gemmini-transformer", "rows": [8, 16],
+                                           "cols": [8, 16], "dataflow": ["ws", "os"]}).points())
+    workload = Workload(seq=16, mode="decoder", vocab=65)
+    saved = []
+    monkeypatch.setattr(lut.matrix, "_save_npz", lambda path, **a: saved.append(path.name))
+    on_ray = CostMatrix.build(SPACE, points, workload, folder=tmp_path,
+                              engine=Engine("ray", workers=2))
+    local = CostMatrix.build(SPACE, points, workload)
+    assert np.array_equal(on_ray.cycles, local.cycles)
+    assert np.array_equal(on_ray.energy_pj, local.energy_pj)
+    assert sorted(saved[:-1]) == [f"chunk-{s}.npz" for s in (0, 3, 6)]     # then the whole
+
+
 def test_bad_executor_options_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(UserError, match="is for --executor ray"):
         Engine("local", "127.0.0.1:6379")

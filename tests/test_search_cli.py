@@ -150,8 +150,9 @@ def test_quickstart_runs_every_stage_then_skips_them(tmp_path, capsys):
 
 
 def test_joint_search_end_to_end(supernet, tmp_path, capsys):
-    common = ["search", "--ckpt", str(supernet), "--hw-space", "edge-hw", "--population", "6",
-              "--max-tokens", "256", "--seed", "1", "--max-area-mm2", "2", "--no-progress"]
+    common = ["search", "--ckpt", str(supernet), "--hw-space", "edge-hw", "--hw-search", "joint",
+              "--population", "6", "--max-tokens", "256", "--seed", "1", "--max-area-mm2", "2",
+              "--no-progress"]
     out = tmp_path / "joint"
     assert main(common + ["--generations", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out

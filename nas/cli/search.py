@@ -27,6 +27,8 @@ EXAMPLES_SEARCH = """examples:
   nas search --out runs/search --generations 60 --resume    # with the search's own options
   nas search --ckpt runs/supernet --out runs/exact --no-racing     # every candidate on all tokens
   nas search --ckpt runs/supernet --hw-space edge-hw --max-area-mm2 2 --out runs/cosearch
+  nas search --ckpt runs/supernet --hw-space edge-hw --hw-search joint --max-area-mm2 2 \\
+      --out runs/joint
   nas search --ckpt runs/supernet --out runs/search --executor ray --ray-address HEAD:6379 \\
       --workers 16                          # perplexity in 16 Ray actors on a cluster
 writes: OUT/front.csv, front.json, history.csv, search.json (after every generation and at the
@@ -92,6 +94,7 @@ def _add_build_lut(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_search(sub: argparse._SubParsersAction) -> None:
+    from nas.pipeline import HW_EXHAUSTIVE_MAX, HW_SEARCHES, HW_WARM_START   # no torch
     p = _parser(
         sub, "search", epilog=EXAMPLES_SEARCH,
         help="evolutionary search (DEAP NSGA-II) of perplexity vs EDP/latency/energy/params",
@@ -119,12 +122,30 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
                         "gemmini-transformer)")
     _mapping_arg(p, default=kept)
     p.add_argument("--hw-space", default=kept,
-                   help="search the hardware too: a hardware-space preset "
-                                      "(edge-hw, edge-hw-wide: `nas hw list`) or YAML. The "
-                                      "genome gets one gene per field; "
-                                      "a lookup table per hardware point is built on first "
-                                      "use and cached in OUT/luts; bound the area with "
-                                      "--max-area-mm2. Not with --lut, --hw or --mapping")
+                   help="search the hardware too: a hardware-space preset (edge-hw, "
+                        "edge-hw-wide, survey-hw: `nas hw list`) or YAML, searched as "
+                        "--hw-search says; bound the area with --max-area-mm2. Not with --lut, "
+                        "--hw or --mapping")
+    p.add_argument("--hw-search", choices=HW_SEARCHES, default=kept,
+                   help="with --hw-space: bilevel (the default: NSGA-II over architectures, "
+                        "each on its best hardware point for --objective within "
+                        "--max-area-mm2; exact over a cost matrix of every point, built once "
+                        "by --workers processes and cached in OUT/luts, for spaces up to "
+                        "--hw-exhaustive-max points, else a local search from the best points "
+                        "of the nearest architectures; the anchors run on their best points "
+                        "too) or joint (one gene per hardware field in the genome; a lookup "
+                        "table per point, built on first use and cached in OUT/luts)")
+    p.add_argument("--hw-exhaustive-max", type=int, default=kept,
+                   help="bilevel: enumerate hardware spaces of at most this many points "
+                        f"(default: {HW_EXHAUSTIVE_MAX:,})")
+    p.add_argument("--hw-warm-start", type=float, default=kept,
+                   help="bilevel: the share of the evaluations first spent searching the "
+                        "architecture alone on the space's base point (sequential design's "
+                        "first step, state in OUT/warm-start); the bilevel search then starts "
+                        "from that search's front and last population, so its front is never "
+                        "worse than sequential design given the best hardware for its "
+                        f"architecture. 0: start from random architectures (default: "
+                        f"{HW_WARM_START:g})")
     _sparsity_args(p, default=kept)
     add_options(p, _search_config())
     _perplexity_args(p, default=kept)
@@ -149,8 +170,8 @@ def _perplexity_args(p: argparse.ArgumentParser, default: Any = None) -> None:
     p.add_argument("--batch-size", type=int, default=16,
                    help="evaluation windows per batch (memory vs speed; default: 16)")
     p.add_argument("--workers", type=int, default=1,
-                   help="processes evaluating perplexity in parallel (same results as 1; "
-                        "default: 1)")
+                   help="processes evaluating perplexity in parallel, and building a "
+                        "bilevel search's cost matrix (same results as 1; default: 1)")
     p.add_argument("--threads", type=int,
                    help="torch CPU threads per evaluating process (default: chosen from the "
                         "model size; 1 with --workers > 1)")
@@ -271,9 +292,9 @@ def cmd_build_lut(args: argparse.Namespace) -> int:
 
 
 # `nas search` options that are SearchJob fields of the same name (the rest: SearchConfig)
-JOB_OPTIONS = ("ckpt", "lut", "hw", "mapping", "hw_space", "rescale_mask", "split", "max_tokens",
-               "calibration", "batch_size", "workers", "executor", "ray_address", "threads",
-               "progress")
+JOB_OPTIONS = ("ckpt", "lut", "hw", "mapping", "hw_space", "hw_search", "hw_exhaustive_max",
+               "hw_warm_start", "rescale_mask", "split", "max_tokens", "calibration",
+               "batch_size", "workers", "executor", "ray_address", "threads", "progress")
 
 
 def cmd_search(args: argparse.Namespace) -> int:

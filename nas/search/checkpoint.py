@@ -36,6 +36,16 @@ class StateFile:
         with atomic_path(self.path) as tmp, tmp.open("wb") as f:
             pickle.dump(doc, f, protocol=pickle.HIGHEST_PROTOCOL)
 
+    def saved_generation(self) -> int | None:
+        """The last generation the file holds (None: no readable state of this version)."""
+        try:
+            with open(self.path, "rb") as f:
+                state = pickle.load(f)
+        except Exception:  # missing, truncated or foreign: nothing saved
+            return None
+        ok = isinstance(state, dict) and state.get("version") == STATE_VERSION
+        return state.get("generation") if ok else None
+
     def load(self, identity: dict[str, Any]) -> dict[str, Any]:
         """The saved state; refused in one line when it is missing, unreadable, of another
         version or of a search with another identity (naming what differs)."""

@@ -41,8 +41,9 @@ class SearchConfig:
     max_energy_mj: float | None = option(None, "constraint: energy <= X mJ")
     max_params: float | None = option(None, "constraint: parameters <= X")
     max_area_mm2: float | None = option(None, "constraint: accelerator area <= X mm2 (with "
-                                        "--hw-space: the hardware the search chooses, "
-                                        "stepped down to fit before it is evaluated)")
+                                        "--hw-space: the hardware the search chooses, the "
+                                        "best point within it (bilevel) or stepped down to "
+                                        "fit before it is evaluated (joint))")
     # the default evaluator, for every entry point (nas.search.build.make_evaluator);
     # experiments/search/racing/racing.json: 3.1-3.5x less perplexity time at the same hypervolume
     racing: bool = option(True, "racing evaluator (nas/search/racing.py): score each new "

@@ -25,11 +25,11 @@ import random
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from deap import base, creator
 
-from nas.core.arch import SearchSpace
+from nas.core.arch import Arch, SearchSpace
 from nas.core.errors import UserError
 from nas.core.progress import progress
 from nas.search.algorithms import STRATEGIES, Variation
@@ -65,7 +65,10 @@ class Search:
     continues from it when `resume=True`."""
 
     def __init__(self, config: SearchConfig, space: SearchSpace, evaluator: Evaluator,
-                 state: StateFile | None = None, progress: bool = False):
+                 state: StateFile | None = None, progress: bool = False,
+                 start: Sequence[Arch] = ()):
+        """`start`: architectures generation 0 evaluates besides the anchors (before random
+        ones; all of them, even beyond the population, which selection then cuts to size)."""
         costs = evaluator.costs
         if costs.hw_space is not None and costs.anchor_hw is None:
             raise ValueError("a joint search needs anchor_hw, a point of its hardware space")
@@ -73,6 +76,7 @@ class Search:
         self.codec = GenomeCodec(space, costs.hw_space, config.max_area_mm2)
         self.anchors = [self.codec.encode(a, costs.anchor_hw)
                         for a in (space.largest(), space.smallest())]
+        self.start = [self.codec.encode(a, costs.anchor_hw) for a in start]
         self.variation = Variation(self.codec, config)
         self.algorithm = STRATEGIES[config.algorithm](config, self.variation)
         self.state_file, self.progress = state, progress
@@ -91,9 +95,12 @@ class Search:
     def identity(self) -> dict[str, Any]:
         """What must match to resume: settings (but the generation count), space, costs."""
         hw_space = self.evaluator.costs.hw_space
-        return {"config": self.config.identity(), "space": self.space.to_dict(),
-                "table": self.evaluator.costs.id,
-                "hw_space": hw_space.to_dict() if hw_space is not None else None}
+        out = {"config": self.config.identity(), "space": self.space.to_dict(),
+               "table": self.evaluator.costs.id,
+               "hw_space": hw_space.to_dict() if hw_space is not None else None}
+        if self.start:
+            out["start"] = [self.codec.design(g).key for g in self.start]
+        return out
 
     @contextmanager
     def _deap_random(self) -> Iterator[None]:
@@ -110,12 +117,16 @@ class Search:
         return (cand.perplexity, cand.value(self.config.objective))
 
     def _individuals(self, genomes: list[list[int]], generation: int) -> list:
-        cands = self.evaluator.evaluate([self.codec.design(g) for g in genomes], generation)
+        """DEAP individuals of `genomes`, keyed by their designs (the archive's keys: a
+        bilevel cost source adds the hardware it chose to the candidate's key, not the
+        design's)."""
+        designs = [self.codec.design(g) for g in genomes]
+        cands = self.evaluator.evaluate(designs, generation)
         inds = []
-        for g, c in zip(genomes, cands):
+        for g, d, c in zip(genomes, designs, cands):
             ind = creator.NasIndividual(g)
             ind.fitness.values = self._objectives(c)
-            ind.violation, ind.key, ind.cand = c.violation, c.key, c
+            ind.violation, ind.key, ind.cand = c.violation, d.key, c
             inds.append(ind)
         return inds
 
@@ -163,12 +174,16 @@ class Search:
         return largest, smallest
 
     def _initial_population(self, largest: Candidate, smallest: Candidate) -> list:
-        """Generation 0: the two anchors plus distinct random genomes, ranked."""
+        """Generation 0: the two anchors, the start architectures and distinct random genomes
+        up to the population, ranked and cut to the population."""
         with self._deap_random():
-            genomes = list(self.anchors)
-            keys = {largest.key, smallest.key}
+            genomes, keys = [], set()
+            for g in self.anchors + self.start:
+                if self.codec.design(g).key not in keys:
+                    keys.add(self.codec.design(g).key)
+                    genomes.append(g)
             for _ in range(100 * self.config.population):
-                if len(genomes) == self.config.population:
+                if len(genomes) >= self.config.population:
                     break
                 g = self.variation.random()
                 if self.codec.design(g).key not in keys:
