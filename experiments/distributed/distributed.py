@@ -275,7 +275,7 @@ def main() -> int:
                        else timing(supernet, work, args.steps, args.top))
             doc.update(figures)
             doc.setdefault("parts", {})[part] = {
-                "command": prov["command"], "started": started,
+                "command": prov["command"], "commit": prov["commit"], "started": started,
                 "load_average_before": [round(x, 2) for x in load_before],
                 "load_average_after": [round(x, 2) for x in os.getloadavg()]}
             load_before = os.getloadavg()
