@@ -9,10 +9,10 @@ its groups' rows (`arch_cost`), added in the order `CostTable.cost` adds them, s
 column's total equals that point's table's, bit for bit.
 
 `CostMatrix.build` simulates the points in chunks of consecutive points (neighbours in genome
-order share their GEMM mappings, costmodel.gemm.gemm_view), in `workers` processes, and with a
-folder saves every chunk as it is done (`<folder>/matrix-<id>/chunk-*.npz`, atomically) and the
-whole matrix at the end (`<folder>/matrix-<id>.npz`), so an interrupted build continues where
-it stopped and a second build of the same matrix only reads the file. The id hashes what the
+order share their GEMM mappings, costmodel.gemm.gemm_view) on an `Engine` (local processes,
+or Ray tasks: nas.core.distributed), and with a folder saves every chunk as it is done
+(`<folder>/matrix-<id>/chunk-*.npz`, atomically) and the whole matrix at the end
+(`<folder>/matrix-<id>.npz`), so an interrupted build continues where it stopped and a second build of the same matrix only reads the file. The id hashes what the
 entries depend on: search space, workload, attention sparsity, simulator version and the
 points' hardware hashes.
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -40,6 +39,7 @@ from lut.table import (FORMAT_VERSION, CostTable, _sparsity_meta, group_costs, k
                        space_groups)
 from nas.core.arch import Arch, SearchSpace
 from nas.core.atomic import atomic_path
+from nas.core.distributed import Engine, task_executor
 from nas.core.errors import UserError
 from nas.core.progress import progress as progress_bar
 
@@ -106,10 +106,10 @@ class CostMatrix:
     # -- building ------------------------------------------------------------------------------
     @classmethod
     def build(cls, space: SearchSpace, points: Sequence[HardwareConfig], workload: Workload,
-              sparsity=None, folder: str | Path | None = None, workers: int = 1,
+              sparsity=None, folder: str | Path | None = None, engine: Engine = Engine(),
               progress: bool = False) -> CostMatrix:
         """The matrix of `space` over `points` for `workload` (see the module docstring):
-        read from `folder` when it holds it, else simulated (`workers` processes), each
+        read from `folder` when it holds it, else simulated (on `engine`), each
         chunk saved there as it is done."""
         if not points:
             raise UserError("a cost matrix needs at least one hardware point")
@@ -121,7 +121,7 @@ class CostMatrix:
         saved = _load_npz(whole, (len(keys), len(points)))
         if saved is not None:
             return cls(keys, points, *saved, meta)
-        cycles, energy = cls._simulate(keys, list(points), workload, sparsity, whole, workers,
+        cycles, energy = cls._simulate(keys, list(points), workload, sparsity, whole, engine,
                                        progress)
         if whole is not None:
             _save_npz(whole, cycles=cycles, energy_pj=energy)
@@ -130,7 +130,7 @@ class CostMatrix:
 
     @staticmethod
     def _simulate(keys: list[GroupKey], points: list[HardwareConfig], workload: Workload,
-                  sparsity, whole: Path | None, workers: int, progress: bool
+                  sparsity, whole: Path | None, engine: Engine, progress: bool
                   ) -> tuple[np.ndarray, np.ndarray]:
         """Every chunk of points, read from its file when an earlier build saved it."""
         parts = whole.with_suffix("") if whole is not None else None
@@ -146,19 +146,19 @@ class CostMatrix:
         bar = progress_bar(len(points), f"cost matrix: {len(keys)} groups x hardware points",
                            unit="point", initial=len(points) - sum(len(j[1]) for j in jobs),
                            enabled=progress)
-        pool = (multiprocessing.get_context("spawn").Pool(workers)
-                if workers > 1 and len(jobs) > 1 else None)
+
+        def save(i: int, costs: tuple[np.ndarray, np.ndarray]) -> None:   # as each is done
+            done[todo[i]] = costs
+            if parts is not None:
+                parts.mkdir(parents=True, exist_ok=True)
+                _save_npz(parts / f"chunk-{todo[i]}.npz", cycles=costs[0], energy_pj=costs[1])
+            bar.update(len(jobs[i][1]))
+
+        runner = task_executor(_chunk_costs, engine)
         try:
-            results = pool.imap(_chunk_costs, jobs) if pool else map(_chunk_costs, jobs)
-            for s, job, (c, e) in zip(todo, jobs, results):
-                done[s] = (c, e)
-                if parts is not None:
-                    parts.mkdir(parents=True, exist_ok=True)
-                    _save_npz(parts / f"chunk-{s}.npz", cycles=c, energy_pj=e)
-                bar.update(len(job[1]))
+            runner.map(jobs, on_done=save)
         finally:
-            if pool is not None:
-                pool.terminate()
+            runner.close()
             bar.close()
         return (np.concatenate([done[s][0] for s in starts], axis=1),
                 np.concatenate([done[s][1] for s in starts], axis=1))

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 from nas.core.arch import Arch, SearchSpace
 from nas.core.calibration import (CALIBRATION_FILE, Anchor, Calibration, read_calibration,
                                   run_folder, save_calibration)
+from nas.core.distributed import RunsOn
 from nas.core.errors import UserError
 from nas.core.runlock import run_lock
 
@@ -172,23 +173,24 @@ def pick_anchors(pool: Sequence[Arch], k: int | None = None) -> list[Arch]:
 # -- the command -----------------------------------------------------------------------------
 
 @dataclass
-class CalibrateJob:
-    """Everything `nas calibrate` takes (see `nas calibrate --help`)."""
+class CalibrateJob(RunsOn):
+    """Everything `nas calibrate` takes (see `nas calibrate --help`); where anchors train:
+    `RunsOn` (as `nas verify`'s runs)."""
 
     ckpt: Path | None = None            # the supernet run (None: the verified search's)
     anchors: int | None = None          # anchors to train; None: one per d
     add_verified: Path | None = None    # a search folder whose `nas verify` runs become anchors
-    workers: int = 1
     threads: int | None = None
     split: str = "valid"
     max_tokens: int | None = None       # tokens both losses are measured on; None: all
     progress: bool = True
 
     def check(self) -> None:
-        for name in ("anchors", "workers", "threads"):
+        for name in ("anchors", "threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name} must be >= 1, got {value}")
+        self.engine().probe()
         if self.ckpt is None and self.add_verified is None:
             raise UserError("give --ckpt (the supernet run), or --add-verified SEARCH")
         if self.add_verified is not None and self.anchors is not None:
@@ -268,11 +270,12 @@ def _train_anchors(net: _Supernet, archs: list[Arch], job: CalibrateJob,
     from nas.verify import recipe, train_alone
     saved = net.data["config"]
     folder = net.run / ANCHOR_DIR
+    engine = job.engine()
     print(f"calibrate {net.run}: {len(archs)} anchor(s), each trained alone for "
-          f"{saved['steps']} steps with the supernet's recipe, {job.workers} worker(s) -> "
+          f"{saved['steps']} steps with the supernet's recipe, {engine.describe()} -> "
           f"{folder}")
     train_alone([a.key for a in archs], folder, recipe(saved, int(saved["steps"]), threads),
-                job.workers, job.progress, label="calibrate")
+                engine, job.progress, label="calibrate")
     return {a.key: (folder / a.key, "calibrate") for a in archs}
 
 

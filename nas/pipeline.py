@@ -26,6 +26,7 @@ import yaml
 
 from nas.core.arch import SearchSpace
 from nas.core.atomic import atomic_write_text
+from nas.core.distributed import Engine, RunsOn
 from nas.core.errors import UserError
 from nas.core.options import flag_of
 from nas.core.paths import check_output_dir
@@ -82,13 +83,15 @@ def supernet_workload(model):
 
 # SearchJob fields a resumed search may take anew (with --generations); the state file keeps
 # the others (`SearchJob.record`), so `nas search --resume` needs none of them retyped
-RESUMABLE = ("out", "resume", "batch_size", "workers", "threads", "progress")
+RESUMABLE = ("out", "resume", "batch_size", "workers", "executor", "ray_address", "threads",
+             "progress")
 PATH_OPTIONS = ("ckpt", "lut", "hw", "hw_space")       # recorded absolute when they are files
 
 
 @dataclass
-class SearchJob:
-    """Everything `nas search` takes (see `nas search --help` for each)."""
+class SearchJob(RunsOn):
+    """Everything `nas search` takes (see `nas search --help` for each); where perplexity and
+    table builds run: `RunsOn`."""
 
     ckpt: str
     out: Path
@@ -106,7 +109,6 @@ class SearchJob:
     calibration: bool = True        # use the supernet's calibration.json when it has one
     max_tokens: int | None = 8192
     batch_size: int = 16
-    workers: int = 1
     threads: int | None = None
     resume: bool = False
     progress: bool = True
@@ -114,8 +116,7 @@ class SearchJob:
     def check(self) -> None:
         from nas.search.bilevel import WARM_STATE
         from nas.search.checkpoint import STATE_FILE
-        if self.workers < 1:
-            raise UserError(f"--workers must be >= 1, got {self.workers}")
+        self.engine().probe()               # --workers, --executor, --ray-address
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be >= 1, got {self.threads}")
         if self.batch_size < 1:
@@ -294,12 +295,16 @@ def _search(job: SearchJob, hw, hw_space) -> SearchOutcome:
     info = {"provenance": search_provenance(), "perplexity_source": quality.describe(),
             "space": ev.space.to_dict()}
     raw = getattr(quality, "with_raw", None)     # calibrated: the raw perplexity beside
+    runners: list[Any] = []                 # the search's perplexity executor
 
     def with_raw(result):
         return _with_raw(result, raw) if raw else result
 
+    def noted() -> dict[str, Any]:          # evaluation jobs run again after a lost Ray worker
+        return {**info, "retried_jobs": runners[0].retried} if runners else info
+
     def written(so_far) -> None:            # the front files, after every generation
-        _write_results(job, with_raw(so_far), source, info, final=False)
+        _write_results(job, with_raw(so_far), source, noted(), final=False)
 
     if bilevel:
         costs, source = _bilevel_costs(job, hw_space, ev.space, workload)
@@ -310,12 +315,14 @@ def _search(job: SearchJob, hw, hw_space) -> SearchOutcome:
                          else _fixed_costs(job, hw, ev.space, workload))
         search = build_search(job.config, ev.space, quality, costs, vocab=ev.vocab_size,
                               max_seq=ev.block_size, workers=job.workers,
+                              executor=job.executor, ray_address=job.ray_address,
                               state_path=Path(job.out) / STATE_FILE, identity=identity,
                               record=job.record(), progress=job.progress)
+        runners.append(search.evaluator.executor)
         search.on_generation = written
         result = search.run(resume=job.resume)
     result = with_raw(result)
-    paths = _write_results(job, result, source, info)
+    paths = _write_results(job, result, source, noted())
     if hw_space is not None:
         print(costs.usage())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
@@ -456,13 +463,14 @@ def _joint_costs(job: SearchJob, hw_space, space: SearchSpace, workload):
 
 
 def bilevel_costs(hw_space, space: SearchSpace, workload, config: SearchConfig,
-                  folder: Path | None, sparsity=None, workers: int = 1,
+                  folder: Path | None, sparsity=None, engine: Engine = Engine(),
                   exhaustive_max: int = HW_EXHAUSTIVE_MAX, progress: bool = False):
     """The bilevel search's cost source (nas.search.bilevel.BilevelCosts): each architecture
     on its best point of `hw_space` for `config`'s objective within its area budget. Exact
-    over a cost matrix of every point within the budget (lut.matrix.CostMatrix, simulated by
-    `workers` processes and cached in `folder`) when the space has at most `exhaustive_max`
-    genomes, else a local search over per-point tables cached in `folder`."""
+    over a cost matrix of every point within the budget (lut.matrix.CostMatrix, simulated on
+    `engine`: local processes or Ray tasks, and cached in `folder`) when the space has at
+    most `exhaustive_max` genomes, else a local search over per-point tables cached in
+    `folder`."""
     import hashlib
     import json
 
@@ -484,7 +492,7 @@ def bilevel_costs(hw_space, space: SearchSpace, workload, config: SearchConfig,
             raise UserError(f"hardware space '{hw_space.name}': no point fits in "
                             f"--max-area-mm2 {budget:g}")
         matrix = CostMatrix.build(space, points, workload, sparsity, folder=folder,
-                                  workers=workers, progress=progress)
+                                  engine=engine, progress=progress)
         solver = ExhaustiveHardware(matrix, [area(hw).total_mm2 for hw in points], config)
         return BilevelCosts(solver, point, f"bilevel-{matrix.id}")
     cache = TableCache(space, workload, sparsity, folder=folder)
@@ -505,7 +513,7 @@ def _bilevel_costs(job: SearchJob, hw_space, space: SearchSpace, workload):
           f"'{hw_space.base}'; bilevel search: each architecture on its best point for "
           f"--objective {job.config.objective} within the area budget")
     costs = bilevel_costs(hw_space, space, workload, job.config, folder, job.sparsity,
-                          job.workers, job.hw_exhaustive_max, job.progress)
+                          job.engine(), job.hw_exhaustive_max, job.progress)
     print(f"inner hardware solve: {costs.solver.describe()}; cached in {folder}")
     source = {"ids": {"hw_space": hw_space.name, "table_id": costs.id},
               "table": f"bilevel search: {costs.solver.describe()} of '{hw_space.name}', "
@@ -543,7 +551,8 @@ def _run_bilevel(job: SearchJob, quality, ev, costs, hw_space, identity: dict[st
     warm = warm_costs(costs, hw_space, job.config.max_area_mm2) if job.hw_warm_start else None
     result, first = run_bilevel(job.config, ev.space, quality, costs, warm, job.hw_warm_start,
                                 vocab=ev.vocab_size, max_seq=ev.block_size,
-                                workers=job.workers, folder=Path(job.out),
+                                workers=job.workers, executor=job.executor,
+                                ray_address=job.ray_address, folder=Path(job.out),
                                 identity=identity, record=job.record(), resume=job.resume,
                                 progress=job.progress, on_generation=on_generation)
     how = {"mode": "bilevel", "inner_solve": costs.solver.describe(), "warm_start": None}
@@ -562,7 +571,7 @@ def _write_results(job: SearchJob, result, source: dict[str, Any], info: dict[st
     """The front files (nas.search.outputs) with the command and the job's settings; `final`:
     with the plot, and the summary printed (after each generation: the files alone)."""
     from nas.search.outputs import summary_lines, write_outputs
-    info = {**info, "workers": job.workers}
+    info = {**info, "workers": job.workers, "executor": job.executor}
     paths = write_outputs(result, job.out, source, info, plot=final)
     if final:
         for line in summary_lines(result):

@@ -23,7 +23,9 @@ calibrated one, the raw one beside it (`inherited_ppl_raw`, and the error of bot
 verified.json). `nas calibrate --add-verified FRONT` makes the runs anchors of the calibration.
 
 Runs train in `--workers` processes (spawn, `--threads` torch threads each, default 1), which
-end with `nas verify` however it ends (nas.core.workers).
+end with `nas verify` however it ends (nas.core.workers), or, with `--executor ray`, as Ray
+tasks on a cluster (one GPU each when it has GPUs; a run whose worker died runs again, resuming
+from its last checkpoint): nas.core.distributed.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from nas.core.arch import Arch
 from nas.core.atomic import atomic_write_text
+from nas.core.distributed import Engine, RunsOn, task_executor
 from nas.core.errors import UserError
 from nas.core.paths import check_output_dir
 from nas.core.runlock import run_lock
-from nas.core.workers import process_pool
 from nas.search.candidate import OBJECTIVES, Candidate
 from nas.search.outputs import FrontFile, csv_text, picks_of, read_front
 from nas.search.pareto import pareto_indices
@@ -47,22 +50,22 @@ VERIFY_DIR = "verify"
 
 
 @dataclass
-class VerifyJob:
-    """Everything `nas verify` takes (see `nas verify --help`)."""
+class VerifyJob(RunsOn):
+    """Everything `nas verify` takes (see `nas verify --help`); where runs train: `RunsOn`."""
 
     front: Path
     top: int = 5
     picks: list[str] = field(default_factory=list)   # also these (nas export's expressions)
-    workers: int = 1
     steps: int | None = None        # training steps per run; None: the supernet's
     threads: int | None = None      # torch threads per run; None: 1
     progress: bool = True
 
     def check(self) -> None:
-        for name in ("top", "workers", "steps", "threads"):
+        for name in ("top", "steps", "threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name} must be >= 1, got {value}")
+        self.engine().probe()
 
 
 @dataclass
@@ -143,27 +146,29 @@ def _train_one(task: dict[str, Any]) -> str:
     return plan.describe()
 
 
-def train_alone(keys: list[str], folder: Path, settings: dict[str, Any], workers: int = 1,
-                progress: bool = True, label: str = "verify") -> dict[str, str]:
-    """Train each architecture alone in folder/KEY with `settings` (`recipe`), in `workers`
-    spawned processes or here with a progress bar: a finished run is reused, an interrupted or
-    shorter one resumed (`supernet.train.train_run`). Returns what was done, by key."""
-    tasks = [{"key": key, "run": str(folder / key), "settings": settings} for key in keys]
+def train_alone(keys: list[str], folder: Path, settings: dict[str, Any],
+                engine: Engine = Engine(), progress: bool = True,
+                label: str = "verify") -> dict[str, str]:
+    """Train each architecture alone in folder/KEY with `settings` (`recipe`) on `engine`:
+    here or in spawned processes, or as Ray tasks (one GPU each when the cluster has GPUs:
+    nas.core.distributed.task_executor), the largest first so that the workers finish
+    together; a finished run is reused, an interrupted or shorter one resumed
+    (`supernet.train.train_run`). Returns what was done, by key."""
+    from nas.core.progress import progress as progress_bar
+    largest_first = sorted(keys, key=lambda key: -Arch.from_key(key).params())
+    tasks = [{"key": key, "run": str(folder / key), "settings": settings}
+             for key in largest_first]
     folder.mkdir(parents=True, exist_ok=True)
-    if workers > 1 and len(tasks) > 1:
-        with process_pool(min(workers, len(tasks))) as pool:
-            outcomes = pool.map(_train_one, tasks, chunksize=1)
-    else:
-        from nas.core.progress import progress as progress_bar
-        bar = progress_bar(len(tasks), label, unit="run", enabled=progress)
-        outcomes = []
-        for task in tasks:
-            outcomes.append(_train_one(task))
-            bar.update(1)
+    runner = task_executor(_train_one, engine, cpus=settings["threads"])
+    bar = progress_bar(len(tasks), label, unit="run", enabled=progress)
+    try:
+        done = dict(zip(largest_first, runner.map(tasks, on_done=lambda *_: bar.update(1))))
+    finally:
         bar.close()
-    for key, what in zip(keys, outcomes):
-        print(f"  {key}: {what}")
-    return dict(zip(keys, outcomes))
+        runner.close()
+    for key in keys:
+        print(f"  {key}: {done[key]}")
+    return {key: done[key] for key in keys}
 
 
 def standalone_loss(run: Path, split: str, max_tokens: int | None, threads: int) -> float:
@@ -198,16 +203,17 @@ def _verify(job: VerifyJob, doc: FrontFile, source: dict[str, Any], out: Path) -
     picks += [c for c in dict.fromkeys(named) if c not in picks]
     entries = [(c, "pick") for c in picks] + [(doc.largest, "largest")]
     archs = list(dict.fromkeys(c.arch.key for c, _ in entries))
+    engine = job.engine()
     print(f"verify {doc.folder}: {len(picks)} of the front's {len(doc.front)} architectures and "
           f"the largest subnet, trained alone for {steps} steps each with the supernet's recipe "
-          f"({source['ckpt']}), {job.workers} worker(s) -> {out}")
-    train_alone(archs, out, recipe(saved, steps, threads), job.workers, job.progress)
+          f"({source['ckpt']}), {engine.describe()} -> {out}")
+    train_alone(archs, out, recipe(saved, steps, threads), engine, job.progress)
     ppl = {key: math.exp(standalone_loss(out / key, source.get("split", "valid"),
                                          source.get("max_tokens"), threads)) for key in archs}
     results = [Verified(c, role, ppl[c.arch.key], out / c.arch.key) for c, role in entries]
     return write_verified(results, doc, out, {"steps": steps, "source": source,
                                               "top": job.top, "picks": job.picks,
-                                              "workers": job.workers})
+                                              "workers": job.workers, "executor": job.executor})
 
 
 def write_verified(results: list[Verified], doc: FrontFile, out: Path,

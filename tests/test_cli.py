@@ -37,13 +37,14 @@ def test_help_shows_each_default_once(name):
 def test_help_does_not_import_torch():
     code = ("import sys, contextlib, io\n"
             "from nas.cli import main\n"
-            "for argv in (['--help'], ['search', '--help'], ['train-supernet', '--help']):\n"
+            "for argv in (['--help'], ['search', '--help'], ['train-supernet', '--help'],\n"
+            "             ['verify', '--help'], ['calibrate', '--help']):\n"
             "    with contextlib.redirect_stdout(io.StringIO()):\n"
             "        try: main(argv)\n"
             "        except SystemExit: pass\n"
-            "print('torch' in sys.modules, 'deap' in sys.modules)\n")
+            "print('torch' in sys.modules, 'deap' in sys.modules, 'ray' in sys.modules)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.split() == ["False", "False"]
+    assert proc.stdout.split() == ["False", "False", "False"]
 
 
 def test_bare_nas_prints_help_and_exits_2(capsys):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas.core.distributed import add_executor_options
 from nas.core.options import add_progress_option
 
 EXAMPLES = """examples:
   nas calibrate --ckpt runs/supernet                  # the largest subnet of each d, alone
   nas calibrate --ckpt runs/supernet --anchors 6 --workers 2
   nas verify --front runs/search && nas calibrate --add-verified runs/search
+  nas calibrate --ckpt runs/supernet --anchors 12 --workers 12 --executor ray  # $RAY_ADDRESS
 writes RUN/calibration/<arch key>/ (one training run per anchor, reused or resumed when run
 again) and RUN/calibration.json; from then on `nas eval`, `nas search`, `nas export` and `nas
 verify` report the calibrated loss and perplexity with the raw value beside it
@@ -40,12 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--front SEARCH` trained alone (with the supernet's step count) to the "
                         "run's anchors and fit again")
     p.add_argument("--workers", type=int, default=1,
-                   help="anchor training runs in parallel processes (default: 1)")
+                   help="anchor training runs in parallel: processes, or Ray tasks with "
+                        "--executor ray (default: 1)")
     p.add_argument("--threads", type=int, help="torch CPU threads per run (default: 1)")
     p.add_argument("--split", default="valid", choices=("train", "valid", "test"),
                    help="split both losses of the anchors are measured on (default: valid)")
     p.add_argument("--max-tokens", type=int,
                    help="measure on the first N tokens of the split (default: all of it)")
+    add_executor_options(p, "anchor training runs")
     add_progress_option(p)
     p.set_defaults(func=cmd_calibrate)
 
@@ -56,5 +60,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         ckpt=Path(args.ckpt) if args.ckpt else None, anchors=args.anchors,
         add_verified=Path(args.add_verified) if args.add_verified else None,
         workers=args.workers, threads=args.threads, split=args.split,
-        max_tokens=args.max_tokens, progress=args.progress))
+        max_tokens=args.max_tokens, progress=args.progress, executor=args.executor,
+        ray_address=args.ray_address))
     return 0

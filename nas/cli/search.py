@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from nas.core.distributed import add_executor_options
 from nas.core.errors import UserError
 from nas.core.options import add_options, add_progress_option, given
 
@@ -28,6 +29,8 @@ EXAMPLES_SEARCH = """examples:
   nas search --ckpt runs/supernet --hw-space edge-hw --max-area-mm2 2 --out runs/cosearch
   nas search --ckpt runs/supernet --hw-space edge-hw --hw-search joint --max-area-mm2 2 \\
       --out runs/joint
+  nas search --ckpt runs/supernet --out runs/search --executor ray --ray-address HEAD:6379 \\
+      --workers 16                          # perplexity in 16 Ray actors on a cluster
 writes: OUT/front.csv, front.json, history.csv, search.json (after every generation and at the
 end; their columns: README), pareto.png, state.pkl (and lut.parquet when no --lut is given);
 OUT is locked while the search runs (a second run into it fails at once)"""
@@ -153,7 +156,8 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the search saved in --out, with the options it was started "
                         "with (those typed must match them; --generations, --batch-size, "
-                        "--workers, --threads and --progress may change)")
+                        "--workers, --executor, --ray-address, --threads and --progress may "
+                        "change)")
     add_progress_option(p)
     p.set_defaults(func=cmd_search)
 
@@ -171,6 +175,7 @@ def _perplexity_args(p: argparse.ArgumentParser, default: Any = None) -> None:
     p.add_argument("--threads", type=int,
                    help="torch CPU threads per evaluating process (default: chosen from the "
                         "model size; 1 with --workers > 1)")
+    add_executor_options(p, "perplexity evaluations")
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -289,7 +294,7 @@ def cmd_build_lut(args: argparse.Namespace) -> int:
 # `nas search` options that are SearchJob fields of the same name (the rest: SearchConfig)
 JOB_OPTIONS = ("ckpt", "lut", "hw", "mapping", "hw_space", "hw_search", "hw_exhaustive_max",
                "hw_warm_start", "rescale_mask", "split", "max_tokens", "calibration",
-               "batch_size", "workers", "threads", "progress")
+               "batch_size", "workers", "executor", "ray_address", "threads", "progress")
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas.core.distributed import add_executor_options
 from nas.core.options import add_progress_option
 
 EXAMPLES = """examples:
   nas verify --front runs/search                       # 5 picks and the largest subnet
   nas verify --front runs/search --top 8 --workers 2 --steps 500
   nas verify --front runs/search --pick +0.1 +1      # and the picks `nas export` takes
+  nas verify --front runs/search --top 16 --workers 16 --executor ray --ray-address HEAD:6379
 writes FRONT/verify/<arch key>/ (one training run each, reused or resumed when run again),
 FRONT/verify/verified.csv, verified.json (Kendall tau, picks that leave the front) and
 verified.png (standalone vs inherited perplexity)."""
@@ -40,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training steps per run (default: the supernet's)")
     p.add_argument("--threads", type=int,
                    help="torch CPU threads per run (default: 1)")
+    add_executor_options(p, "training runs")
     add_progress_option(p)
     p.set_defaults(func=cmd_verify)
 
@@ -47,5 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     from nas.verify import VerifyJob, verify
     verify(VerifyJob(front=Path(args.front), top=args.top, picks=args.pick, workers=args.workers,
-                     steps=args.steps, threads=args.threads, progress=args.progress))
+                     steps=args.steps, threads=args.threads, progress=args.progress,
+                     executor=args.executor, ray_address=args.ray_address))
     return 0

@@ -286,7 +286,8 @@ def warm_generations(generations: int, share: float) -> int:
 
 def run_bilevel(config: SearchConfig, space: SearchSpace, quality: Quality, costs: BilevelCosts,
                 warm_costs: CostSource | None = None, share: float = 0.0, *, vocab: int = 0,
-                max_seq: int = 0, workers: int = 1, folder: str | Path | None = None,
+                max_seq: int = 0, workers: int = 1, executor: str = "local",
+                ray_address: str | None = None, folder: str | Path | None = None,
                 identity: dict[str, Any] | None = None, record: dict[str, Any] | None = None,
                 resume: bool = False, progress: bool = False,
                 on_generation: Callable[[SearchResult], None] | None = None
@@ -298,11 +299,13 @@ def run_bilevel(config: SearchConfig, space: SearchSpace, quality: Quality, cost
     share perplexities (each architecture measured once); the racing evaluator re-measures the
     start architectures. `resume` continues each part from its state file; once the bilevel
     part has begun, more generations extend it, not the warm start. `record`: what both state
-    files keep besides (nas.search.build); `on_generation`: called after each generation of
-    the bilevel part."""
+    files keep besides (nas.search.build); `workers`, `executor`, `ray_address`: where
+    perplexity runs (nas.search.build); `on_generation`: called after each generation of the
+    bilevel part."""
     folder = Path(folder) if folder is not None else None
-    common = dict(vocab=vocab, max_seq=max_seq, workers=workers, identity=identity,
-                  record=record, progress=progress)
+    common = dict(vocab=vocab, max_seq=max_seq, workers=workers, executor=executor,
+                  ray_address=ray_address, identity=identity, record=record,
+                  progress=progress)
 
     def state(part: Path | None) -> tuple[Path | None, bool]:
         path = part / STATE_FILE if part is not None else None

@@ -41,6 +41,7 @@ def make_evaluator(config: SearchConfig, quality: Quality, costs: CostSource,
 
 def build_search(config: SearchConfig, space: SearchSpace, quality: Quality, costs: CostSource,
                  *, vocab: int = 0, max_seq: int = 0, workers: int = 1,
+                 executor: str = "local", ray_address: str | None = None,
                  state_path: str | Path | None = None, identity: dict[str, Any] | None = None,
                  record: dict[str, Any] | None = None, progress: bool = False,
                  start: Sequence[Arch] = ()) -> Search:
@@ -48,12 +49,14 @@ def build_search(config: SearchConfig, space: SearchSpace, quality: Quality, cos
     (nas.search.costs: `FixedHardware(table, hardware)`, or a joint search's source).
 
     `vocab`, `max_seq`: the model's, for parameter counts; `workers`: processes measuring
-    perplexity; `state_path`: the state file, written every generation (`identity`: what else
-    must match to resume, e.g. the perplexity source; `record`: what else to keep in it, e.g.
-    the options of `nas search`); `progress`: a progress bar; `start`: architectures
-    generation 0 evaluates besides the anchors (a warm start)."""
-    executor = make_executor(quality, workers)
-    evaluator = make_evaluator(config, quality, costs, executor, vocab, max_seq,
+    perplexity, on this machine (`executor` 'local') or Ray actors ('ray': on the cluster at
+    `ray_address`, else on a local one; nas.search.executors); `state_path`: the state file,
+    written every generation (`identity`: what else must match to resume, e.g. the
+    perplexity source; `record`: what else to keep in it, e.g. the options of `nas search`);
+    `progress`: a progress bar; `start`: architectures generation 0 evaluates besides the
+    anchors (a warm start)."""
+    runner = make_executor(quality, workers, executor, ray_address)
+    evaluator = make_evaluator(config, quality, costs, runner, vocab, max_seq,
                                pinned=[space.largest(), space.smallest()])
     state = StateFile(state_path, identity, record) if state_path is not None else None
     return Search(config, space, evaluator, state, progress, start)

@@ -9,16 +9,26 @@ what:
     InProcess     this process (the default: --workers 1)
     ProcessPool   N spawned processes, started on first use, each with its own copy of the
                   source (`--workers N`)
+    RayActors     N long-lived Ray actors (`--executor ray`), on a local Ray cluster or the
+                  one at `--ray-address`: the source is put in Ray's object store once
+                  (`ray.put`) and each actor takes it from there once, loading the supernet
+                  on its first job; an actor that dies is restarted (and loads it again) and
+                  its job runs again (nas.core.distributed.run_on_ray counts it in `retried`)
 
 `score` splits a list of architectures into one job per worker. `make_executor` picks one.
+Every executor returns the same results in the same order, so a search's front does not depend
+on which one ran it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import os
 from typing import Any, Protocol, Sequence
 
 from nas.core.arch import Arch
+from nas.core.distributed import (Engine, actors_that_fit, connect, disconnect, import_ray,
+                                  run_on_ray)
 from nas.core.workers import process_pool
 from nas.search.quality import Quality
 
@@ -38,6 +48,7 @@ class QualityJob:
 
 class Executor(Protocol):
     workers: int
+    retried: int            # jobs run again after their worker was lost (Ray only; else 0)
 
     def map(self, jobs: Sequence[QualityJob]) -> list[list]: ...
 
@@ -47,7 +58,7 @@ class Executor(Protocol):
 class InProcess:
     """Runs every job here, one after the other."""
 
-    workers = 1
+    workers, retried = 1, 0
 
     def __init__(self, quality: Quality):
         self.quality = quality
@@ -74,7 +85,9 @@ def _run_job(job: QualityJob) -> list:
 class ProcessPool:
     """`workers` processes, spawned on the first map of more than one job (spawn: safe with
     torch threads in the parent; they end with this process: nas.core.workers), each given the
-    source once; a single job runs here."""
+    source once; a single job runs here (no retries: a lost worker is for the Ray executor)."""
+
+    retried = 0
 
     def __init__(self, quality: Quality, workers: int):
         self.quality, self.workers = quality, workers
@@ -96,8 +109,77 @@ class ProcessPool:
             self._pool = None
 
 
-def make_executor(quality: Quality, workers: int = 1) -> Executor:
-    """In this process for one worker, else a process pool."""
+class _QualityActor:
+    """A Ray actor holding the perplexity source: taken from the object store on its first job
+    after it starts or restarts (each job names it, `source` = [its ObjectRef]: in a list, so
+    that Ray hands the reference over rather than the value), the supernet loading then."""
+
+    def __init__(self):
+        self.quality: Quality | None = None
+
+    def run(self, job: QualityJob, source: list) -> list:
+        if self.quality is None:
+            self.quality = import_ray().get(source[0])
+        return job(self.quality)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class RayActors:
+    """`engine.workers` Ray actors, started on the first map, each with the source once; jobs
+    go to idle actors, results come back in job order. An actor that dies restarts (Ray's
+    `max_restarts`) and its job runs again, on it or another (`run_on_ray`; `retried` counts
+    them)."""
+
+    def __init__(self, quality: Quality, engine: Engine):
+        self.quality, self.engine, self.workers = quality, engine, engine.workers
+        self.retried = 0
+        self.actors: list[Any] = []
+        self._source: Any = None
+        self._started = False
+
+    def _start(self) -> None:
+        self._started = connect(self.engine)
+        ray = import_ray()
+        self.workers = actors_that_fit(self.engine.workers)
+        actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(_QualityActor)
+        self._source = ray.put(self.quality)       # once; each actor takes it once
+        self.actors = [actor.remote() for _ in range(self.workers)]
+
+    def map(self, jobs: Sequence[QualityJob]) -> list[list]:
+        if not self.actors:
+            self._start()
+        source = [self._source]
+        results, retried = run_on_ray(
+            lambda slot, job: self.actors[slot].run.remote(job, source), jobs, self.workers,
+            force_cancel=False)
+        self.retried += retried
+        return results
+
+    def pids(self) -> list[int]:
+        """The process ids of the actors now (each restart gets a new one)."""
+        ray = import_ray()
+        return ray.get([a.pid.remote() for a in self.actors])
+
+    def close(self) -> None:
+        """Stop the actors (and Ray, when this executor started it)."""
+        if self.actors:
+            ray = import_ray()
+            for a in self.actors:
+                ray.kill(a, no_restart=True)
+            self.actors, self._source = [], None
+        disconnect(self._started)
+        self._started = False
+
+
+def make_executor(quality: Quality, workers: int = 1, executor: str = "local",
+                  address: str | None = None) -> Executor:
+    """`workers` Ray actors for the executor 'ray' (on the cluster at `address`, else a local
+    one); for 'local', this process for one worker, else a process pool."""
+    engine = Engine(executor, address, workers)
+    if engine.ray:
+        return RayActors(quality, engine)
     return InProcess(quality) if workers <= 1 else ProcessPool(quality, workers)
 
 

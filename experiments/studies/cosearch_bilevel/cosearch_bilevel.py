@@ -51,6 +51,7 @@ from costmodel.hwspace import HardwareSpace
 from costmodel.workload import Workload
 from lut.cache import TableCache
 from lut.matrix import CostMatrix, MatrixTables
+from nas.core.distributed import Engine
 from nas.core.atomic import atomic_write_text
 from nas.pipeline import JointCosts, hardware_point
 from nas.search.bilevel import BilevelCosts, ExhaustiveHardware, run_bilevel, warm_generations
@@ -102,7 +103,7 @@ class Bench:
         t0 = time.perf_counter()
         points = [hw for hw in self.hw_space.points() if area(hw).total_mm2 <= self.budget]
         self.matrix = CostMatrix.build(ev.space, points, self.workload, folder=self.folder,
-                                       workers=args.workers, progress=True)
+                                       engine=Engine(workers=args.workers), progress=True)
         self.matrix_seconds = time.perf_counter() - t0
         self.areas = [area(hw).total_mm2 for hw in points]
         self.tables = MatrixTables(self.matrix)

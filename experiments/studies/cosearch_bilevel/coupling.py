@@ -47,6 +47,7 @@ from costmodel.hardware import PRESETS
 from costmodel.hwspace import HardwareSpace
 from costmodel.workload import Workload
 from lut.matrix import CostMatrix
+from nas.core.distributed import Engine
 from nas.core.arch import SearchSpace
 from nas.core.provenance import write_result
 from bilevel_common import HERE, ROOT, RUNS, StoredPerplexity, run_provenance
@@ -158,7 +159,8 @@ def dimension_rows(space: SearchSpace, archs: list, qualities: dict, workload: W
     rows = {}
     for dim, hw_space in spaces.items():
         points = within_budget(hw_space, budget)
-        matrix = CostMatrix.build(space, points, workload, workers=workers, progress=True,
+        matrix = CostMatrix.build(space, points, workload, engine=Engine(workers=workers),
+                                  progress=True,
                                   folder=folder / ("survey-hw" if dim == "survey-hw"
                                                    else "coupling"))
         ref = [hw.hash() for hw in points].index(PRESETS[REFERENCE].hash())

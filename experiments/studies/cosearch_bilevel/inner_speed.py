@@ -39,6 +39,7 @@ from costmodel.simulate import clear_caches, simulate_ops
 from costmodel.workload import Workload, group_ops
 from lut.matrix import CostMatrix
 from lut.table import CostTable, space_groups
+from nas.core.distributed import Engine
 from nas.core.arch import SearchSpace
 from nas.search.bilevel import ExhaustiveHardware
 from nas.search.config import SearchConfig
@@ -54,8 +55,8 @@ def inner_solve(n_archs: int, workers: int) -> dict:
     space = SearchSpace.load("tiny")
     t0 = time.perf_counter()
     matrix = CostMatrix.build(space, points, Workload(seq=64, mode="decoder", vocab=65),
-                              folder=RUNS / "cosearch-bilevel" / "speed", workers=workers,
-                              progress=True)
+                              folder=RUNS / "cosearch-bilevel" / "speed",
+                              engine=Engine(workers=workers), progress=True)
     matrix_s = time.perf_counter() - t0
     budget = area(PRESETS["edge-32x32"]).total_mm2
     solver = ExhaustiveHardware(matrix, [area(hw).total_mm2 for hw in points],
@@ -139,7 +140,7 @@ def matrix(n_points: int) -> dict:
     for workers in (1, 2):
         clear_caches()
         t = time.perf_counter()
-        CostMatrix.build(space, points, workload, workers=workers)
+        CostMatrix.build(space, points, workload, engine=Engine(workers=workers))
         secs = time.perf_counter() - t
         out[f"workers_{workers}"] = {"seconds": secs, "ms_per_point": 1e3 * secs / len(points)}
     return out
