@@ -47,10 +47,12 @@ def search(tiny_supernet, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def joint(tiny_supernet, tmp_path_factory):
-    """A joint architecture x hardware search (a hardware per front point)."""
+    """A joint architecture x hardware search (a hardware per front point; the flat joint
+    genome: the bilevel default would first cost every edge-hw point)."""
     out = tmp_path_factory.mktemp("joint") / "run"
     assert main(["search", "--ckpt", str(tiny_supernet), "--out", str(out), "--hw-space",
-                 "edge-hw", "--max-area-mm2", "2", "--seed", "1", *SEARCH]) == 0
+                 "edge-hw", "--hw-search", "joint", "--max-area-mm2", "2", "--seed", "1",
+                 *SEARCH]) == 0
     return out
 
 
