@@ -35,8 +35,7 @@ from costmodel.cost import Cost
 from costmodel.hardware import HardwareConfig
 from costmodel.simulate import SIMULATOR_VERSION
 from costmodel.workload import GroupKey, Workload, arch_groups
-from lut.table import (FORMAT_VERSION, CostTable, _sparsity_meta, group_costs, key_row,
-                       space_groups)
+from lut.table import CostTable, group_costs, key_row, space_groups, sparsity_meta, table_meta
 from nas.core.arch import Arch, SearchSpace
 from nas.core.atomic import atomic_path
 from nas.core.distributed import Engine, task_executor
@@ -49,7 +48,7 @@ CHUNK = 128             # points per chunk: one unit of work and one file of a b
 def matrix_id(space: SearchSpace, workload: Workload, sparsity, hashes: Sequence[str]) -> str:
     """12 hex chars naming what a matrix's entries depend on."""
     ident = {"space": {k: v for k, v in space.to_dict().items() if k != "name"},
-             "workload": asdict(workload), "sparsity": _sparsity_meta(sparsity),
+             "workload": asdict(workload), "sparsity": sparsity_meta(sparsity),
              "simulator_version": SIMULATOR_VERSION, "points": list(hashes)}
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -116,7 +115,7 @@ class CostMatrix:
         keys = space_groups(space)
         mid = matrix_id(space, workload, sparsity, [hw.hash() for hw in points])
         meta = {"id": mid, "space": space.to_dict(), "workload": asdict(workload),
-                "sparsity": _sparsity_meta(sparsity), "simulator_version": SIMULATOR_VERSION}
+                "sparsity": sparsity_meta(sparsity), "simulator_version": SIMULATOR_VERSION}
         whole = Path(folder) / f"matrix-{mid}.npz" if folder is not None else None
         saved = _load_npz(whole, (len(keys), len(points)))
         if saved is not None:
@@ -201,11 +200,8 @@ class CostMatrix:
         hw = self.points[j]
         rows = [key_row(key, self.cycles[i, j], self.energy_pj[i, j])
                 for i, key in enumerate(self.groups)]
-        meta = {"format_version": FORMAT_VERSION, "hw_name": hw.name, "hw_hash": hw.hash(),
-                "hw": hw.to_dict(), "clock_hz": float(hw.clock_hz),
-                "workload": self.meta["workload"], "space": self.meta["space"],
-                "simulator_version": self.meta["simulator_version"],
-                "sparsity": self.meta["sparsity"]}
+        meta = table_meta(hw, self.meta["workload"], self.meta["space"], self.meta["sparsity"],
+                          self.meta["simulator_version"])
         return CostTable(rows, meta, where=f"cost matrix {self.id}, column {j}")
 
 

@@ -176,18 +176,8 @@ class CostTable:
                 for key, (cycles, energy) in zip(keys, group_costs(keys, hw, workload, sparsity))]
         bar.update(len(keys))
         bar.close()
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "hw_name": hw.name,
-            "hw_hash": hw.hash(),
-            "hw": hw.to_dict(),
-            "clock_hz": float(hw.clock_hz),
-            "workload": asdict(workload),
-            "space": space.to_dict(),
-            "simulator_version": SIMULATOR_VERSION,
-            "sparsity": _sparsity_meta(sparsity),
-        }
-        return cls(rows, meta)
+        return cls(rows, table_meta(hw, asdict(workload), space.to_dict(),
+                                    sparsity_meta(sparsity)))
 
     # -- look-ups --------------------------------------------------------------------------
     def entry(self, key: GroupKey) -> tuple[float, float]:
@@ -274,9 +264,9 @@ class CostTable:
                     if ours.get(k) != v]
             problems.append(f"workload {Workload(**ours).key}, not {workload.key}: "
                             f"{', '.join(diff)}")
-        if meta.get("sparsity") != _sparsity_meta(sparsity):
+        if meta.get("sparsity") != sparsity_meta(sparsity):
             problems.append(f"{_describe_sparsity(meta.get('sparsity'))}, not "
-                            f"{_describe_sparsity(_sparsity_meta(sparsity))}")
+                            f"{_describe_sparsity(sparsity_meta(sparsity))}")
         if problems:
             raise UserError(f"{self.where}: built for "
                             + "; ".join(problems))
@@ -297,7 +287,16 @@ def _schema():
                      + [("cycles", pa.float64()), ("energy_pj", pa.float64())])
 
 
-def _sparsity_meta(sparsity) -> dict[str, Any] | None:
+def table_meta(hw: HardwareConfig, workload: dict[str, Any], space: dict[str, Any],
+               sparsity: dict[str, Any] | None,
+               simulator_version: str = SIMULATOR_VERSION) -> dict[str, Any]:
+    """What a table records of where its entries come from (its id hashes part of it)."""
+    return {"format_version": FORMAT_VERSION, "hw_name": hw.name, "hw_hash": hw.hash(),
+            "hw": hw.to_dict(), "clock_hz": float(hw.clock_hz), "workload": workload,
+            "space": space, "simulator_version": simulator_version, "sparsity": sparsity}
+
+
+def sparsity_meta(sparsity) -> dict[str, Any] | None:
     """JSON-able description of the attention sparsity the table was simulated with."""
     return None if sparsity is None else sparsity.to_dict()
 

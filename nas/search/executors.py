@@ -22,8 +22,8 @@ on which one ran it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import os
+from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 from nas.core.arch import Arch
