@@ -486,14 +486,15 @@ def bilevel_costs(hw_space, space: SearchSpace, workload, config: SearchConfig,
         return hardware_point(hw, hw_space)
 
     if hw_space.size() <= exhaustive_max:
-        points = [hw for hw in hw_space.points()
-                  if budget is None or area(hw).total_mm2 <= budget]
-        if not points:
+        sized = [(hw, area(hw).total_mm2) for hw in hw_space.points()]   # each area once
+        sized = [(hw, mm2) for hw, mm2 in sized if budget is None or mm2 <= budget]
+        if not sized:
             raise UserError(f"hardware space '{hw_space.name}': no point fits in "
                             f"--max-area-mm2 {budget:g}")
+        points, areas = zip(*sized)
         matrix = CostMatrix.build(space, points, workload, sparsity, folder=folder,
                                   engine=engine, progress=progress)
-        solver = ExhaustiveHardware(matrix, [area(hw).total_mm2 for hw in points], config)
+        solver = ExhaustiveHardware(matrix, areas, config)
         return BilevelCosts(solver, point, f"bilevel-{matrix.id}")
     cache = TableCache(space, workload, sparsity, folder=folder)
     start = hw_space.decode(hw_space.encode(load_hardware(hw_space.base)))
