@@ -31,7 +31,7 @@ import statistics
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import kendalltau
+from benchmark import tau   # experiments/supernet/benchmark (on the path: ranking.py)
 
 from nas.calibrate import fit_calibration, pick_anchors
 from nas.core.arch import Arch
@@ -96,10 +96,6 @@ def pair_accuracy(conc: list[np.ndarray], resolvable: np.ndarray, counts: np.nda
     total = w.sum()
     return float("nan") if total == 0 else statistics.fmean(float((w * c).sum() / total)
                                                             for c in conc)
-
-
-def tau(a, b) -> float:
-    return float(kendalltau(a, b)[0])
 
 
 def top_recall(estimate: np.ndarray, truth: np.ndarray, fraction: float = TOP_FRACTION) -> float:

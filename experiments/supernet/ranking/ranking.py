@@ -46,6 +46,7 @@ ROOT = HERE.parents[2]
 sys.path[:0] = [str(ROOT), str(HERE.parent / "benchmark")]
 
 import calibrated_ranking as cr
+from calibrated_ranking import ci95, top_recall
 from benchmark import DATA, parse_variant, tau
 
 from nas.core.arch import Arch, SearchSpace
@@ -57,8 +58,7 @@ STEPS = 2000
 STANDALONE_SEEDS = (1337, 1)
 SUPERNET_SEEDS = (1337, 1)
 VOCAB, CONTEXT = 65, 64               # Tiny Shakespeare characters, the recipe's context
-TOP_FRACTION = 0.2
-BOOTSTRAP = 2000
+TOP_FRACTION, BOOTSTRAP = cr.TOP_FRACTION, cr.BOOTSTRAP
 # name -> TrainConfig overrides (benchmark.parse_variant syntax); the first is the recipe before
 # calibration, few-shot (the second) the default since (ranking.md).
 ONESHOT = "fewshot=false,sandwich_smallest=global,distill_loss=kl,sampler=uniform"
@@ -384,23 +384,10 @@ def main() -> int:
 
 # -- the report --------------------------------------------------------------------------------
 
-def top_recall(estimate: list[float], truth: list[float], fraction: float = TOP_FRACTION) -> float:
-    """Share of the true best `fraction` (lowest loss) that `estimate` puts in its best
-    `fraction`."""
-    k = max(1, round(fraction * len(truth)))
-    best = lambda v: set(sorted(range(len(v)), key=v.__getitem__)[:k])
-    return len(best(estimate) & best(truth)) / k
-
-
 def bootstrap(stat, n: int, resamples: int = BOOTSTRAP, seed: int = 0) -> list[float]:
     """`stat(indices)` over `resamples` resamples of the n architectures with replacement."""
     rng = random.Random(seed)
     return [stat([rng.randrange(n) for _ in range(n)]) for _ in range(resamples)]
-
-
-def ci95(values: list[float]) -> list[float]:
-    v = sorted(x for x in values if not math.isnan(x))
-    return [v[int(0.025 * (len(v) - 1))], v[int(math.ceil(0.975 * (len(v) - 1)))]]
 
 
 def default_variant() -> str | None:
