@@ -8,6 +8,7 @@ Below: the shared tiny supernet run (`tiny_supernet`), and the supernet tests' t
 (`tiny`, `tiny_files`).
 """
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -37,24 +38,44 @@ def fixed_corpus(chars: int = 30_000) -> str:
     return "".join(text)[:chars]
 
 
+@contextlib.contextmanager
+def shared_between_workers(tmp_path_factory, name: str):
+    """A folder `name` made once for the whole run: under pytest-xdist, every test process
+    sees the same one (the first to take its lock makes it, the others wait, then reuse it).
+    Gives (folder, whether it still has to be made); the caller makes it inside the `with`."""
+    import fcntl
+    from pathlib import Path
+    base = Path(tmp_path_factory.getbasetemp())
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent                  # the run's folder, above each worker's own
+    folder = base / name
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / ".made"
+        yield folder, not done.is_file()
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.touch()
+
+
 @pytest.fixture(scope="session")
 def tiny_supernet(tmp_path_factory):
     """A barely trained `tiny` supernet (3 steps on `fixed_corpus`, context 16), shared
-    read-only by the tests that only need some checkpoint to search and verify; one-shot, the
-    recipe the search goldens were recorded on (few-shot is the default since)."""
+    read-only by the tests that only need some checkpoint to search and verify (trained once
+    per test run, whatever the number of test processes); one-shot, the recipe the search
+    goldens were recorded on (few-shot is the default since)."""
     pytest.importorskip("torch")
-    from pathlib import Path
-
-    from supernet.config import TrainConfig
-    from supernet.train import train
-    root = tmp_path_factory.mktemp("tiny-supernet")
-    corpus = root / "corpus.txt"
-    corpus.write_text(fixed_corpus())
-    run = root / "supernet"
-    train(TrainConfig(out=str(run), space="tiny", dataset=str(corpus), steps=3, batch_size=2,
-                      block_size=16, eval_interval=3, eval_tokens=256, eval_random=0,
-                      warmup=1, fewshot=False, progress=False))
-    return run
+    with shared_between_workers(tmp_path_factory, "tiny-supernet") as (root, to_make):
+        if to_make:
+            from supernet.config import TrainConfig
+            from supernet.train import train
+            root.mkdir(parents=True, exist_ok=True)
+            corpus = root / "corpus.txt"
+            corpus.write_text(fixed_corpus())
+            train(TrainConfig(out=str(root / "supernet"), space="tiny", dataset=str(corpus),
+                              steps=3, batch_size=2, block_size=16, eval_interval=3,
+                              eval_tokens=256, eval_random=0, warmup=1, fewshot=False,
+                              progress=False))
+    return root / "supernet"
 
 
 # every `nas` subcommand (tests/test_cli.py checks the parser has exactly these; the bad-input
@@ -62,146 +83,6 @@ def tiny_supernet(tmp_path_factory):
 COMMANDS = {"hw", "profile", "simulate", "train-supernet", "train-subnet", "eval", "verify",
             "export-subnet", "sample", "build-lut", "search", "export", "quickstart", "report",
             "calibrate"}
-
-
-# -- search test doubles (plain helpers: `from conftest import SPACE, SyntheticPerplexity`) ------
-# The search must not care where perplexity and cost come from: these stand in for a supernet
-# (a perplexity per architecture, or per-window losses for the racing evaluator), a lookup
-# table and a hardware space, without torch or the simulator.
-
-import hashlib  # noqa: E402
-import math  # noqa: E402
-
-from nas.core.arch import SearchSpace  # noqa: E402
-
-SPACE = SearchSpace.load("tiny")
-WINDOWS = 64                # validation windows of `NoisyWindows`
-
-
-class SyntheticPerplexity:
-    """Deterministic stand-in for a supernet: bigger is better, with diminishing returns and a
-    small per-width wiggle so the front is not a single line. Counts evaluated architectures."""
-
-    def __init__(self, fail_after: int | None = None):
-        self.calls, self.fail_after = 0, fail_after
-
-    def __call__(self, archs):
-        self.calls += len(archs)
-        if self.fail_after is not None and self.calls > self.fail_after:
-            raise KeyboardInterrupt("simulated kill")
-        out = []
-        for a in archs:
-            size = sum(h * a.head_dim * a.d + f * a.d for h, f in zip(a.heads, a.ffn))
-            out.append(3.0 + 300.0 / math.sqrt(size) + 0.05 * ((a.d // 32) % 3)
-                       + 0.02 * sum(h % 2 for h in a.heads))
-        return out
-
-
-def _noise(*parts) -> float:
-    """A deterministic value in [-0.5, 0.5) from its arguments."""
-    digest = hashlib.sha1(repr(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2 ** 64 - 0.5
-
-
-class NoisyWindows:
-    """Per-window losses around SyntheticPerplexity's log: a window difficulty shared by every
-    architecture (large) plus a small per-architecture noise, as real validation windows
-    behave. Counts the windows it scores."""
-
-    windows = WINDOWS
-
-    def __init__(self):
-        self.scored = 0
-        self.base = SyntheticPerplexity()
-
-    def window_losses(self, archs, windows):
-        self.scored += len(archs) * len(windows)
-        return [[math.log(p) + 0.6 * _noise("w", i) + 0.02 * _noise(a.key, i)
-                 for i in windows] for a, p in zip(archs, self.base(archs))]
-
-    def __call__(self, archs):
-        self.scored += len(archs) * WINDOWS
-        return [math.exp(sum(ws) / WINDOWS)
-                for ws in self.window_losses(archs, range(WINDOWS))]
-
-
-def synthetic_table(space: SearchSpace = SPACE):
-    """A CostTable with made-up but monotone costs (no simulator involved)."""
-    from lut.table import CostTable, key_row, space_groups
-    rows = []
-    for key in space_groups(space):
-        work = {"attn": key.d * key.heads * key.head_dim + 50 * key.heads,
-                "ffn": 2 * key.d * key.ffn, "head": 4 * key.d}[key.kind]
-        rows.append(key_row(key, work, 3 * work + 1000))
-    meta = {"hw_name": "synthetic", "hw_hash": "0" * 12, "hw": {}, "clock_hz": 1e9,
-            "workload": {"seq": 32, "batch": 1, "mode": "decoder", "gen": 0, "vocab": 0},
-            "space": space.to_dict(), "simulator_version": "test", "sparsity": None}
-    return CostTable(rows, meta)
-
-
-class FakeHW:
-    """A stand-in hardware config: the search needs only hash() from it."""
-
-    def __init__(self, rows: int, sram: int):
-        self.rows, self.sram = rows, sram
-        self.name = f"fake:{self.hash()}"
-
-    def hash(self) -> str:
-        return f"r{self.rows}s{self.sram}"
-
-
-class FakeHWSpace:
-    CHOICES = (("rows", (8, 16, 32)), ("sram", (64, 256)))
-
-    def genes(self):
-        return list(self.CHOICES)
-
-    def decode(self, idx):
-        return FakeHW(*(c[i] for (_, c), i in zip(self.CHOICES, idx)))
-
-    def encode(self, hw):
-        return [c.index(getattr(hw, f)) for f, c in self.CHOICES]
-
-    def to_dict(self):
-        return {"name": "fake", "base": "gemmini", "choices": [list(c) for c in self.CHOICES]}
-
-    def within_area(self, idx, max_area_mm2, rng):
-        idx = list(idx)
-        while fake_area(self.decode(idx)) > max_area_mm2:
-            idx[rng.choice([k for k, i in enumerate(idx) if i > 0])] -= 1
-        return idx
-
-
-def fake_area(hw) -> float:
-    return 0.004 * hw.rows ** 2 + 0.01 * hw.sram
-
-
-def fake_joint_costs(designs):
-    """A bigger array is faster and larger; more SRAM saves DRAM energy and costs area."""
-    from lut.table import Cost
-    from nas.search.candidate import HardwarePoint
-    out = []
-    for d in designs:
-        base = synthetic_table().cost(d.arch)
-        speed = d.hw.rows / 16
-        cost = Cost(cycles=base.cycles / speed, clock_hz=base.clock_hz,
-                    energy_pj=base.energy_pj * (1.2 if d.hw.sram == 64 else 1.0))
-        out.append((cost, HardwarePoint(d.hw.name, d.hw.hash(), fake_area(d.hw),
-                                        (("rows", d.hw.rows), ("sram", d.hw.sram)))))
-    return out
-
-
-class FakeJointCosts:
-    """The cost source of a joint search over `FakeHWSpace` (`fake_joint_costs`); the anchors
-    run on its 16-row, 256-SRAM point."""
-
-    id = None
-
-    def __init__(self):
-        self.hw_space, self.anchor_hw = FakeHWSpace(), FakeHW(16, 256)
-
-    def __call__(self, designs):
-        return fake_joint_costs(designs)
 
 
 # -- shared data (../shared: masks, oracles) -------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lut.matrix
-from conftest import SPACE, SyntheticPerplexity
+from doubles import SPACE, SyntheticPerplexity
 from costmodel.area import area
 from costmodel.hardware import load_hardware
 from costmodel.hwspace import HardwareSpace
@@ -231,7 +231,7 @@ def test_bilevel_search_resumes_exactly_and_measures_each_architecture_once(matr
 
 def test_bilevel_search_with_the_racing_evaluator(matrix):
     """Racing refines candidates by archive key (the design's, without the hardware)."""
-    from conftest import NoisyWindows
+    from doubles import NoisyWindows
     cfg = SearchConfig(population=8, generations=2, seed=0, max_area_mm2=BUDGET)
     costs = BilevelCosts(ExhaustiveHardware(matrix, AREAS, cfg),
                          lambda hw: hardware_point(hw, HW_SPACE), "b")

@@ -22,7 +22,7 @@ from nas.search.costs import FixedHardware
 from nas.search.outputs import read_front
 from nas.search.quality import CalibratedQuality
 
-from conftest import SPACE, NoisyWindows, synthetic_table
+from doubles import SPACE, NoisyWindows, synthetic_table
 
 OFFSETS = {64: -0.05, 96: 0.04, 128: 0.09}
 

@@ -15,7 +15,7 @@ from nas.search.build import build_search
 from nas.search.costs import FixedHardware
 from nas.search.racing import estimate, levels, window_order
 
-from conftest import SPACE, NoisyWindows, SyntheticPerplexity, synthetic_table
+from doubles import SPACE, NoisyWindows, SyntheticPerplexity, synthetic_table
 
 
 def run(config, quality, state=None, resume=False, workers=1):

@@ -1,7 +1,7 @@
 """Ray as the executor (issue 24): the same front as the local executors, a killed worker's job
-run again, failures surfaced, a 2-node cluster. One Ray instance of 2 CPUs is shared by every
-test here (`ray_cluster`: starting one takes seconds); the 2-node cluster is a second, in other
-processes."""
+run again, failures surfaced, a cluster of two nodes. Every test here runs on one Ray cluster
+of two 1-CPU nodes started once for the session (`ray_cluster`: starting one takes seconds), so
+the actors and tasks of each test spread over both nodes; one test adds a node with a GPU."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from nas.search.build import build_search
 from nas.search.config import SearchConfig
 from nas.search.costs import FixedHardware
 
-from conftest import SPACE, NoisyWindows, SyntheticPerplexity, synthetic_table
+from doubles import SPACE, NoisyWindows, SyntheticPerplexity, synthetic_table
 
 ray = pytest.importorskip("ray")
 
@@ -46,10 +44,18 @@ def worker_path():
 
 @pytest.fixture(scope="session")
 def ray_cluster(worker_path):
-    """One local Ray instance of 2 CPUs for the session."""
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    yield
-    ray.shutdown()
+    """A Ray cluster of two nodes (a head and a node of 1 CPU each, as separate processes on
+    this machine) for the session, joined by this process."""
+    from ray.cluster_utils import Cluster
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, configure_logging=False)
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 def search(quality, racing: bool, **where):
@@ -192,7 +198,7 @@ class socket_closed:
         pass
 
 
-# -- a worker killed, a cluster of two nodes (slow: they start and kill processes) -------------
+# -- a worker killed, a node added (slow: they start and kill processes) -----------------------
 
 class DiesOnce:
     """NoisyWindows whose worker process is killed (SIGKILL) on its first job, once per
@@ -240,35 +246,21 @@ def gpus_seen(job: int) -> int:
     return len(ray.get_gpu_ids())
 
 
-TWO_NODE_SEARCH = """
-import json, sys
-sys.path[:0] = sys.argv[2:]
-from test_ray import gpus_seen, search
-from conftest import NoisyWindows
-from nas.core.distributed import Engine, RayTasks
-executor, fingerprint = search(NoisyWindows(), True, workers=2, executor="ray",
-                               ray_address=sys.argv[1])
-tasks = RayTasks(gpus_seen, Engine("ray", sys.argv[1], workers=2))
-print(json.dumps({"front": fingerprint, "gpus": [tasks.gpus, tasks.map([0, 1, 2])]}))
-"""
-
-
 @pytest.mark.slow
-def test_a_two_node_cluster_gives_the_same_front(worker_path):
-    """A head of 1 CPU and a node of 1 CPU and 1 (declared) GPU: the perplexity actors spread
-    over both give the local front; retraining tasks ask for the GPU (and get it)."""
-    from ray.cluster_utils import Cluster
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    try:
-        cluster.add_node(num_cpus=1, num_gpus=1)
-        cluster.wait_for_nodes()
-        run = subprocess.run([sys.executable, "-c", TWO_NODE_SEARCH, cluster.address,
-                              str(ROOT), str(TESTS)], capture_output=True, text=True,
-                             timeout=600)
-    finally:
-        cluster.shutdown()
-    assert run.returncode == 0, run.stderr[-2000:]
+def test_two_nodes_give_the_local_front_and_a_gpu_node_gets_the_retraining(ray_cluster):
+    """The perplexity actors spread over both nodes give the local front (joined by address,
+    as `--ray-address` does); once a node of 1 CPU and 1 (declared) GPU joins, retraining tasks
+    ask for the GPU (and get it)."""
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+    executor, on_ray = search(NoisyWindows(), True, workers=2, executor="ray",
+                              ray_address=ray_cluster.address)
     _, local = search(NoisyWindows(), True)
-    got = json.loads(run.stdout.splitlines()[-1])
-    assert got["front"] == json.loads(json.dumps(local))
-    assert got["gpus"] == [1, [1, 1, 1]]
+    assert on_ray == local and executor.workers == 2
+    assert RayTasks(gpus_seen, Engine("ray", workers=2)).gpus == 0
+    gpu_node = ray_cluster.add_node(num_cpus=1, num_gpus=1)
+    try:
+        ray_cluster.wait_for_nodes()
+        tasks = RayTasks(gpus_seen, Engine("ray", ray_cluster.address, workers=2))
+        assert (tasks.gpus, tasks.map([0, 1, 2])) == (1, [1, 1, 1])
+    finally:
+        ray_cluster.remove_node(gpu_node)

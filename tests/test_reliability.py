@@ -21,7 +21,7 @@ from nas.search.build import build_search
 from nas.search.config import SearchConfig
 from nas.search.costs import FixedHardware
 
-from conftest import SPACE, SyntheticPerplexity, synthetic_table
+from doubles import SPACE, SyntheticPerplexity, synthetic_table
 
 SEARCH = ["--population", "4", "--max-tokens", "64", "--no-progress"]
 
@@ -180,7 +180,7 @@ def test_every_output_column_is_documented(tmp_path, capsys):
     import csv
 
     from nas.search.outputs import table_source, write_outputs
-    from conftest import FakeJointCosts
+    from doubles import FakeJointCosts
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     columns = set()
     for costs, source in ((FixedHardware(synthetic_table()), table_source(synthetic_table())),

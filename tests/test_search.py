@@ -28,8 +28,8 @@ from nas.search.pareto import Normaliser, hypervolume_2d, pareto_indices
 from nas.search.quality import MemoQuality
 from nas.search.selection import constrained_fronts
 
-from conftest import (SPACE, FakeHWSpace, FakeJointCosts, NoisyWindows, SyntheticPerplexity,
-                      synthetic_table)
+from doubles import (SPACE, FakeHWSpace, FakeJointCosts, NoisyWindows, SyntheticPerplexity,
+                     synthetic_table)
 
 
 def exact(**settings) -> SearchConfig:

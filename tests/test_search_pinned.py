@@ -7,7 +7,7 @@ them unchanged; a change that means to change results rewrites the file on purpo
 
     SEARCH_GOLDEN_WRITE=1 python -m pytest -q tests/test_search_pinned.py   (then review the diff)
 
-Synthetic sources (conftest) are compared bit for bit; the real tiny supernet (through
+Synthetic sources (doubles) are compared bit for bit; the real tiny supernet (through
 `nas.pipeline.run_search`, what `nas search` runs) by keys exactly and floats to 1e-6, as torch
 kernels may round differently on another CPU.
 """
@@ -23,7 +23,7 @@ import pytest
 
 from nas.search.config import SearchConfig
 
-from conftest import SPACE, FakeJointCosts, NoisyWindows, SyntheticPerplexity, synthetic_table
+from doubles import SPACE, FakeJointCosts, NoisyWindows, SyntheticPerplexity, synthetic_table
 
 GOLDEN = Path(__file__).parent / "golden" / "search_fronts.json"
 WRITE = os.environ.get("SEARCH_GOLDEN_WRITE") == "1"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from costmodel.simulate import SIMULATOR_VERSION
+from nas.core.provenance import command_line
 
 STUDIES = Path(__file__).resolve().parents[1] / "experiments" / "studies"
 sys.path[:0] = [str(STUDIES / name) for name in ("accelerator", "sparse_attention", "scaling",
@@ -67,7 +68,7 @@ def test_accelerator_main_writes_json_and_png_atomically(tmp_path):
     assert list(data["mappings"]) == ["scalesim", "gemmini"]
     assert data["provenance"]["simulator_version"] == SIMULATOR_VERSION
     assert data["provenance"]["machine"]["cores"] == os.cpu_count()
-    assert "pytest" in data["provenance"]["command"]            # this process's command line
+    assert data["provenance"]["command"] == command_line()      # this process's command line
     assert (tmp_path / "accelerator.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["accelerator.json", "accelerator.png"]
 
