@@ -295,16 +295,15 @@ def _search(job: SearchJob, hw, hw_space) -> SearchOutcome:
     info = {"provenance": search_provenance(), "perplexity_source": quality.describe(),
             "space": ev.space.to_dict()}
     raw = getattr(quality, "with_raw", None)     # calibrated: the raw perplexity beside
-    runners: list[Any] = []                 # the search's perplexity executor
 
     def with_raw(result):
         return _with_raw(result, raw) if raw else result
 
-    def noted() -> dict[str, Any]:          # evaluation jobs run again after a lost Ray worker
-        return {**info, "retried_jobs": runners[0].retried} if runners else info
+    def noted(result) -> dict[str, Any]:    # evaluation jobs run again after a lost Ray worker
+        return {**info, "retried_jobs": result.retried_jobs}
 
     def written(so_far) -> None:            # the front files, after every generation
-        _write_results(job, with_raw(so_far), source, noted(), final=False)
+        _write_results(job, with_raw(so_far), source, noted(so_far), final=False)
 
     if bilevel:
         costs, source = _bilevel_costs(job, hw_space, ev.space, workload)
@@ -318,11 +317,10 @@ def _search(job: SearchJob, hw, hw_space) -> SearchOutcome:
                               executor=job.executor, ray_address=job.ray_address,
                               state_path=Path(job.out) / STATE_FILE, identity=identity,
                               record=job.record(), progress=job.progress)
-        runners.append(search.evaluator.executor)
         search.on_generation = written
         result = search.run(resume=job.resume)
     result = with_raw(result)
-    paths = _write_results(job, result, source, noted())
+    paths = _write_results(job, result, source, noted(result))
     if hw_space is not None:
         print(costs.usage())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
@@ -560,7 +558,8 @@ def _run_bilevel(job: SearchJob, quality, ev, costs, hw_space, identity: dict[st
     if first is not None:
         how["warm_start"] = {"share": job.hw_warm_start, "hardware": warm.hardware.name,
                              "generations": first.generations_done,
-                             "architectures": len(first.history)}
+                             "architectures": len(first.history),
+                             "retried_jobs": first.retried_jobs}
         print(f"warm start: {len(first.history)} architectures searched on "
               f"'{warm.hardware.name}' ({first.generations_done} generations), the bilevel "
               f"search started from their front and last population")

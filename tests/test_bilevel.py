@@ -320,6 +320,8 @@ def test_cli_bilevel_search_end_to_end(tiny_supernet, tmp_path, capsys):
                          for r in front)
     doc = json.loads((out / "search.json").read_text())
     assert doc["hw_search"]["mode"] == "bilevel" and doc["hw_search"]["warm_start"]["share"] == 0.5
+    # no worker lost, in either part (on Ray, lost workers' jobs are counted here)
+    assert doc["retried_jobs"] == doc["hw_search"]["warm_start"]["retried_jobs"] == 0
     # a warm start alone (killed before the bilevel part) is a search: --resume or another --out
     from nas.pipeline import resume_job
     whole = resume_job(out, {}, {})

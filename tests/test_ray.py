@@ -64,6 +64,7 @@ def search(quality, racing: bool, **where):
                      quality, FixedHardware(synthetic_table()), vocab=65, max_seq=32,
                      **where)
     result = s.run()
+    assert result.retried_jobs == s.evaluator.executor.retried     # what search.json records
     return s.evaluator.executor, ([c.key for c in result.history], [c.key for c in result.front],
                                   [c.perplexity for c in result.front], result.hypervolume)
 
@@ -121,7 +122,8 @@ def test_cli_search_and_verify_on_ray_match_local(ray_cluster, tiny_supernet, tm
                      "--threads", "1", "--workers", workers, "--executor", executor,
                      "--no-progress"]) == 0
         fronts[executor] = [(out / name).read_bytes() for name in FRONT_FILES]
-        assert json.loads((out / "search.json").read_text())["executor"] == executor
+        doc = json.loads((out / "search.json").read_text())
+        assert (doc["executor"], doc["retried_jobs"]) == (executor, 0)
         assert main(["verify", "--front", str(out), "--top", "1", "--steps", "2",
                      "--workers", workers, "--executor", executor, "--no-progress"]) == 0
     assert fronts["ray"] == fronts["local"]             # byte for byte

@@ -58,6 +58,7 @@ class SearchResult:
     seconds: dict[str, float] = field(default_factory=dict)
     generations_done: int = 0
     racing: dict[str, Any] | None = None   # the racing evaluator's window counts (None: exact)
+    retried_jobs: int = 0                   # perplexity jobs run again after a lost Ray worker
 
 
 class Search:
@@ -277,4 +278,5 @@ class Search:
                             front=self.front(), largest=largest, smallest=smallest,
                             hypervolume=list(self.hv), normaliser=self.normaliser.to_dict(),
                             seconds=secs, generations_done=self.generation,
-                            racing=self.evaluator.stats())
+                            racing=self.evaluator.stats(),
+                            retried_jobs=self.evaluator.executor.retried)
