@@ -1,4 +1,5 @@
-"""DistributedDataParallel on CPU: two gloo processes (torch.multiprocessing.spawn)."""
+"""DistributedDataParallel on CPU: two gloo processes (torch.multiprocessing, forked from the
+test process: a spawned one would import torch again, seconds each)."""
 
 from __future__ import annotations
 
@@ -64,8 +65,8 @@ def test_two_process_gloo_training(tiny, tmp_path):
     space = tiny.space
     archs = [space.largest(), space.smallest(), space.sample(random.Random(4))]
     batches = [[tiny.batch(seed=10 * rank + micro) for micro in range(2)] for rank in range(2)]
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), tiny.model(seed=0), archs, batches),
-             nprocs=2, join=True)
+    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path), tiny.model(seed=0), archs,
+                                      batches), nprocs=2, join=True, start_method="fork")
     assert (tmp_path / "done0.json").is_file() and (tmp_path / "done1.json").is_file()
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["world_size"] == 2
