@@ -492,7 +492,8 @@ case("search-hw-space-with-lut", *S, "--out", "s", "--hw-space", "edge-hw", "--l
 numbers("search", (*S, "--out", "s"),
         {"--population": ("0", "-1"), "--generations": ("-1",), "--max-tokens": ("0",),
          "--batch-size": ("0",), "--workers": ("0",), "--threads": ("0",),
-         "--sparsity": ("1.2",), "--mutation-prob": ("1.5",), "--crossover-prob": ("-0.1",)})
+         "--sparsity": ("1.2",), "--mutation-prob": ("1.5",), "--crossover-prob": ("-0.1",),
+         "--screen": ("0",)})
 case("search-resume-nothing", *S, "--out", "s", "--resume")
 case("search-resume-truncated-state", *S, "--out", "{w}/state-truncated", "--resume")
 case("search-resume-other-settings", *SEARCH, "--ckpt", "{sn}", "--out", "{front}",

@@ -35,6 +35,10 @@ class SearchConfig:
                                   "architecture genome; a joint genome with --hw-space is "
                                   "longer and scales it to mutate as many genes per child)")
     crossover_prob: float = option(0.9, "probability of uniform crossover per pair of parents")
+    screen: int = option(1, "draw K times the children each generation and measure only the "
+                         "population's worth that NSGA-II ranks best on a perplexity model "
+                         "fitted to the architectures measured so far (surrogate-assisted, as "
+                         "NSGANetV2; nas/search/screening.py); 1: every child drawn is measured")
     seed: int = option(0, "random seed: the same seed, supernet and table give the same front")
     max_ppl: float | None = option(None, "constraint: perplexity <= X")
     max_latency_ms: float | None = option(None, "constraint: latency <= X ms")
@@ -71,6 +75,8 @@ class SearchConfig:
                             f"got {self.algorithm!r}")
         if self.population < 4:
             raise UserError(f"--population must be at least 4, got {self.population}")
+        if self.screen < 1:
+            raise UserError(f"--screen must be at least 1, got {self.screen}")
         if self.generations < 0:
             raise UserError(f"--generations must be >= 0, got {self.generations}")
         for name in ("mutation_prob", "crossover_prob"):

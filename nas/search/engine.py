@@ -6,6 +6,8 @@ Parts (nas.search.build.build_search assembles them for every entry point):
               costing with a cost source (nas.search.costs), which also says whether the
               hardware is searched (a joint search: hardware genes in the genome)
   algorithm   the strategy `SearchConfig.algorithm` names (nas.search.algorithms)
+  screen      with `SearchConfig.screen` K > 1, the children kept of K times as many drawn,
+              by a perplexity model (nas.search.screening)
   state file  nas.search.checkpoint.StateFile, written after every generation
 
 Generation 0 is the two anchors (the largest and smallest subnet, on the cost source's anchor
@@ -27,8 +29,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from deap import base, creator
-
 from nas.core.arch import Arch, SearchSpace
 from nas.core.errors import UserError
 from nas.core.progress import progress
@@ -39,11 +39,8 @@ from nas.search.config import SearchConfig
 from nas.search.evaluators import Evaluator
 from nas.search.genome import GenomeCodec
 from nas.search.pareto import Normaliser, pareto_indices
-from nas.search.selection import select_survivors
-
-if not hasattr(creator, "NasFitness"):
-    creator.create("NasFitness", base.Fitness, weights=(-1.0, -1.0))     # minimise both
-    creator.create("NasIndividual", list, fitness=creator.NasFitness)
+from nas.search.screening import Screen
+from nas.search.selection import make_individual, select_survivors
 
 
 @dataclass
@@ -80,6 +77,7 @@ class Search:
         self.start = [self.codec.encode(a, costs.anchor_hw) for a in start]
         self.variation = Variation(self.codec, config)
         self.algorithm = STRATEGIES[config.algorithm](config, self.variation)
+        self.screen = Screen(self.codec, evaluator, config.objective)
         self.state_file, self.progress = state, progress
         # called with the result so far after every generation (nas search writes its front
         # files then, so a running or killed search can be looked at)
@@ -125,9 +123,8 @@ class Search:
         cands = self.evaluator.evaluate(designs, generation)
         inds = []
         for g, d, c in zip(genomes, designs, cands):
-            ind = creator.NasIndividual(g)
-            ind.fitness.values = self._objectives(c)
-            ind.violation, ind.key, ind.cand = c.violation, d.key, c
+            ind = make_individual(g, c, self._objectives(c))
+            ind.key = d.key
             inds.append(ind)
         return inds
 
@@ -198,6 +195,9 @@ class Search:
         gen = self.generation + 1
         with self._deap_random():           # variation only; evaluation runs outside
             kept, children = self.algorithm.vary(pop)
+            pool = [g for _ in range(self.config.screen - 1) for g in self.algorithm.vary(pop)[1]]
+        if pool:                            # --screen K: K times the children, the best kept
+            children = self.screen.pick(children + pool, len(children), gen)
         offspring = self._individuals(children, gen)
         self._refresh(pop)                  # the racing evaluator may have refined them
         return self._end_generation(self.algorithm.survivors(kept, offspring), gen, largest,

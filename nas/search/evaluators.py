@@ -36,6 +36,9 @@ class Evaluator(Protocol):
 
     def evaluate(self, designs: Sequence[Design], generation: int) -> list[Candidate]: ...
 
+    def candidate(self, design: Design, perplexity: float, cost: tuple[Any, Any],
+                  generation: int = 0) -> Candidate: ...
+
     def state(self) -> dict[str, Any]: ...
 
     def load(self, cache: dict[str, Candidate], state: dict[str, Any]) -> None: ...
@@ -76,14 +79,20 @@ class ArchiveEvaluator:
     def _add(self, designs: list[Design], generation: int) -> None:
         """Cost new designs and add them to the archive with their architectures'
         perplexities."""
-        for d, (cost, hardware) in zip(designs, self.costs(designs)):
-            cand = Candidate(arch=d.arch, perplexity=float(self._perplexity(d.arch.key)),
-                             latency_ms=cost.latency_ms, energy_mj=cost.energy_mj,
-                             edp=cost.edp, cycles=cost.cycles,
-                             params=d.arch.params(self.vocab, self.max_seq),
-                             generation=generation, eval_index=len(self.cache),
-                             hardware=hardware)
-            self.cache[d.key] = cand.with_(violation=self.config.violation(cand))
+        for d, cost in zip(designs, self.costs(designs)):
+            self.cache[d.key] = self.candidate(d, self._perplexity(d.arch.key), cost,
+                                               generation)
+
+    def candidate(self, design: Design, perplexity: float, cost: tuple[Any, Any],
+                  generation: int = 0) -> Candidate:
+        """The candidate of `design` at `perplexity` and `cost` (the cost source's (cost,
+        hardware) pair), with its parameters and constraint violation."""
+        (c, hardware), d = cost, design
+        cand = Candidate(arch=d.arch, perplexity=float(perplexity), latency_ms=c.latency_ms,
+                         energy_mj=c.energy_mj, edp=c.edp, cycles=c.cycles,
+                         params=d.arch.params(self.vocab, self.max_seq), generation=generation,
+                         eval_index=len(self.cache), hardware=hardware)
+        return cand.with_(violation=self.config.violation(cand))
 
     @contextmanager
     def _clock(self, what: str) -> Iterator[None]:

@@ -9,8 +9,22 @@ the front with a good objective value.
 from __future__ import annotations
 
 import random
+from typing import Any
 
-from deap import tools
+from deap import base, creator, tools
+
+if not hasattr(creator, "NasFitness"):
+    creator.create("NasFitness", base.Fitness, weights=(-1.0, -1.0))     # minimise both
+    creator.create("NasIndividual", list, fitness=creator.NasFitness)
+
+
+def make_individual(genes: list[int], cand: Any, objectives: tuple[float, float]) -> Any:
+    """The DEAP individual of `genes`: `objectives` as its fitness, the candidate `cand` (its
+    `.violation`, its `.key`) kept on it."""
+    ind = creator.NasIndividual(genes)
+    ind.fitness.values = objectives
+    ind.violation, ind.key, ind.cand = cand.violation, cand.key, cand
+    return ind
 
 
 def constrained_fronts(individuals: list) -> list[list]:

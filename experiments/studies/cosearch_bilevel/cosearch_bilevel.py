@@ -78,6 +78,7 @@ class Setting:
     ckpt: str                   # a supernet of the architecture space (relative to the root)
     seq: int | None = None      # tokens of the workload's prompt (None: the supernet's context)
     gen: int = 0                # generated tokens
+    runs: str | None = None     # the folder of its caches under RUNS (None: its name)
 
 
 SETTINGS = {s.name: s for s in (
@@ -91,7 +92,7 @@ class Bench:
 
     def __init__(self, setting: Setting, args: argparse.Namespace):
         self.setting, self.args = setting, args
-        self.folder = RUNS / "cosearch-bilevel" / setting.name
+        self.folder = RUNS / "cosearch-bilevel" / (setting.runs or setting.name)
         self.stored = StoredPerplexity(ROOT / setting.ckpt, args.max_tokens, self.folder)
         self.ev = ev = self.stored.evaluator
         self.memo = self.stored.memo
@@ -114,7 +115,7 @@ class Bench:
     def config(self, seed: int, generations: int | None = None) -> SearchConfig:
         gens = self.args.generations if generations is None else generations
         return SearchConfig(population=self.args.population, generations=gens, seed=seed,
-                            max_area_mm2=self.budget, racing=False)
+                            max_area_mm2=self.budget, racing=False, screen=self.args.screen)
 
     def solver(self) -> ExhaustiveHardware:
         return ExhaustiveHardware(self.matrix, self.areas, self.config(0))
@@ -266,8 +267,9 @@ def run_setting(setting: Setting, args: argparse.Namespace) -> dict:
                              (ref.smallest.perplexity, ref.smallest.edp)])
     rows = []
     for seed in args.seeds:
+        screened = f"-screen{args.screen}" if args.screen > 1 else ""
         path = b.folder / (f"seed-{seed}-p{args.population}-g{args.generations}"
-                           f"-t{args.max_tokens}-step{b.ev.step}.json")
+                           f"-t{args.max_tokens}-step{b.ev.step}{screened}.json")
         if path.is_file():
             rows.append(json.loads(path.read_text()))
             continue
@@ -296,6 +298,10 @@ def main() -> int:
     ap.add_argument("--generations", type=int, default=40)
     ap.add_argument("--max-tokens", type=int, default=2048)
     ap.add_argument("--workers", type=int, default=1, help="processes building the matrix")
+    ap.add_argument("--screen", type=int, default=1,
+                    help="every method's search screens K times its children with a "
+                         "perplexity model (SearchConfig.screen; results go to "
+                         "setting-<setting>-screen<K>.json)")
     ap.add_argument("--presets", nargs="+", choices=list(PRESETS),
                     help="the presets searched for best_preset (default: every preset within "
                          "the budget)")
@@ -315,6 +321,9 @@ def main() -> int:
     if args.hw_space:
         setting = replace(setting, name=f"{setting.name}-{Path(args.hw_space).stem}",
                           hw_space=args.hw_space)
+    if args.screen > 1:                 # the same caches (matrix, perplexities) as without
+        setting = replace(setting, name=f"{setting.name}-screen{args.screen}",
+                          runs=setting.runs or setting.name)
     doc = run_setting(setting, args)
     out = write_result(HERE / f"setting-{setting.name}.json", doc, prov)
     print(f"wrote {out}")

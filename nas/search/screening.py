@@ -1,0 +1,97 @@
+"""Children screened by a perplexity model (surrogate-assisted NSGA-II, as NSGANetV2: Lu et
+al. 2020), `SearchConfig.screen` K > 1.
+
+Perplexity is what a search spends its time on; costs are cheap (a table look-up, or the
+bilevel search's inner hardware solve). So each generation the algorithm draws K times the
+children it asks for, every new design is costed exactly, the perplexity of each architecture
+not measured yet is predicted from the ones measured so far, and the children kept are those
+NSGA-II's constrained ranking puts first on (predicted perplexity, objective): as many as the
+algorithm asked for, so the search measures as many architectures as without screening.
+
+The model: scikit-learn's gradient boosting on log perplexity, from an architecture's numbers
+(depth, d, heads and FFN width per layer, attention kind per layer, parameters), refitted every
+generation on the archive with a fixed seed, so a resumed search continues exactly. Until
+MIN_MEASURED architectures are measured, children are kept as drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from nas.core.arch import Arch, SearchSpace
+from nas.search.candidate import Candidate
+from nas.search.genome import Design, GenomeCodec
+from nas.search.selection import make_individual, select_survivors
+
+MIN_MEASURED = 16           # measured architectures before the model is trusted
+
+
+def arch_features(arch: Arch, space: SearchSpace) -> list[float]:
+    """An architecture as numbers: depth, d, heads and FFN width of each layer (0 beyond the
+    depth), one-hot attention kind of each layer, parameters in millions."""
+    L = space.layers[-1]
+    pad = [0] * (L - arch.layers)
+    kinds = [float(i < arch.layers and arch.attention[i] == k)
+             for i in range(L) for k in space.attention] if len(space.attention) > 1 else []
+    return [arch.layers, arch.d, *arch.heads, *pad, *arch.ffn, *pad, *kinds,
+            arch.params() / 1e6]
+
+
+class PerplexityModel:
+    """Log perplexity predicted from `arch_features` (gradient boosting, seeded)."""
+
+    def __init__(self, space: SearchSpace, measured: dict[str, tuple[Arch, float]]):
+        from sklearn.ensemble import GradientBoostingRegressor
+        self.space = space
+        archs = [a for a, _ in measured.values()]
+        logs = [math.log(p) for _, p in measured.values()]
+        self.model = GradientBoostingRegressor(random_state=0)
+        self.model.fit([arch_features(a, space) for a in archs], logs)
+
+    def predict(self, archs: Sequence[Arch]) -> list[float]:
+        logs = self.model.predict([arch_features(a, self.space) for a in archs])
+        return [math.exp(v) for v in logs]
+
+
+class Screen:
+    """Keeps the children worth measuring (see the module's docstring)."""
+
+    def __init__(self, codec: GenomeCodec, evaluator: Any, objective: str):
+        """`evaluator`: the search's (its archive, cost source and `candidate`)."""
+        self.codec, self.evaluator, self.objective = codec, evaluator, objective
+
+    def pick(self, pool: list[list[int]], n: int, generation: int) -> list[list[int]]:
+        """`n` genomes of `pool`: new designs first (an archived one costs no measurement),
+        those ranked best on (predicted perplexity, objective)."""
+        archive = self.evaluator.cache
+        measured = {c.arch.key: (c.arch, c.perplexity) for c in archive.values()
+                    if math.isfinite(c.perplexity)}
+        if len(measured) < MIN_MEASURED:
+            return pool[:n]                 # the children drawn first, as without screening
+        firsts: dict[str, tuple[list[int], Design]] = {}
+        for g in pool:
+            d = self.codec.design(g)
+            firsts.setdefault(d.key, (g, d))
+        new = [(g, d) for g, d in firsts.values() if d.key not in archive]
+        if len(new) <= n:
+            seen = [g for g, d in firsts.values() if d.key in archive]
+            return [g for g, _ in new] + seen[:n - len(new)]
+        designs = [d for _, d in new]
+        predicted = self._perplexities(designs, measured)
+        cands = [self.evaluator.candidate(d, p, cost, generation) for d, p, cost in
+                 zip(designs, predicted, self.evaluator.costs(designs))]
+        inds = [make_individual(g, c, (c.perplexity, c.value(self.objective)))
+                for (g, _), c in zip(new, cands)]
+        return [list(ind) for ind in select_survivors(inds, n)]
+
+    def _perplexities(self, designs: list[Design],
+                      measured: dict[str, tuple[Arch, float]]) -> list[float]:
+        model = PerplexityModel(self.codec.space, measured)
+        todo = [d.arch for d in designs if d.arch.key not in measured]
+        guess = dict(zip((a.key for a in todo), model.predict(todo))) if todo else {}
+        return [measured[d.arch.key][1] if d.arch.key in measured else guess[d.arch.key]
+                for d in designs]
+
+
+__all__ = ["Screen", "PerplexityModel", "arch_features", "MIN_MEASURED"]

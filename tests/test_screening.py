@@ -1,0 +1,86 @@
+"""Children screened by a perplexity model (`--screen`, nas/search/screening.py): as many
+architectures measured per generation, a better front for the same measurements, exact resume,
+the model itself."""
+
+from __future__ import annotations
+
+import random
+import statistics
+
+import pytest
+from scipy.stats import kendalltau
+
+from nas.search.build import build_search
+from nas.search.config import SearchConfig
+from nas.search.costs import FixedHardware
+from nas.search.pareto import Normaliser, pareto_indices
+from nas.search.screening import MIN_MEASURED, PerplexityModel, arch_features
+
+from doubles import SPACE, FakeJointCosts, SyntheticPerplexity, synthetic_table
+
+
+def screened(screen: int, seed: int, state=None, quality=None, resume=False, costs=None,
+             generations: int = 6):
+    config = SearchConfig(population=10, generations=generations, seed=seed, racing=False,
+                          screen=screen)
+    search = build_search(config, SPACE, quality or SyntheticPerplexity(),
+                          costs or FixedHardware(synthetic_table()), vocab=65, max_seq=32,
+                          state_path=state)
+    return search.run(resume=resume)
+
+
+def hypervolume_of_first(result, n: int) -> float:
+    """The hypervolume of the front of the first `n` evaluated candidates."""
+    pts = [(c.perplexity, c.edp) for c in result.history[:n] if c.feasible]
+    anchors = Normaliser([(c.perplexity, c.edp) for c in (result.largest, result.smallest)])
+    return anchors.hypervolume([pts[i] for i in pareto_indices(pts)])
+
+
+def test_screening_measures_a_population_per_generation_and_finds_a_better_front():
+    gains = []
+    for seed in range(6):
+        plain, screen = screened(1, seed), screened(8, seed)
+        for result in (plain, screen):      # never more than a population of new designs
+            per_generation = [sum(c.generation == g for c in result.history) for g in range(7)]
+            assert max(per_generation[1:]) <= 10
+        n = min(len(plain.history), len(screen.history))
+        gains.append(hypervolume_of_first(screen, n) - hypervolume_of_first(plain, n))
+    # at equal measurements, on average, and on most seeds
+    assert statistics.mean(gains) > 0 and sum(g > 0 for g in gains) >= 4
+
+
+def test_without_enough_measurements_the_children_are_kept_as_drawn():
+    # 10 measured after generation 0 (< MIN_MEASURED): generation 1 is the plain search's
+    assert MIN_MEASURED > 10
+    plain, screen = screened(1, 3, generations=1), screened(8, 3, generations=1)
+    assert [c.key for c in screen.history] == [c.key for c in plain.history]
+
+
+def test_a_killed_screened_search_resumes_to_the_uninterrupted_front(tmp_path):
+    full = screened(8, 5, state=tmp_path / "a" / "state.pkl")
+    with pytest.raises(KeyboardInterrupt):
+        screened(8, 5, state=tmp_path / "b" / "state.pkl",
+                 quality=SyntheticPerplexity(fail_after=45))
+    resumed = screened(8, 5, state=tmp_path / "b" / "state.pkl", resume=True)
+    assert [c.key for c in resumed.history] == [c.key for c in full.history]
+    assert resumed.hypervolume == full.hypervolume
+
+
+def test_a_joint_search_screens_architecture_and_hardware():
+    quality = SyntheticPerplexity()
+    result = screened(6, 0, quality=quality, costs=FakeJointCosts())
+    assert len({c.hardware.hash for c in result.history}) > 1
+    assert quality.calls == len({c.arch.key for c in result.history})   # each measured once
+
+
+def test_the_model_ranks_unseen_architectures():
+    rng = random.Random(0)
+    archs = list({a.key: a for a in (SPACE.sample(rng) for _ in range(300))}.values())
+    truth = SyntheticPerplexity()(archs)
+    model = PerplexityModel(SPACE, {a.key: (a, p) for a, p in zip(archs[:100], truth[:100])})
+    tau = kendalltau(model.predict(archs[100:]), truth[100:])[0]
+    assert tau > 0.7, tau
+    # the features: depth, d, heads and FFN per layer (padded), parameters
+    a = SPACE.smallest()
+    L = SPACE.layers[-1]
+    assert len(arch_features(a, SPACE)) == 2 + 2 * L + 1
