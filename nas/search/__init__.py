@@ -4,7 +4,7 @@
     config       `SearchConfig`: algorithm, population, constraints, evaluator (also the CLI
                  options)
     genome       integer genome <-> design (architecture, and hardware in a joint search)
-    selection    NSGA-II selection under constrained domination
+    selection    NSGA-II selection under constrained domination; DEAP individuals
 
   the parts
     quality      the perplexity source: any callable list[Arch] -> list[float]; `MemoQuality`
@@ -14,6 +14,7 @@
     racing       `RacingEvaluator`: few validation windows first, more only where the front is
                  still undecided (the default)
     algorithms   NSGA-II, random search, HAT-style evolution as strategy objects
+    screening    `Screen`: the children worth measuring, by a perplexity model (--screen)
 
   the search
     engine       `Search`: the loop over generations
