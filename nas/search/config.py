@@ -35,8 +35,8 @@ class SearchConfig:
                                   "architecture genome; a joint genome with --hw-space is "
                                   "longer and scales it to mutate as many genes per child)")
     crossover_prob: float = option(0.9, "probability of uniform crossover per pair of parents")
-    screen: int = option(1, "draw K times the children each generation and measure only the "
-                         "population's worth that NSGA-II ranks best on a perplexity model "
+    screen: int = option(1, "draw SCREEN times the children each generation and measure only "
+                         "the population's worth that NSGA-II ranks best on a perplexity model "
                          "fitted to the architectures measured so far (surrogate-assisted, as "
                          "NSGANetV2; nas/search/screening.py); 1: every child drawn is measured")
     seed: int = option(0, "random seed: the same seed, supernet and table give the same front")
