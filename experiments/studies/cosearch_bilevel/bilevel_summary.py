@@ -52,7 +52,8 @@ def space_summary(doc: dict) -> dict:
     out = {"hw_space": doc["hw_space"], "space": doc["space"], "workload": doc["workload"],
            "area_budget_mm2": doc["area_budget_mm2"], "supernet": doc["supernet"],
            "supernet_steps": doc["supernet_steps"], "seeds": [r["seed"] for r in runs],
-           "hw_points_within_budget": doc["hw_points_within_budget"]}
+           "hw_points_within_budget": doc["hw_points_within_budget"],
+           "screen": doc.get("screen", 1)}     # every method's search screened (--screen)
     for delta in PPL_DELTAS:
         sfx = "" if delta == PPL_DELTAS[0] else f"_at_+{delta:g}"
         b = bound[f"+{delta:g}"]["edp"]

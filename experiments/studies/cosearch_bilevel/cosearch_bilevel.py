@@ -28,8 +28,12 @@ its columns as lookup tables (equal to building them). Each finished seed is kep
 runs/cosearch-bilevel/<setting>/seed-<n>-...json, so a killed run resumes at the next seed.
 
     python experiments/studies/cosearch_bilevel/cosearch_bilevel.py --setting edge-hw
-        [--seeds 0 1 2] [--population 40] [--generations 40] [--workers 2]
+        [--seeds 0 1 2] [--population 40] [--generations 40] [--workers 2] [--screen 10]
     python experiments/studies/cosearch_bilevel/cosearch_bilevel.py --summarise
+
+`--screen K`: every method's architecture search screens its children with a perplexity model
+(SearchConfig.screen, nas/search/screening.py); the setting is then `<setting>-screen<K>`, on
+the same caches (so the bound is over both).
 
 Writes setting-<setting>.json next to itself; --summarise combines them into
 cosearch_bilevel.json and cosearch_bilevel.png.
@@ -284,6 +288,7 @@ def run_setting(setting: Setting, args: argparse.Namespace) -> dict:
            "largest_perplexity": base_ppl, "area_budget_mm2": b.budget,
            "presets_within_budget": list(b.presets), "population": args.population,
            "generations": args.generations, "evaluations_per_method": b.evaluations,
+           "screen": args.screen,
            "max_tokens": args.max_tokens, "matrix_seconds": b.matrix_seconds,
            "bound": bound(b, base_ppl), "runs": rows,
            "seconds": time.perf_counter() - t0}
