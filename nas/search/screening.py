@@ -20,7 +20,6 @@ import math
 from typing import Any, Sequence
 
 from nas.core.arch import Arch, SearchSpace
-from nas.search.candidate import Candidate
 from nas.search.genome import Design, GenomeCodec
 from nas.search.selection import make_individual, select_survivors
 
