@@ -9,6 +9,7 @@ import os
 import random
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -60,6 +61,7 @@ def _worker(rank: int, world: int, port: int, tmp: str, model: torch.nn.Module,
         json.dump({"rank": rank}, f)
 
 
+@pytest.mark.slow
 def test_two_process_gloo_training(tiny, tmp_path):
     tiny.write_files(tmp_path, corpus=tiny.corpus_text(200))
     space = tiny.space
