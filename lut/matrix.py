@@ -12,7 +12,8 @@ column's total equals that point's table's, bit for bit.
 order share their GEMM mappings, costmodel.gemm.gemm_view) on an `Engine` (local processes,
 or Ray tasks: nas.core.distributed), and with a folder saves every chunk as it is done
 (`<folder>/matrix-<id>/chunk-*.npz`, atomically) and the whole matrix at the end
-(`<folder>/matrix-<id>.npz`), so an interrupted build continues where it stopped and a second build of the same matrix only reads the file. The id hashes what the
+(`<folder>/matrix-<id>.npz`), so an interrupted build continues where it stopped and a second
+build of the same matrix only reads the file. The id hashes what the
 entries depend on: search space, workload, attention sparsity, simulator version and the
 points' hardware hashes.
 

@@ -77,7 +77,7 @@ class Search:
         self.start = [self.codec.encode(a, costs.anchor_hw) for a in start]
         self.variation = Variation(self.codec, config)
         self.algorithm = STRATEGIES[config.algorithm](config, self.variation)
-        self.screen = Screen(self.codec, evaluator, config.objective)
+        self.screen = Screen(self.codec, evaluator, self._objectives)
         self.state_file, self.progress = state, progress
         # called with the result so far after every generation (nas search writes its front
         # files then, so a running or killed search can be looked at)
@@ -121,12 +121,8 @@ class Search:
         design's)."""
         designs = [self.codec.design(g) for g in genomes]
         cands = self.evaluator.evaluate(designs, generation)
-        inds = []
-        for g, d, c in zip(genomes, designs, cands):
-            ind = make_individual(g, c, self._objectives(c))
-            ind.key = d.key
-            inds.append(ind)
-        return inds
+        return [make_individual(g, d.key, c, self._objectives(c))
+                for g, d, c in zip(genomes, designs, cands)]
 
     def _refresh(self, inds: list) -> None:
         """Individuals with their archive candidates' current values (the racing evaluator

@@ -17,9 +17,10 @@ MIN_MEASURED architectures are measured, children are kept as drawn.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from nas.core.arch import Arch, SearchSpace
+from nas.search.candidate import Candidate
 from nas.search.genome import Design, GenomeCodec
 from nas.search.selection import make_individual, select_survivors
 
@@ -56,9 +57,11 @@ class PerplexityModel:
 class Screen:
     """Keeps the children worth measuring (see the module's docstring)."""
 
-    def __init__(self, codec: GenomeCodec, evaluator: Any, objective: str):
-        """`evaluator`: the search's (its archive, cost source and `candidate`)."""
-        self.codec, self.evaluator, self.objective = codec, evaluator, objective
+    def __init__(self, codec: GenomeCodec, evaluator: Any,
+                 objectives: Callable[[Candidate], tuple[float, float]]):
+        """`evaluator`: the search's (its archive, cost source and `candidate`);
+        `objectives`: the search's two objectives of a candidate."""
+        self.codec, self.evaluator, self.objectives = codec, evaluator, objectives
 
     def pick(self, pool: list[list[int]], n: int, generation: int) -> list[list[int]]:
         """`n` genomes of `pool`: new designs first (an archived one costs no measurement),
@@ -80,8 +83,8 @@ class Screen:
         predicted = self._perplexities(designs, measured)
         cands = [self.evaluator.candidate(d, p, cost, generation) for d, p, cost in
                  zip(designs, predicted, self.evaluator.costs(designs))]
-        inds = [make_individual(g, c, (c.perplexity, c.value(self.objective)))
-                for (g, _), c in zip(new, cands)]
+        inds = [make_individual(g, d.key, c, self.objectives(c))
+                for (g, d), c in zip(new, cands)]
         return [list(ind) for ind in select_survivors(inds, n)]
 
     def _perplexities(self, designs: list[Design],

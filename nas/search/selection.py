@@ -18,12 +18,13 @@ if not hasattr(creator, "NasFitness"):
     creator.create("NasIndividual", list, fitness=creator.NasFitness)
 
 
-def make_individual(genes: list[int], cand: Any, objectives: tuple[float, float]) -> Any:
-    """The DEAP individual of `genes`: `objectives` as its fitness, the candidate `cand` (its
-    `.violation`, its `.key`) kept on it."""
+def make_individual(genes: list[int], key: str, cand: Any,
+                    objectives: tuple[float, float]) -> Any:
+    """The DEAP individual of `genes` (its design's `key`): `objectives` as its fitness, the
+    candidate `cand` (and its `.violation`) kept on it."""
     ind = creator.NasIndividual(genes)
     ind.fitness.values = objectives
-    ind.violation, ind.key, ind.cand = cand.violation, cand.key, cand
+    ind.violation, ind.key, ind.cand = cand.violation, key, cand
     return ind
 
 
