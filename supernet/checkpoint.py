@@ -5,8 +5,10 @@ A checkpoint is one `torch.save`d dict (loaded with `weights_only=True`):
     model, model_config  ElasticGPT weights and ModelConfig fields
     space, fixed_arch    the search space (dict) and, for `nas train-subnet`, the one architecture
     tokenizer, config    Tokenizer.to_dict() and the TrainConfig fields
-    optimizer, scheduler, scaler, rng, step, best_loss, eval   training state for --resume
-A run directory holds `last.pt` (latest, for --resume) and `best.pt` (lowest mean validation loss).
+    step, best_loss, eval    the step, the lowest mean validation loss so far, this validation
+    optimizer, scheduler, scaler, rng   training state for --resume (last.pt only)
+A run directory holds `last.pt` (latest, for --resume) and `best.pt` (lowest mean validation loss,
+weights without the training state).
 A few-shot supernet (config `fewshot`) is one checkpoint holding the shared supernet and every
 sub-supernet (`supernet.fewshot.FewShotGPT`); `model_from_checkpoint` rebuilds it, and it routes
 each subnet to its sub-supernet, so evaluation, search and export need nothing else.

@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
+import platform
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from nas.core.atomic import atomic_write_text
 from nas.core.errors import UserError
+from nas.core.paths import cache_dir
 from supernet.config import TOKENIZERS
 
 SPLITS = ("train", "valid", "test")
@@ -90,8 +94,33 @@ def split_text(text: str, fractions: tuple[float, ...]) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=1)
 def builtin_text() -> str:
-    """Docstrings of the standard library's top-level modules, in file-name order."""
+    """Docstrings of the standard library's top-level modules, in file-name order. Parsing the
+    library takes seconds, so the text is kept in the cache folder (nas.core.paths.cache_dir)
+    under this Python's version and library path, with its SHA-256 on the first line; a file
+    that fails the check, or a folder that cannot be written, only costs the parse again."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
+    where = hashlib.sha256(str(stdlib).encode()).hexdigest()[:12]
+    cached = cache_dir() / f"builtin-corpus-py{platform.python_version()}-{where}.txt"
+    try:
+        digest, _, text = cached.read_text(encoding="utf-8").partition("\n")
+        if digest == _sha256(text):
+            return text
+    except (OSError, UnicodeDecodeError):
+        pass
+    text = _stdlib_docstrings(stdlib)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cached, f"{_sha256(text)}\n{text}", "builtin corpus cache")
+    except (OSError, UserError):
+        pass
+    return text
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _stdlib_docstrings(stdlib: Path) -> str:
     docs: list[str] = []
     for path in sorted(stdlib.glob("*.py")):
         try:

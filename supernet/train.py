@@ -316,16 +316,21 @@ class _Run:
         self.step, self.best_loss = data["step"], data["best_loss"]
         _set_rng(data["rng"])
 
-    def payload(self, evaluation: dict[str, Any]) -> dict[str, Any]:
-        """The checkpoint of this step (supernet.checkpoint describes its fields)."""
-        return {"model": self.model.state_dict(), "model_config": asdict(self.model_config),
+    def payload(self, evaluation: dict[str, Any], resumable: bool = True) -> dict[str, Any]:
+        """The checkpoint of this step (supernet.checkpoint describes its fields); with
+        `resumable`, the training state that --resume needs too (last.pt: best.pt is read only
+        for its weights, and the optimizer's moments would double its size)."""
+        data = {"model": self.model.state_dict(), "model_config": asdict(self.model_config),
                 "space": self.space.to_dict(),
                 "fixed_arch": self.fixed.to_dict() if self.fixed else None,
                 "tokenizer": self.tokenizer.to_dict(), "config": asdict(self.cfg),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler else None, "rng": _get_rng(),
                 "step": self.step, "best_loss": self.best_loss, "eval": evaluation}
+        if resumable:
+            data.update({"optimizer": self.optimizer.state_dict(),
+                         "scheduler": self.scheduler.state_dict(),
+                         "scaler": self.scaler.state_dict() if self.scaler else None,
+                         "rng": _get_rng()})
+        return data
 
 
 def _resume_data(cfg: TrainConfig) -> dict[str, Any] | None:
@@ -491,7 +496,7 @@ def _validate(run: _Run, evals: dict[str, Arch], val_x: torch.Tensor, val_y: tor
                   "mean": sum(val) / len(val), "time": time.time() - t0}
     if evaluation["mean"] < run.best_loss:
         run.best_loss = evaluation["mean"]
-        save_checkpoint(out / "best.pt", run.payload(evaluation))
+        save_checkpoint(out / "best.pt", run.payload(evaluation, resumable=False))
     save_checkpoint(out / "last.pt", run.payload(evaluation))
     log.add(evaluation)
     log.flush()

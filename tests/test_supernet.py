@@ -416,6 +416,40 @@ def test_builtin_corpus_is_offline_text_from_the_standard_library():
     assert load_corpus("builtin") == corpus
 
 
+def test_builtin_corpus_is_cached_checked_and_rebuilt(tmp_path, monkeypatch):
+    from supernet import data
+    parses = []
+
+    def parse(stdlib):                      # the library's docstrings, as if parsed
+        parses.append(stdlib)
+        return "A docstring of the standard library, longer than forty characters.\n"
+    monkeypatch.setattr(data, "_stdlib_docstrings", parse)
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    text = parse(None)
+    for expect_parses in (2, 2):            # first call: parsed and kept; then read
+        data.builtin_text.cache_clear()
+        assert data.builtin_text() == text and len(parses) == expect_parses
+    (cached,) = (tmp_path / "cache").glob("builtin-corpus-py*.txt")
+    cached.write_text(cached.read_text().replace("longer", "shorter"))
+    data.builtin_text.cache_clear()
+    assert data.builtin_text() == text and len(parses) == 3     # failed its hash: parsed again
+    assert cached.read_text().partition("\n")[2] == text        # ... and rewritten
+    monkeypatch.setenv("NAS_CACHE_DIR", str(cached))             # a cache folder that is a file
+    data.builtin_text.cache_clear()
+    assert data.builtin_text() == text and len(parses) == 4
+    data.builtin_text.cache_clear()
+
+
+def test_stdlib_docstrings_are_module_class_and_function_docstrings_in_file_order(tmp_path):
+    from supernet.data import _stdlib_docstrings
+    long = "x" * 41
+    (tmp_path / "b.py").write_text(f'"""B {long}"""\nclass C:\n    """C {long}"""\n'
+                                   f'    def f(self):\n        """short"""\n')
+    (tmp_path / "a.py").write_text(f'def g():\n    """G {long}"""\n')
+    (tmp_path / "bad.py").write_text("def (:\n")
+    assert _stdlib_docstrings(tmp_path) == f"G {long}\n\nB {long}\n\nC {long}\n"
+
+
 # -- command line -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, msg", [

@@ -181,3 +181,12 @@ def writable_target(path: str | Path, what: str = "output") -> Path:
         real = Path(os.path.realpath(path)) if os.path.islink(path) else path
         _probe(real.parent, what, path)
     return path
+
+
+def cache_dir() -> Path:
+    """Where files that can always be rebuilt are kept (the builtin corpus): $NAS_CACHE_DIR,
+    else $XDG_CACHE_HOME/transformer-hw-nas, else ~/.cache/transformer-hw-nas."""
+    if os.environ.get("NAS_CACHE_DIR"):
+        return Path(os.environ["NAS_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "transformer-hw-nas"

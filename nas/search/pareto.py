@@ -113,5 +113,6 @@ def plot_pareto(history: Sequence[Candidate], front: Sequence[Candidate], larges
         ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    # fixed margins for this fixed layout (tight_layout would draw the figure twice)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.1, top=0.93 if title else 0.97)
     save_figure(fig, path, dpi=130)
