@@ -84,3 +84,44 @@ def test_the_model_ranks_unseen_architectures():
     a = SPACE.smallest()
     L = SPACE.layers[-1]
     assert len(arch_features(a, SPACE)) == 2 + 2 * L + 1
+
+
+def test_neighbours_are_every_genome_one_gene_away_in_canonical_form():
+    from nas.search.algorithms import Variation
+    from nas.search.genome import GenomeCodec
+    codec = GenomeCodec(SPACE)
+    var = Variation(codec, SearchConfig())
+    genes = codec.encode(SPACE.largest())
+    genes[0] = 0                                            # the least depth: unused layers
+    genes = codec.canonical(genes)
+    near = var.neighbours(list(genes))
+    depth = SPACE.layers[0]
+    used = [i for i in range(len(genes)) if i < 2 or (i - 2) % SPACE.layers[-1] < depth]
+    assert len(near) == len({tuple(g) for g in near}) == sum(codec.up[i] for i in used)
+    for g in near:
+        assert g == codec.canonical(list(g)) and g != genes
+        diff = [i for i, (a, b) in enumerate(zip(g, genes)) if a != b]
+        assert len(diff) == 1 or diff[0] == 0               # one gene, or the depth
+
+
+def test_the_last_screened_generation_refines_the_picks_by_cheaper_neighbours():
+    from nas.search.algorithms import Variation
+    from nas.search.candidate import PPL_DELTAS, lowest_within
+    from nas.search.genome import GenomeCodec
+    codec = GenomeCodec(SPACE)
+    var = Variation(codec, SearchConfig())
+    improved = []
+    for seed in range(3):
+        result = screened(4, seed, generations=4)
+        last = [c for c in result.history if c.generation == 4]
+        assert 0 < len(last) <= 10                      # a population's worth at most
+        for c in last:      # each next to a measured design that costs more (a pick)
+            near = {codec.design(g).key for g in var.neighbours(codec.encode(c.arch))}
+            assert any(e.key in near and e.edp > c.edp for e in result.history)
+        before = [c for c in result.history if c.generation < 4 and c.feasible]
+        for delta in PPL_DELTAS:
+            pick = lowest_within(before, result.largest.perplexity + delta)
+            found = lowest_within([c for c in result.history if c.feasible],
+                                  result.largest.perplexity + delta)
+            improved.append(found.edp < pick.edp)
+    assert sum(improved) >= 2           # of the 6 picks (3 seeds, +0.1 and +1)

@@ -54,6 +54,17 @@ class Variation:
     def random(self) -> Genome:
         return self.codec.random(random)
 
+    def neighbours(self, genes: Genome) -> list[Genome]:
+        """The distinct genomes one gene away from `genes`, in canonical form (a gene of an
+        unused layer changes nothing): a local search's moves."""
+        out: dict[tuple[int, ...], Genome] = {}
+        for i, up in enumerate(self.codec.up):
+            for value in range(up + 1):
+                g = self.canonical([*genes[:i], value, *genes[i + 1:]])
+                if g != genes:
+                    out.setdefault(tuple(g), g)
+        return list(out.values())
+
 
 def unique(inds: list) -> list:
     """The first individual of each design key, in order."""

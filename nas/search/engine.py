@@ -7,7 +7,8 @@ Parts (nas.search.build.build_search assembles them for every entry point):
               hardware is searched (a joint search: hardware genes in the genome)
   algorithm   the strategy `SearchConfig.algorithm` names (nas.search.algorithms)
   screen      with `SearchConfig.screen` K > 1, the children kept of K times as many drawn,
-              by a perplexity model (nas.search.screening)
+              by a perplexity model (nas.search.screening); its last generation refines the
+              picks instead (`Search._refine`)
   state file  nas.search.checkpoint.StateFile, written after every generation
 
 Generation 0 is the two anchors (the largest and smallest subnet, on the cost source's anchor
@@ -33,7 +34,7 @@ from nas.core.arch import Arch, SearchSpace
 from nas.core.errors import UserError
 from nas.core.progress import progress
 from nas.search.algorithms import STRATEGIES, Variation
-from nas.search.candidate import Candidate
+from nas.search.candidate import PPL_DELTAS, Candidate
 from nas.search.checkpoint import StateFile
 from nas.search.config import SearchConfig
 from nas.search.evaluators import Evaluator
@@ -189,6 +190,11 @@ class Search:
 
     def _next_generation(self, pop: list, largest: Candidate, smallest: Candidate) -> list:
         gen = self.generation + 1
+        if self.config.screen > 1 and gen == self.config.generations > 1:
+            offspring = self._refine(pop, largest, gen)
+            if offspring:
+                return self._end_generation(self.algorithm.survivors(pop, offspring), gen,
+                                            largest, smallest)
         with self._deap_random():           # variation only; evaluation runs outside
             kept, children = self.algorithm.vary(pop)
             pool = [g for _ in range(self.config.screen - 1) for g in self.algorithm.vary(pop)[1]]
@@ -198,6 +204,34 @@ class Search:
         self._refresh(pop)                  # the racing evaluator may have refined them
         return self._end_generation(self.algorithm.survivors(kept, offspring), gen, largest,
                                     smallest)
+
+    def _refine(self, pop: list, largest: Candidate, gen: int) -> list:
+        """The last generation of a screened search, a local search from the picks `nas export`
+        takes by default (the population's lowest objective within +0.1 and +1 perplexity of
+        the largest subnet): in rounds of a quarter population, the one-gene neighbours of the
+        picks that cost less, those the perplexity model ranks best first, are measured, and a
+        better pick's neighbours come next. A population's worth in all; [] when there is no
+        move (the generation is then an ordinary one)."""
+        self._refresh(pop)                  # the racing evaluator may have refined them
+        inds, offspring = list(pop), []
+        budget, per_round = self.config.population, max(1, self.config.population // 4)
+        while len(offspring) < budget:
+            picks = [p for p in (self._lowest_within(inds, largest.perplexity + delta)
+                                 for delta in PPL_DELTAS) if p is not None]
+            moves = self.screen.moves(picks, self.variation.neighbours,
+                                      min(per_round, budget - len(offspring)), gen)
+            if not moves:
+                break
+            new = self._individuals(moves, gen)
+            offspring += new
+            inds += new
+        return offspring
+
+    def _lowest_within(self, inds: list, max_ppl: float):
+        """The feasible individual of lowest objective within `max_ppl` (None: none is)."""
+        within = [i for i in inds if i.violation == 0.0 and i.cand.perplexity <= max_ppl]
+        return min(within, key=lambda i: (i.fitness.values[1], i.fitness.values[0]),
+                   default=None)
 
     def _end_generation(self, pop: list, generation: int, largest: Candidate,
                         smallest: Candidate) -> list:

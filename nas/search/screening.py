@@ -87,6 +87,32 @@ class Screen:
                 for (g, d), c in zip(new, cands)]
         return [list(ind) for ind in select_survivors(inds, n)]
 
+    def moves(self, picks: list, neighbours: Callable[[list[int]], list[list[int]]], n: int,
+              generation: int) -> list[list[int]]:
+        """Up to `n` genomes of new designs next to the individuals `picks`
+        (`neighbours(genome)`) that meet the constraints and cost less than the pick they
+        are next to, those of lowest predicted perplexity first ([] before MIN_MEASURED)."""
+        archive = self.evaluator.cache
+        measured = {c.arch.key: (c.arch, c.perplexity) for c in archive.values()
+                    if math.isfinite(c.perplexity)}
+        if len(measured) < MIN_MEASURED:
+            return []
+        firsts: dict[str, tuple[list[int], Design, Any]] = {}
+        for pick in picks:
+            for g in neighbours(list(pick)):
+                d = self.codec.design(g)
+                if d.key not in archive:
+                    firsts.setdefault(d.key, (g, d, pick))
+        if not firsts:
+            return []
+        genomes, designs, near = zip(*firsts.values())
+        predicted = self._perplexities(list(designs), measured)
+        cands = [self.evaluator.candidate(d, p, cost, generation) for d, p, cost in
+                 zip(designs, predicted, self.evaluator.costs(list(designs)))]
+        cheaper = [(c.perplexity, i) for i, c in enumerate(cands) if c.violation == 0.0
+                   and self.objectives(c)[1] < near[i].fitness.values[1]]
+        return [genomes[i] for _, i in sorted(cheaper)[:n]]
+
     def _perplexities(self, designs: list[Design],
                       measured: dict[str, tuple[Arch, float]]) -> list[float]:
         model = PerplexityModel(self.codec.space, measured)

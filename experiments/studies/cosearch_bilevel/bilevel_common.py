@@ -40,6 +40,11 @@ class StoredPerplexity:
             self.memo.values.update(json.loads(self.path.read_text()))
 
     def save(self) -> None:
+        """Write the perplexities, with those other runs of the study wrote meanwhile (an
+        architecture's perplexity is the same whoever measured it)."""
+        if self.path.is_file():
+            for key, value in json.loads(self.path.read_text()).items():
+                self.memo.values.setdefault(key, value)
         atomic_write_text(self.path, json.dumps(self.memo.values) + "\n")
 
 
