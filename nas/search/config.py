@@ -38,7 +38,9 @@ class SearchConfig:
     screen: int = option(1, "draw SCREEN times the children each generation and measure only "
                          "the population's worth that NSGA-II ranks best on a perplexity model "
                          "fitted to the architectures measured so far (surrogate-assisted, as "
-                         "NSGANetV2; nas/search/screening.py); 1: every child drawn is measured")
+                         "NSGANetV2; nas/search/screening.py); the last generation measures "
+                         "the cheaper one-gene neighbours of the +0.1 and +1 perplexity picks "
+                         "instead (a local search); 1: every child drawn is measured")
     seed: int = option(0, "random seed: the same seed, supernet and table give the same front")
     max_ppl: float | None = option(None, "constraint: perplexity <= X")
     max_latency_ms: float | None = option(None, "constraint: latency <= X ms")

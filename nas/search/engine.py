@@ -207,25 +207,44 @@ class Search:
 
     def _refine(self, pop: list, largest: Candidate, gen: int) -> list:
         """The last generation of a screened search, a local search from the picks `nas export`
-        takes by default (the population's lowest objective within +0.1 and +1 perplexity of
-        the largest subnet): in rounds of a quarter population, the one-gene neighbours of the
-        picks that cost less, those the perplexity model ranks best first, are measured, and a
-        better pick's neighbours come next. A population's worth in all; [] when there is no
-        move (the generation is then an ordinary one)."""
+        takes by default (the lowest objective within +0.1 and +1 perplexity of the largest
+        subnet, of the archive; of the population in a joint search): in rounds of a quarter
+        population, new designs next to the picks that cost less, those the perplexity model
+        ranks best first, one gene away, or two when none is left (a variable neighbourhood
+        descent), so that a better pick's neighbours come next. A population's worth in all;
+        [] when there is no move (the generation is then an ordinary one)."""
         self._refresh(pop)                  # the racing evaluator may have refined them
-        inds, offspring = list(pop), []
+        inds, offspring = list(pop) + self._archived(), []
         budget, per_round = self.config.population, max(1, self.config.population // 4)
         while len(offspring) < budget:
             picks = [p for p in (self._lowest_within(inds, largest.perplexity + delta)
                                  for delta in PPL_DELTAS) if p is not None]
-            moves = self.screen.moves(picks, self.variation.neighbours,
-                                      min(per_round, budget - len(offspring)), gen)
+            n = min(per_round, budget - len(offspring))
+            moves = (self.screen.moves(picks, self.variation.neighbours, n, gen)
+                     or self.screen.moves(picks, self._two_steps, n, gen))
             if not moves:
                 break
             new = self._individuals(moves, gen)
             offspring += new
             inds += new
         return offspring
+
+    def _archived(self) -> list:
+        """The archive's feasible candidates as individuals, when a genome is an architecture
+        alone (a joint search's hardware genes are kept by its population only)."""
+        if self.codec.hw_space is not None:
+            return []
+        out = []
+        for c in self.evaluator.cache.values():
+            if c.feasible:
+                genes = self.codec.encode(c.arch)
+                out.append(make_individual(genes, self.codec.design(genes).key, c,
+                                           self._objectives(c)))
+        return out
+
+    def _two_steps(self, genes: list[int]) -> list[list[int]]:
+        return [g for near in self.variation.neighbours(genes)
+                for g in self.variation.neighbours(near)]
 
     def _lowest_within(self, inds: list, max_ppl: float):
         """The feasible individual of lowest objective within `max_ppl` (None: none is)."""

@@ -12,6 +12,12 @@ The model: scikit-learn's gradient boosting on log perplexity, from an architect
 (depth, d, heads and FFN width per layer, attention kind per layer, parameters), refitted every
 generation on the archive with a fixed seed, so a resumed search continues exactly. Until
 MIN_MEASURED architectures are measured, children are kept as drawn.
+
+The last generation refines the picks instead (`Screen.moves`, called by the search's
+`_refine`): the new one-gene neighbours of the lowest-objective designs within +0.1 and +1
+perplexity that meet the constraints and cost less than them, lowest predicted perplexity first,
+in rounds, so that a better pick's neighbours come next: a local search at the end of the
+evolutionary one (a memetic search), within the same population's worth of measurements.
 """
 
 from __future__ import annotations
