@@ -60,7 +60,8 @@ import yaml
 
 from costmodel.area import area
 from costmodel.hardware import (PRESETS, HardwareConfig, derive, derived_energies, field_value,
-                                fusion_allowed, holds, sparse_split_ok, tile_bytes, unused_fields)
+                                fusion_allowed, holds, load_hardware, sparse_split_ok, tile_bytes,
+                                unused_fields)
 from nas.core.yamlfile import load_mapping
 from nas.core.errors import UserError
 
@@ -317,6 +318,30 @@ class HardwareSpace:
                        f"every point has {point[name]!r} (base {self.base})")
                 raise outside(f"{name}={values[name]!r}, but {why}")
         return indices
+
+    def nearest(self, hw: HardwareConfig) -> list[int]:
+        """The genome of `hw` when it is a point of the space, else of the point nearest it:
+        each gene at the choice equal to hw's value, else the numerically nearest one (ties:
+        the lower), else the first."""
+        try:
+            return self.encode(hw)
+        except UserError:
+            pass
+        values, out = hw.to_dict(), []
+        for name, vals in self.choices:
+            value = values.get(name)
+            same = [i for i, v in enumerate(vals) if value is not None and _same(v, value)]
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                          for v in (*vals, value))
+            out.append(same[0] if same else
+                       min(range(len(vals)), key=lambda i: abs(vals[i] - value)) if numeric
+                       else 0)
+        return out
+
+    def base_genome(self) -> list[int]:
+        """The genome of the point nearest the space's base preset (the base itself when it is
+        a point): where joint searches anchor and bilevel searches start."""
+        return self.nearest(load_hardware(self.base))
 
     def __contains__(self, hw: object) -> bool:
         if not isinstance(hw, HardwareConfig):

@@ -239,9 +239,8 @@ class JointCosts:
     def __init__(self, hw_space, cache):
         import hashlib
 
-        from costmodel.hardware import load_hardware
         self.hw_space, self.cache = hw_space, cache
-        self.anchor_hw = hw_space.decode(hw_space.encode(load_hardware(hw_space.base)))
+        self.anchor_hw = hw_space.decode(hw_space.base_genome())
         blob = json.dumps(hw_space.to_dict(), sort_keys=True, default=str).encode()
         self.id = "hw-space-" + hashlib.sha1(blob).hexdigest()[:12]
         self._points: dict[str, Any] = {}
@@ -473,7 +472,6 @@ def bilevel_costs(hw_space, space: SearchSpace, workload, config: SearchConfig,
     import json
 
     from costmodel.area import area
-    from costmodel.hardware import load_hardware
     from lut.cache import TableCache
     from lut.matrix import CostMatrix
     from nas.search.bilevel import BilevelCosts, ExhaustiveHardware, LocalHardware
@@ -495,7 +493,7 @@ def bilevel_costs(hw_space, space: SearchSpace, workload, config: SearchConfig,
         solver = ExhaustiveHardware(matrix, areas, config)
         return BilevelCosts(solver, point, f"bilevel-{matrix.id}")
     cache = TableCache(space, workload, sparsity, folder=folder)
-    start = hw_space.decode(hw_space.encode(load_hardware(hw_space.base)))
+    start = hw_space.decode(hw_space.base_genome())
     memo = folder / "bilevel-local.json" if folder is not None else None
     solver = LocalHardware(hw_space, cache, lambda hw: area(hw).total_mm2, config, start,
                            memo_path=memo)
@@ -527,11 +525,10 @@ def warm_costs(costs, hw_space, max_area_mm2: float | None):
     the area budget), its table from the bilevel search's matrix or table cache."""
     import random
 
-    from costmodel.hardware import load_hardware
     from lut.matrix import MatrixTables
     from nas.search.bilevel import ExhaustiveHardware
     from nas.search.costs import FixedHardware
-    genome = hw_space.encode(load_hardware(hw_space.base))
+    genome = hw_space.base_genome()
     if max_area_mm2 is not None:
         genome = hw_space.within_area(genome, max_area_mm2, random.Random(0))
     hw = hw_space.decode(genome)

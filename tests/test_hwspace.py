@@ -205,6 +205,26 @@ def test_survey_hw_couples_with_the_architecture_and_holds_its_base():
     assert hw.taylor_pipeline and hw.sfu_lanes == 64 and hw.rows == 64
 
 
+def test_survey_hw_wide_holds_survey_hws_fast_searched_points_and_finer_steps():
+    import random
+    survey, wide = HardwareSpace.load("survey-hw"), HardwareSpace.load("survey-hw-wide")
+    rng = random.Random(0)
+    searched = [hw for hw in (survey.sample(rng) for _ in range(400))
+                if hw.mapping == "search" and hw.dram_bytes_per_cycle >= 64]
+    assert len(searched) > 50 and all(hw in wide for hw in searched)
+    genes = dict(wide.genes())
+    for name in ("scratchpad_kib", "accumulator_kib", "dram_bytes_per_cycle", "sfu_lanes"):
+        assert set(genes[name]) > set(dict(survey.genes())[name]) - {16, 32}, name
+    assert wide.size() == 147456          # genomes (92,160 distinct points)
+    # its base (SCALE-Sim's mapping) is not a point: searches anchor on the nearest one
+    base = PRESETS["gemmini-transformer"]
+    assert base not in wide and survey.base_genome() == survey.encode(base)
+    near = wide.decode(wide.base_genome())
+    assert near.mapping == "search" and all(
+        getattr(near, f) == getattr(base, f) for f in ("rows", "cols", "scratchpad_kib",
+                                                       "accumulator_kib", "sfu_lanes"))
+
+
 def test_mac_lines_ignore_dataflow_and_mapping(tmp_path):
     s = space(tmp_path, "base: vitcod\ndataflow: [ws, os]\nmapping: [scalesim, gemmini]\n"
                         "sparse_pe_fraction: [0.25, 0.5]\n")
