@@ -68,6 +68,7 @@ class Screen:
         """`evaluator`: the search's (its archive, cost source and `candidate`);
         `objectives`: the search's two objectives of a candidate."""
         self.codec, self.evaluator, self.objectives = codec, evaluator, objectives
+        self._fitted: tuple[tuple, PerplexityModel] | None = None
 
     def pick(self, pool: list[list[int]], n: int, generation: int) -> list[list[int]]:
         """`n` genomes of `pool`: new designs first (an archived one costs no measurement),
@@ -121,11 +122,20 @@ class Screen:
 
     def _perplexities(self, designs: list[Design],
                       measured: dict[str, tuple[Arch, float]]) -> list[float]:
-        model = PerplexityModel(self.codec.space, measured)
+        model = self._model(measured)
         todo = [d.arch for d in designs if d.arch.key not in measured]
         guess = dict(zip((a.key for a in todo), model.predict(todo))) if todo else {}
         return [measured[d.arch.key][1] if d.arch.key in measured else guess[d.arch.key]
                 for d in designs]
+
+
+    def _model(self, measured: dict[str, tuple[Arch, float]]) -> PerplexityModel:
+        """The model fitted to `measured` (refitted only when it holds other architectures or
+        perplexities: the fit is seeded, so the same ones give the same model)."""
+        keys = tuple((k, p) for k, (_, p) in measured.items())
+        if self._fitted is None or self._fitted[0] != keys:
+            self._fitted = (keys, PerplexityModel(self.codec.space, measured))
+        return self._fitted[1]
 
 
 __all__ = ["Screen", "PerplexityModel", "arch_features", "MIN_MEASURED"]
