@@ -34,7 +34,7 @@ from nas.core.arch import Arch, SearchSpace
 from nas.core.errors import UserError
 from nas.core.progress import progress
 from nas.search.algorithms import STRATEGIES, Variation
-from nas.search.candidate import PPL_DELTAS, Candidate
+from nas.search.candidate import PPL_DELTAS, Candidate, lowest_within
 from nas.search.checkpoint import StateFile
 from nas.search.config import SearchConfig
 from nas.search.evaluators import Evaluator
@@ -247,10 +247,10 @@ class Search:
                 for g in self.variation.neighbours(near)]
 
     def _lowest_within(self, inds: list, max_ppl: float):
-        """The feasible individual of lowest objective within `max_ppl` (None: none is)."""
-        within = [i for i in inds if i.violation == 0.0 and i.cand.perplexity <= max_ppl]
-        return min(within, key=lambda i: (i.fitness.values[1], i.fitness.values[0]),
-                   default=None)
+        """The individual of the feasible candidate `lowest_within` `max_ppl` (None: none is)."""
+        best = lowest_within([i.cand for i in inds if i.cand.feasible], max_ppl,
+                             self.config.objective)
+        return next((i for i in inds if i.cand is best), None)
 
     def _end_generation(self, pop: list, generation: int, largest: Candidate,
                         smallest: Candidate) -> list:

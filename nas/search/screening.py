@@ -14,10 +14,11 @@ generation on the archive with a fixed seed, so a resumed search continues exact
 MIN_MEASURED architectures are measured, children are kept as drawn.
 
 The last generation refines the picks instead (`Screen.moves`, called by the search's
-`_refine`): the new one-gene neighbours of the lowest-objective designs within +0.1 and +1
-perplexity that meet the constraints and cost less than them, lowest predicted perplexity first,
-in rounds, so that a better pick's neighbours come next: a local search at the end of the
-evolutionary one (a memetic search), within the same population's worth of measurements.
+`_refine`): the new designs one gene (or, once none is left, two genes) away from the
+lowest-objective ones measured within +0.1 and +1 perplexity that meet the constraints and cost
+less than them, lowest predicted perplexity first, in rounds, so that a better pick's neighbours
+come next: a local search at the end of the evolutionary one (a memetic search), within the
+same population's worth of measurements.
 """
 
 from __future__ import annotations
@@ -127,7 +128,6 @@ class Screen:
         guess = dict(zip((a.key for a in todo), model.predict(todo))) if todo else {}
         return [measured[d.arch.key][1] if d.arch.key in measured else guess[d.arch.key]
                 for d in designs]
-
 
     def _model(self, measured: dict[str, tuple[Arch, float]]) -> PerplexityModel:
         """The model fitted to `measured` (refitted only when it holds other architectures or
