@@ -47,7 +47,8 @@ def ray_cluster(worker_path):
     """A Ray cluster of two nodes (a head and a node of 1 CPU each, as separate processes on
     this machine) for the session, joined by this process."""
     from ray.cluster_utils import Cluster
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()

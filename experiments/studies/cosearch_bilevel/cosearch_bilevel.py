@@ -4,9 +4,10 @@ evaluation budgets, with the exhaustive reachable bound of each hardware space.
 
 Settings (`SETTINGS`): `edge-hw` (the `tiny` space at its supernet's 64-token context, as
 study 7), `survey-hw` (the `survey-kinds` space, a 1024-token prefill, on a short-trained
-supernet) and `survey-hw-wide` (the same on survey-hw widened where it couples). In each, every method gets `population x (generations + 1)` evaluations
-(architecture measurements), seeds 0-2, one area budget (the largest preset's area: every
-preset fits), exact perplexities shared by every method (kept on disk: bilevel_common.StoredPerplexity):
+supernet) and `survey-hw-wide` (the same on survey-hw widened where it couples). In each,
+every method gets `population x (generations + 1)` evaluations (architecture measurements),
+seeds 0-2, one area budget (the largest preset's area: every preset fits), exact perplexities
+shared by every method (kept on disk: bilevel_common.StoredPerplexity):
 
 - best_preset: an architecture-only search on each preset within the budget; per seed the
   preset with the lowest EDP at +0.1.
