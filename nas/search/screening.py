@@ -74,9 +74,7 @@ class Screen:
     def pick(self, pool: list[list[int]], n: int, generation: int) -> list[list[int]]:
         """`n` genomes of `pool`: new designs first (an archived one costs no measurement),
         those ranked best on (predicted perplexity, objective)."""
-        archive = self.evaluator.cache
-        measured = {c.arch.key: (c.arch, c.perplexity) for c in archive.values()
-                    if math.isfinite(c.perplexity)}
+        archive, measured = self.evaluator.cache, self._measured()
         if len(measured) < MIN_MEASURED:
             return pool[:n]                 # the children drawn first, as without screening
         firsts: dict[str, tuple[list[int], Design]] = {}
@@ -87,10 +85,7 @@ class Screen:
         if len(new) <= n:
             seen = [g for g, d in firsts.values() if d.key in archive]
             return [g for g, _ in new] + seen[:n - len(new)]
-        designs = [d for _, d in new]
-        predicted = self._perplexities(designs, measured)
-        cands = [self.evaluator.candidate(d, p, cost, generation) for d, p, cost in
-                 zip(designs, predicted, self.evaluator.costs(designs))]
+        cands = self._predicted([d for _, d in new], measured, generation)
         inds = [make_individual(g, d.key, c, self.objectives(c))
                 for (g, d), c in zip(new, cands)]
         return [list(ind) for ind in select_survivors(inds, n)]
@@ -100,9 +95,7 @@ class Screen:
         """Up to `n` genomes of new designs next to the individuals `picks`
         (`neighbours(genome)`) that meet the constraints and cost less than the pick they
         are next to, those of lowest predicted perplexity first ([] before MIN_MEASURED)."""
-        archive = self.evaluator.cache
-        measured = {c.arch.key: (c.arch, c.perplexity) for c in archive.values()
-                    if math.isfinite(c.perplexity)}
+        archive, measured = self.evaluator.cache, self._measured()
         if len(measured) < MIN_MEASURED:
             return []
         firsts: dict[str, tuple[list[int], Design, Any]] = {}
@@ -114,20 +107,27 @@ class Screen:
         if not firsts:
             return []
         genomes, designs, near = zip(*firsts.values())
-        predicted = self._perplexities(list(designs), measured)
-        cands = [self.evaluator.candidate(d, p, cost, generation) for d, p, cost in
-                 zip(designs, predicted, self.evaluator.costs(list(designs)))]
+        cands = self._predicted(list(designs), measured, generation)
         cheaper = [(c.perplexity, i) for i, c in enumerate(cands) if c.violation == 0.0
                    and self.objectives(c)[1] < near[i].fitness.values[1]]
         return [genomes[i] for _, i in sorted(cheaper)[:n]]
 
-    def _perplexities(self, designs: list[Design],
-                      measured: dict[str, tuple[Arch, float]]) -> list[float]:
+    def _measured(self) -> dict[str, tuple[Arch, float]]:
+        """The archive's architectures with a measured perplexity, by key."""
+        return {c.arch.key: (c.arch, c.perplexity) for c in self.evaluator.cache.values()
+                if math.isfinite(c.perplexity)}
+
+    def _predicted(self, designs: list[Design], measured: dict[str, tuple[Arch, float]],
+                   generation: int) -> list[Candidate]:
+        """Candidates of `designs`: costed exactly, at their measured perplexity or else the
+        model's."""
         model = self._model(measured)
         todo = [d.arch for d in designs if d.arch.key not in measured]
         guess = dict(zip((a.key for a in todo), model.predict(todo))) if todo else {}
-        return [measured[d.arch.key][1] if d.arch.key in measured else guess[d.arch.key]
-                for d in designs]
+        ppl = [measured[d.arch.key][1] if d.arch.key in measured else guess[d.arch.key]
+               for d in designs]
+        return [self.evaluator.candidate(d, p, cost, generation)
+                for d, p, cost in zip(designs, ppl, self.evaluator.costs(designs))]
 
     def _model(self, measured: dict[str, tuple[Arch, float]]) -> PerplexityModel:
         """The model fitted to `measured` (refitted only when it holds other architectures or
