@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -250,6 +251,10 @@ class HardwareConfig:
         """12 hex chars of the sha1 of every cost-relevant field (name and description excluded;
         fields added since simulator 2.0 only when they differ from their default, so earlier
         configurations keep their hashes and lookup tables)."""
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> str:     # computed once: the configuration is frozen
         d = {k: v for k, v in self.to_dict().items() if k not in ("name", "description")
              and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
