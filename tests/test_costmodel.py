@@ -45,6 +45,28 @@ def test_hash_is_stable_and_tracks_cost_fields_only():
     assert len({h.hash() for h in PRESETS.values()}) == len(PRESETS)
 
 
+def test_hash_is_kept_and_a_changed_copy_hashes_anew():
+    from dataclasses import replace
+    g = PRESETS["gemmini"]
+    assert g.hash() is g.hash()                         # computed once
+    assert replace(g, rows=32).hash() == HardwareConfig.from_dict(
+        {**g.to_dict(), "rows": 32}).hash() != g.hash()
+
+
+def test_op_cost_gives_each_call_its_own_record_of_the_cached_cost():
+    from dataclasses import replace
+    hw = PRESETS["gemmini-transformer"]
+    op = projection(64, 128, 256)
+    renamed = replace(op, name="y")
+    first, second = op_cost(op, hw), op_cost(renamed, hw)
+    assert first.op is op and second.op is renamed and type(first).__name__ == "OpCost"
+    assert replace(first, op=renamed) == second        # the same cost: shape-cached
+    first.energy["mac"] = -1.0                           # a caller's change stays its own
+    first.traffic.clear()
+    third = op_cost(op, hw)
+    assert third.energy == second.energy and third.energy["mac"] > 0 and third.traffic
+
+
 @pytest.mark.parametrize("change, fragment", [
     ({"bogus": 1}, "unknown field(s) ['bogus']"),
     ({"rows": 0}, "rows must be positive"),
