@@ -22,10 +22,11 @@ On a search of calibrated perplexity (`nas calibrate`), the inherited perplexity
 calibrated one, the raw one beside it (`inherited_ppl_raw`, and the error of both in
 verified.json). `nas calibrate --add-verified FRONT` makes the runs anchors of the calibration.
 
-Runs train in `--workers` processes (spawn, `--threads` torch threads each, default 1), which
-end with `nas verify` however it ends (nas.core.workers), or, with `--executor ray`, as Ray
-tasks on a cluster (one GPU each when it has GPUs; a run whose worker died runs again, resuming
-from its last checkpoint): nas.core.distributed.
+Runs train in `--workers` processes (`--threads` torch threads each, default 1), started by a
+fork server that imports the training code once, and ending with `nas verify` however it ends
+(nas.core.workers), or, with `--executor ray`, as Ray tasks on a cluster (one GPU each when it
+has GPUs; a run whose worker died runs again, resuming from its last checkpoint):
+nas.core.distributed.
 """
 
 from __future__ import annotations
@@ -133,6 +134,11 @@ def recipe(saved: dict[str, Any], steps: int, threads: int) -> dict[str, Any]:
     return settings
 
 
+# what a worker of `train_alone` imports: the training code, and torch._dynamo, which the first
+# optimizer step imports (about 1 s)
+TRAINING = ("supernet.train", "torch._dynamo")
+
+
 def _train_one(task: dict[str, Any]) -> str:
     """Train, resume or reuse one run (`supernet.train.train_run`); returns what was done.
     Runs in a worker process."""
@@ -150,7 +156,7 @@ def train_alone(keys: list[str], folder: Path, settings: dict[str, Any],
                 engine: Engine = Engine(), progress: bool = True,
                 label: str = "verify") -> dict[str, str]:
     """Train each architecture alone in folder/KEY with `settings` (`recipe`) on `engine`:
-    here or in spawned processes, or as Ray tasks (one GPU each when the cluster has GPUs:
+    here or in worker processes, or as Ray tasks (one GPU each when the cluster has GPUs:
     nas.core.distributed.task_executor), the largest first so that the workers finish
     together; a finished run is reused, an interrupted or shorter one resumed
     (`supernet.train.train_run`). Returns what was done, by key."""
@@ -159,7 +165,7 @@ def train_alone(keys: list[str], folder: Path, settings: dict[str, Any],
     tasks = [{"key": key, "run": str(folder / key), "settings": settings}
              for key in largest_first]
     folder.mkdir(parents=True, exist_ok=True)
-    runner = task_executor(_train_one, engine, cpus=settings["threads"])
+    runner = task_executor(_train_one, engine, cpus=settings["threads"], preload=TRAINING)
     bar = progress_bar(len(tasks), label, unit="run", enabled=progress)
     try:
         done = dict(zip(largest_first, runner.map(tasks, on_done=lambda *_: bar.update(1))))

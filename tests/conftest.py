@@ -85,6 +85,67 @@ COMMANDS = {"hw", "profile", "simulate", "train-supernet", "train-subnet", "eval
             "calibrate"}
 
 
+# -- figures: drawn for real only where a test looks at them --------------------------------------
+# Rasterizing a figure (matplotlib's draw, the PNG encoding) costs about 0.1 s, and the suite
+# writes some 130 of them (a loss plot per training, a Pareto plot per search, ...): a fifth of
+# the suite's CPU. So `Figure.savefig` writes a placeholder file instead, after every line of the
+# figure code has run; tests marked `figures` draw for real and check the image (`drawn`).
+
+_draw_for_real = False
+NOT_DRAWN = b"\x89PNG\r\n\x1a\n(not drawn: tests/conftest.py, see the figures marker)\n"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def figures_not_drawn():
+    if importlib.util.find_spec("matplotlib") is None:
+        yield
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    real = Figure.savefig
+
+    def savefig(self, fname, *args, **kwargs):
+        if _draw_for_real:
+            return real(self, fname, *args, **kwargs)
+        if hasattr(fname, "write"):
+            fname.write(NOT_DRAWN)
+        else:
+            with open(fname, "wb") as f:
+                f.write(NOT_DRAWN)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "savefig", savefig)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def figures_drawn_when_marked(request):
+    global _draw_for_real
+    _draw_for_real = request.node.get_closest_marker("figures") is not None
+    yield
+    _draw_for_real = False
+
+
+@pytest.fixture
+def drawn():
+    """`drawn(path, size)`: asserts `path` is a PNG drawn for real, of `size` = (width, height)
+    pixels when given, and not blank (many colours, ink in each half: a figure's panels)."""
+    def check(path, size: tuple[int, int] | None = None) -> None:
+        from PIL import Image
+        with Image.open(path) as image:
+            assert image.format == "PNG", image.format
+            assert size is None or image.size == size, image.size
+            rgb = image.convert("RGB")
+        colours = rgb.getcolors(maxcolors=1 << 16)
+        assert colours is None or len(colours) > 50, f"{path}: {len(colours)} colours"
+        width, height = rgb.size
+        for half in ((0, 0, width // 2, height), (width // 2, 0, width, height)):
+            extrema = rgb.crop(half).getextrema()
+            assert any(lo < 128 for lo, _ in extrema), f"{path}: a blank half {half}"
+    return check
+
+
 # -- shared data (../shared: masks, oracles) -------------------------------------------------------
 # Tests that need a file of ../shared fail naming it when it is missing; they never skip.
 

@@ -226,12 +226,14 @@ def test_tables_round_trip_kinds_and_format_2_tables_still_load(tmp_path):
 
 # -- command line ------------------------------------------------------------------------------
 
-def test_cli_simulate_with_an_attention_kind(tmp_path, capsys):
+@pytest.mark.figures
+def test_cli_simulate_with_an_attention_kind(tmp_path, capsys, drawn):
     out = tmp_path / "deit.json"
     assert main(["simulate", "--model", "deit-tiny", "--hw", "vitality", "--attention", "taylor",
                  "--summary", "--json", str(out), "--csv", str(tmp_path / "ops.csv"),
                  "--plot", str(tmp_path / "deit.png")]) == 0
     text = capsys.readouterr().out
+    drawn(tmp_path / "deit.png")
     assert "-at.t.t" in text and "colsum" in text and "sa-diag" in text
     data = json.loads(out.read_text())
     rep = simulate(DEIT.with_attention("taylor"), load_hardware("vitality"), Workload(seq=197))

@@ -28,7 +28,8 @@ def supernet(tmp_path_factory):
     return out
 
 
-def test_search_resume_and_refusals(supernet, tmp_path, capsys):
+@pytest.mark.figures
+def test_search_resume_and_refusals(supernet, tmp_path, capsys, drawn):
     out = tmp_path / "search"
     common = ["search", "--ckpt", str(supernet), "--out", str(out), "--population", "4",
               "--max-tokens", "256", "--seed", "3"]
@@ -38,6 +39,7 @@ def test_search_resume_and_refusals(supernet, tmp_path, capsys):
     for name in ("front.csv", "front.json", "history.csv", "search.json", "pareto.png",
                  "state.pkl", "lut.parquet"):
         assert (out / name).is_file(), name
+    drawn(out / "pareto.png", (910, 624))                   # 7 x 4.8 in at 130 dpi
     first = json.loads((out / "search.json").read_text())
     assert first["generations_done"] == 1 and len(first["hypervolume"]) == 2
 
@@ -149,7 +151,8 @@ def test_quickstart_runs_every_stage_then_skips_them(tmp_path, capsys):
     assert settings["population"] == 6 and settings["generations"] == 1
 
 
-def test_joint_search_end_to_end(supernet, tmp_path, capsys):
+@pytest.mark.figures
+def test_joint_search_end_to_end(supernet, tmp_path, capsys, drawn):
     common = ["search", "--ckpt", str(supernet), "--hw-space", "edge-hw", "--hw-search", "joint",
               "--population", "6", "--max-tokens", "256", "--seed", "1", "--max-area-mm2", "2",
               "--no-progress"]
@@ -157,6 +160,7 @@ def test_joint_search_end_to_end(supernet, tmp_path, capsys):
     assert main(common + ["--generations", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "hardware space 'edge-hw'" in printed and "lookup tables:" in printed
+    drawn(out / "pareto.png", (910, 624))       # 7 x 4.8 in at 130 dpi, with the area colour bar
     front = json.loads((out / "front.json").read_text())
     assert front["front"] and all(r["area_mm2"] <= 2 and "@" in r["key"] and "hw.rows" in r
                                   for r in front["front"])

@@ -198,6 +198,12 @@ def test_training_writes_checkpoints_logs_and_plot(tiny, run_dir):
     assert load_checkpoint(run_dir, "best")["best_loss"] == min(r["mean"] for r in evals)
 
 
+@pytest.mark.figures
+def test_the_loss_plot_is_drawn(run_dir, tmp_path, drawn):
+    train_mod.plot_losses(train_mod.read_log(run_dir), tmp_path / "loss.png", "a run")
+    drawn(tmp_path / "loss.png", (1210, 495))              # 11 x 4.5 in at 110 dpi
+
+
 def crash_in_step(monkeypatch, step: int, calls_per_step: int = 1) -> None:
     """Make training die (KeyboardInterrupt) in its `step`-th optimizer step (1-based), at
     its first `sandwich_step` call (a step makes one per micro-batch and sandwich)."""

@@ -21,7 +21,8 @@ def search(tiny_supernet, tmp_path_factory):
     return out
 
 
-def test_verify_trains_picks_and_reuses_runs(search, capsys):
+@pytest.mark.figures
+def test_verify_trains_picks_and_reuses_runs(search, capsys, drawn):
     capsys.readouterr()
     assert main(["verify", "--front", str(search), "--top", "2", "--steps", "2",
                  "--no-progress"]) == 0
@@ -30,6 +31,7 @@ def test_verify_trains_picks_and_reuses_runs(search, capsys):
     out = search / "verify"
     for name in ("verified.csv", "verified.json", "verified.png"):
         assert (out / name).is_file(), name
+    drawn(out / "verified.png", (1320, 540))               # 11 x 4.5 in at 120 dpi
     with (out / "verified.csv").open() as f:
         rows = list(csv.DictReader(f))
     front = json.loads((search / "front.json").read_text())

@@ -269,19 +269,20 @@ class TaskExecutor(Protocol):
 
 
 class LocalTasks:
-    """`fn` over the jobs in this process (one worker or one job), else in a process pool of
-    `workers` spawned processes that end with this one, started per map."""
+    """`fn` over the jobs in this process (one worker or one job), else in a pool of `workers`
+    processes that end with this one, started per map, with the modules `preload` imported
+    (nas.core.workers)."""
 
     retried = 0
 
-    def __init__(self, fn: Callable[[Job], Any], workers: int = 1):
-        self.fn, self.workers = fn, workers
+    def __init__(self, fn: Callable[[Job], Any], workers: int = 1, preload: Sequence[str] = ()):
+        self.fn, self.workers, self.preload = fn, workers, preload
 
     def map(self, jobs: Sequence[Job], on_done: OnDone | None = None) -> list:
         if self.workers <= 1 or len(jobs) < 2:
             results = (self.fn(job) for job in jobs)
             return _collect(results, on_done)
-        with process_pool(min(self.workers, len(jobs))) as pool:
+        with process_pool(min(self.workers, len(jobs)), preload=self.preload) as pool:
             return _collect(pool.imap(self.fn, jobs, chunksize=1), on_done)
 
     def close(self) -> None:
@@ -320,10 +321,14 @@ class RayTasks:
         self._started = False
 
 
-def task_executor(fn: Callable[[Job], Any], engine: Engine, cpus: int = 1) -> TaskExecutor:
+def task_executor(fn: Callable[[Job], Any], engine: Engine, cpus: int = 1,
+                  preload: Sequence[str] = ()) -> TaskExecutor:
     """The executor of `fn` for `engine`: Ray tasks, or this machine's processes. `fn` must be
-    a module-level function (it is pickled by name), `cpus`: the CPUs one job uses."""
-    return RayTasks(fn, engine, cpus) if engine.ray else LocalTasks(fn, engine.workers)
+    a module-level function (it is pickled by name), `cpus`: the CPUs one job uses, `preload`:
+    modules a local worker process needs (imported once for all of them)."""
+    if engine.ray:
+        return RayTasks(fn, engine, cpus)
+    return LocalTasks(fn, engine.workers, preload)
 
 
 __all__ = ["Engine", "RunsOn", "EXECUTORS", "ADDRESS_ENV", "MAX_RETRIES", "add_executor_options",

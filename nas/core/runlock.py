@@ -13,7 +13,8 @@ ends, so a failed run leaves the disk as it was.
 
 Locking a folder this process already holds is a no-op (a quickstart's stages, a verify's
 runs). A child process started with fork shares its parent's lock, so it must not lock the
-same folder again; spawned children do not inherit it.
+same folder again; spawned children, and those of the fork server (nas.core.workers), do not
+inherit it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ returns the results in the order of the jobs, so a result never depends on which
 what:
 
     InProcess     this process (the default: --workers 1)
-    ProcessPool   N spawned processes, started on first use, each with its own copy of the
+    ProcessPool   N worker processes (nas.core.workers), started on first use, each with its own copy of the
                   source (`--workers N`)
     RayActors     N long-lived Ray actors (`--executor ray`), on a local Ray cluster or the
                   one at `--ray-address`: the source is put in Ray's object store once
@@ -83,8 +83,8 @@ def _run_job(job: QualityJob) -> list:
 
 
 class ProcessPool:
-    """`workers` processes, spawned on the first map of more than one job (spawn: safe with
-    torch threads in the parent; they end with this process: nas.core.workers), each given the
+    """`workers` processes, started on the first map of more than one job (without this
+    process's torch threads; they end with this process: nas.core.workers), each given the
     source once; a single job runs here (no retries: a lost worker is for the Ray executor)."""
 
     retried = 0
