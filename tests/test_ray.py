@@ -75,9 +75,13 @@ def search(quality, racing: bool, **where):
 
 @pytest.mark.parametrize("racing, workers", [(True, 2), (False, 3)], ids=["racing", "exact"])
 def test_ray_actors_give_the_local_front(ray_cluster, racing, workers, capsys):
+    """The perplexity actors, one on each node, give the local front; the racing search joins
+    the cluster by its address (as `--ray-address` does), the exact one the running instance."""
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2
     quality = NoisyWindows() if racing else SyntheticPerplexity()
     _, local = search(quality, racing)          # in this process (the same as a process pool)
-    executor, on_ray = search(quality, racing, workers=workers, executor="ray")
+    address = {"ray_address": ray_cluster.address} if racing else {}
+    executor, on_ray = search(quality, racing, workers=workers, executor="ray", **address)
     assert on_ray == local and executor.retried == 0
     assert not executor.actors                  # closed: the actors are gone
     assert executor.workers == 2                # as many actors as the cluster has CPUs
@@ -253,15 +257,9 @@ def gpus_seen(job: int) -> int:
 
 
 @pytest.mark.slow
-def test_two_nodes_give_the_local_front_and_a_gpu_node_gets_the_retraining(ray_cluster):
-    """The perplexity actors spread over both nodes give the local front (joined by address,
-    as `--ray-address` does); once a node of 1 CPU and 1 (declared) GPU joins, retraining tasks
-    ask for the GPU (and get it)."""
-    assert len([n for n in ray.nodes() if n["Alive"]]) == 2
-    executor, on_ray = search(NoisyWindows(), True, workers=2, executor="ray",
-                              ray_address=ray_cluster.address)
-    _, local = search(NoisyWindows(), True)
-    assert on_ray == local and executor.workers == 2
+def test_a_gpu_node_gets_the_retraining(ray_cluster):
+    """Once a node of 1 CPU and 1 (declared) GPU joins, retraining tasks ask for the GPU (and
+    get it)."""
     assert RayTasks(gpus_seen, Engine("ray", workers=2)).gpus == 0
     gpu_node = ray_cluster.add_node(num_cpus=1, num_gpus=1)
     try:
