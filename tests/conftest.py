@@ -244,3 +244,13 @@ def tiny() -> TinySupernet:
 def tiny_files(tmp_path_factory, tiny):
     """A folder with the tiny corpus.txt and space.yaml (one per test module)."""
     return tiny.write_files(tmp_path_factory.mktemp("data"))
+
+
+def pytest_collection_finish(session):
+    """What the imports and the collection made (torch, Ray, the test modules: some 270,000
+    objects that live as long as the process) leaves the garbage collector's reach, so its
+    full collections during the tests, and pytest's at the end, walk only what tests make:
+    about 4 CPU-seconds less per suite run."""
+    import gc
+    gc.collect()
+    gc.freeze()
