@@ -13,14 +13,18 @@ import functools
 import importlib.util
 import os
 
-if importlib.util.find_spec("torch") is not None:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
+import pytest
 
-    torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
-import pytest  # noqa: E402
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Set in each test process before its first test (pytest-xdist's controller, which runs
+    no test, does not import torch at all: 1.5 CPU-seconds)."""
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+        torch.set_num_threads(1)
 
 
 def fixed_corpus(chars: int = 30_000) -> str:
