@@ -4,8 +4,9 @@ The tests' models are tiny, and the tests share this machine's few cores with ot
 default of one thread per core makes them slower, not faster (supernet/threads.py). Tests that
 exercise the automatic choice set the count themselves.
 
-Below: the shared tiny supernet run (`tiny_supernet`), and the supernet tests' tiny setting
-(`tiny`, `tiny_files`).
+Below: the shared tiny supernet run (`tiny_supernet`), figures drawn only where a test looks at
+them (`figures_not_drawn`, the `figures` marker, `drawn`), files of ../shared, and the supernet
+tests' tiny setting (`tiny`, `tiny_files`).
 """
 
 import contextlib
