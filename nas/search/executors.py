@@ -7,8 +7,8 @@ returns the results in the order of the jobs, so a result never depends on which
 what:
 
     InProcess     this process (the default: --workers 1)
-    ProcessPool   N worker processes (nas.core.workers), started on first use, each with its own copy of the
-                  source (`--workers N`)
+    ProcessPool   N worker processes (nas.core.workers), started on first use, each with its
+                  own copy of the source (`--workers N`)
     RayActors     N long-lived Ray actors (`--executor ray`), on a local Ray cluster or the
                   one at `--ray-address`: the source is put in Ray's object store once
                   (`ray.put`) and each actor takes it from there once, loading the supernet
