@@ -47,7 +47,7 @@ def ray_cluster(worker_path):
     """A Ray cluster of two nodes (a head and a node of 1 CPU each, as separate processes on
     this machine) for the session, joined by this process. Idle workers are kept (Ray ends them
     after a second by default), so a later test's tasks run in workers that have already
-    imported torch and the toolkit: 15 worker processes instead of 21, 5 CPU-seconds less."""
+    imported torch and the toolkit (when this was added: 15 worker processes instead of 21)."""
     from ray.cluster_utils import Cluster
     cluster = Cluster(initialize_head=True,
                       head_node_args={"num_cpus": 1, "include_dashboard": False,
