@@ -1,4 +1,5 @@
-"""One torch thread for the tests (and OMP_NUM_THREADS=1 for their subprocesses).
+"""One torch thread for the tests (and OMP_NUM_THREADS=1 for their subprocesses), and the `nas`
+parser built once per test process.
 
 The tests' models are tiny, and the tests share this machine's few cores with other work: torch's
 default of one thread per core makes them slower, not faster (supernet/threads.py). Tests that
@@ -26,6 +27,17 @@ def one_torch_thread():
     if importlib.util.find_spec("torch") is not None:
         import torch
         torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def parser_built_once():
+    """`nas.cli.main` builds its parser once per test process, not once per call: building it
+    takes about 10 ms (240 arguments), and the tests call `main` some 700 times (7 CPU-seconds).
+    A command runs once per process, so its parser is built once there too."""
+    import nas.cli
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nas.cli, "build_parser", functools.cache(nas.cli.build_parser))
+        yield
 
 
 def fixed_corpus(chars: int = 30_000) -> str:

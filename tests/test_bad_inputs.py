@@ -7,8 +7,6 @@ suite until its mark is removed), each with what is wrong.
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 import nas.cli
@@ -23,17 +21,8 @@ def _param(case):
 
 
 @pytest.fixture(scope="module")
-def nas_main():
-    """`nas.cli.main` with its parser built once (building it is most of a failing call's
-    time; parsing does not change it)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(nas.cli, "build_parser", functools.cache(nas.cli.build_parser))
-        yield nas.cli.main
-
-
-@pytest.fixture(scope="module")
-def world(tiny_supernet, tmp_path_factory, nas_main):
-    w = build_world(tmp_path_factory.mktemp("bad-inputs"), tiny_supernet, nas_main)
+def world(tiny_supernet, tmp_path_factory):
+    w = build_world(tmp_path_factory.mktemp("bad-inputs"), tiny_supernet, nas.cli.main)
     yield w
     w.close()
 
@@ -46,9 +35,9 @@ def test_the_sweep_covers_every_command_with_many_cases():
 
 
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
-def test_bad_input(world, nas_main, case):
+def test_bad_input(world, case):
     if world.missing(case):
         pytest.skip(f"this system cannot make {', '.join(world.missing(case))}")
     attempt, found = attempt_case(world, case, world.root / "cwd" / case.id,
-                                  lambda argv, cwd: run_in_process(argv, cwd, nas_main))
+                                  lambda argv, cwd: run_in_process(argv, cwd, nas.cli.main))
     assert not found, f"{found}: exit {attempt.code}, stderr:\n{attempt.err[-2000:]}"

@@ -10,8 +10,6 @@ import math
 import pytest
 
 torch = pytest.importorskip("torch")
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 
 from nas.cli import main as cli_main  # noqa: E402
 from nas.core.arch import Arch  # noqa: E402
@@ -39,6 +37,7 @@ def static_model(kinds: list[str], block: int = BLOCK) -> GPT:
 
 
 def onnx_logits(path, x: torch.Tensor) -> torch.Tensor:
+    import onnxruntime as ort               # here, not at collection (in every test process)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return torch.from_numpy(session.run(["logits"], {"idx": x.numpy()})[0])
 
@@ -59,6 +58,7 @@ def test_every_attention_kind_exports_to_onnx_and_matches_pytorch(kind, tmp_path
 def test_onnx_file_holds_each_weight_once_and_no_slicing_of_weights(tmp_path):
     model = static_model(["taylor", "sparse25"])
     check = export(model, tmp_path / "m.onnx")
+    import onnx
     graph = onnx.load(str(tmp_path / "m.onnx")).graph
     weights = {t.name: t for t in graph.initializer}
     names = {onnx_weight_name(n) for n, _ in model.named_parameters()}

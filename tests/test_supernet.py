@@ -16,7 +16,7 @@ from nas.core.arch import Arch, SearchSpace
 from nas.cli import main as cli_main
 from nas.core.errors import UserError
 from supernet.checkpoint import load_checkpoint, load_subnet, save_checkpoint
-from supernet.data import Tokenizer, eval_windows, load_corpus, split_text
+from supernet.data import UNK, Tokenizer, eval_windows, load_corpus, split_text
 from supernet.evaluate import SupernetEvaluator
 from supernet.model import GPT, ElasticGPT, num_params
 from supernet.sample import prompt_ids
@@ -391,6 +391,19 @@ def test_char_tokenizer_round_trip_and_unknown_characters():
     assert prompt_ids(tok, "") == [tok.index["\n"]]
     with pytest.raises(UserError, match="'z' is not in the vocabulary"):
         prompt_ids(tok, "az")
+
+
+def test_char_encoding_is_the_lookup_of_each_character():
+    """Characters beyond the basic plane and above the vocabulary's highest code point too;
+    a vocabulary with <unk> maps unknown characters to it."""
+    text = "za\u00e9\U0001f600\n" * 3
+    tok = Tokenizer.build("char", {"train": text, "valid": "a"})
+    assert tok.encode(text).tolist() == [tok.index[c] for c in text]
+    assert tok.encode(text).dtype == torch.long and tok.encode("").tolist() == []
+    with pytest.raises(UserError, match="'\U0001f680' is not in the vocabulary"):
+        tok.encode("a\U0001f680")
+    with_unk = Tokenizer("char", ["a", UNK, "b"])
+    assert with_unk.encode("abc\u00e9").tolist() == [0, 2, 1, 1]
 
 
 def test_corpus_specs(tiny_files, tmp_path):
