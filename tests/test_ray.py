@@ -1,6 +1,6 @@
 """Ray as the executor (issue 24): the same front as the local executors, a killed worker's job
 run again, failures surfaced, a cluster of two nodes. Every test here runs on one Ray cluster
-of two 1-CPU nodes started once for the session (`ray_cluster`: starting one takes seconds), so
+of two 1-CPU nodes started once for this file (`ray_cluster`: starting one takes seconds), so
 the actors and tasks of each test spread over both nodes; one test adds a node with a GPU."""
 
 from __future__ import annotations
@@ -42,12 +42,14 @@ def worker_path():
         os.environ["PYTHONPATH"] = before
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster(worker_path):
     """A Ray cluster of two nodes (a head and a node of 1 CPU each, as separate processes on
-    this machine) for the session, joined by this process. Idle workers are kept (Ray ends them
-    after a second by default), so a later test's tasks run in workers that have already
-    imported torch and the toolkit (when this was added: 15 worker processes instead of 21)."""
+    this machine) for this file's tests, joined by this process, and shut down after them (not
+    at the end of the session: an idle cluster's processes take 0.05 of a core). Idle workers
+    are kept (Ray ends them after a second by default), so a later test's tasks run in workers
+    that have already imported torch and the toolkit (when this was added: 15 worker processes
+    instead of 21)."""
     from ray.cluster_utils import Cluster
     cluster = Cluster(initialize_head=True,
                       head_node_args={"num_cpus": 1, "include_dashboard": False,
