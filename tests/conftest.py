@@ -32,8 +32,8 @@ def one_torch_thread():
 @pytest.fixture(scope="session", autouse=True)
 def parser_built_once():
     """`nas.cli.main` builds its parser once per test process, not once per call: building it
-    takes about 10 ms (240 arguments), and the tests call `main` some 700 times (7 CPU-seconds).
-    A command runs once per process, so its parser is built once there too."""
+    takes about 10 ms (240 arguments), and the tests call `main` some 700 times. A command runs
+    once per process, so its parser is built once there too."""
     import nas.cli
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(nas.cli, "build_parser", functools.cache(nas.cli.build_parser))

@@ -124,9 +124,9 @@ def test_ray_tasks_map_in_order_and_surface_a_failure(ray_cluster):
 def test_cli_search_and_verify_on_ray_match_local(ray_cluster, tiny_supernet, tmp_path, capsys):
     """In this process (one worker, one thread) and on Ray (one thread each): the same front
     files, byte for byte, and the same retrained perplexities. The search runs one perplexity
-    actor (an actor is a process of its own that imports torch and loads the supernet: 2.3
-    CPU-seconds; two actors' share of the work is the doubles' test above), the retraining two
-    tasks, one on each node."""
+    actor (an actor is a process of its own that imports torch and loads the supernet: some 2
+    CPU-seconds; how two actors share the work is the doubles' test above), the retraining two
+    tasks at a time."""
     fronts = {}
     for executor, workers in (("local", "1"), ("ray", "2")):
         out = tmp_path / executor
