@@ -6,14 +6,17 @@ default of one thread per core makes them slower, not faster (supernet/threads.p
 exercise the automatic choice set the count themselves.
 
 Below: the shared tiny supernet run (`tiny_supernet`), figures drawn only where a test looks at
-them (`figures_not_drawn`, the `figures` marker, `drawn`), files of ../shared, and the supernet
-tests' tiny setting (`tiny`, `tiny_files`).
+them (`figures_not_drawn`, the `figures` marker, `drawn`), files of ../shared, the supernet
+tests' tiny setting (`tiny`, `tiny_files`), and the order of the test files (longest first).
 """
 
+import collections
 import contextlib
 import functools
 import importlib.util
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -61,7 +64,6 @@ def shared_between_workers(tmp_path_factory, name: str):
     sees the same one (the first to take its lock makes it, the others wait, then reuse it).
     Gives (folder, whether it still has to be made); the caller makes it inside the `with`."""
     import fcntl
-    from pathlib import Path
     base = Path(tmp_path_factory.getbasetemp())
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent                  # the run's folder, above each worker's own
@@ -165,8 +167,6 @@ def drawn():
 
 # -- shared data (../shared: masks, oracles) -------------------------------------------------------
 # Tests that need a file of ../shared fail naming it when it is missing; they never skip.
-
-from pathlib import Path  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 VITCOD_MASK = SHARED / "data" / "vitcod" / "deit_tiny_attention_masks_0.95.npy"
@@ -275,3 +275,40 @@ def pytest_collection_finish(session):
     gc.collect()
     gc.freeze()
     gc.set_threshold(700, 10, 100)
+
+
+# -- order: the longest test files first ----------------------------------------------------------
+# pytest-xdist hands whole files to the test processes in the order of the collection
+# (`--dist loadfile --no-loadscope-reorder` in pyproject.toml). Taken longest first, the short
+# files fill in at the end and both processes finish together; in the files' own order the last
+# long file ran alone for 3-4 s. The seconds are those of an earlier run (`--record-file-seconds`
+# writes the files that run took; tests/test_suite.py checks that every test file has its line).
+
+FILE_SECONDS = Path(__file__).with_name("file_seconds.json")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--record-file-seconds", action="store_true",
+                     help=f"write each test file's seconds in this run to {FILE_SECONDS.name} "
+                          "(the order of the files in later runs: longest first)")
+
+
+def pytest_collection_modifyitems(items):
+    seconds = json.loads(FILE_SECONDS.read_text())
+    items.sort(key=lambda item: -seconds.get(item.path.name, 0.0))       # stable in a file
+
+
+_file_seconds: collections.Counter = collections.Counter()
+
+
+def pytest_runtest_logreport(report):
+    _file_seconds[report.nodeid.partition("::")[0].rpartition("/")[2]] += report.duration
+
+
+def pytest_sessionfinish(session):
+    """In the process that sees every test's report (xdist's controller, or the only one)."""
+    if session.config.getoption("record_file_seconds") and not hasattr(session.config,
+                                                                       "workerinput"):
+        seconds = json.loads(FILE_SECONDS.read_text())
+        seconds.update({name: round(s, 2) for name, s in _file_seconds.items()})
+        FILE_SECONDS.write_text(json.dumps(dict(sorted(seconds.items())), indent=0) + "\n")
