@@ -125,9 +125,11 @@ def test_front_files_are_written_after_every_generation(tiny_supernet, tmp_path,
 
 
 @pytest.mark.slow
-def test_a_second_search_into_a_running_searchs_folder_fails_at_once(tiny_supernet, tmp_path):
+def test_a_second_search_into_a_running_searchs_folder_fails_at_once(tiny_supernet, tmp_path,
+                                                                     capsys):
     """Two searches into one --out both printed 'wrote ...' and one's results were lost; the
-    second now fails at once, naming the first, which finishes untouched."""
+    second (here in this process) now fails at once, naming the first (a process of its own),
+    which finishes untouched."""
     out = tmp_path / "s"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     argv = ["search", "--ckpt", str(tiny_supernet), "--out", str(out), *SEARCH,
@@ -137,13 +139,12 @@ def test_a_second_search_into_a_running_searchs_folder_fails_at_once(tiny_supern
     deadline = time.monotonic() + 60
     while not (out / ".nas.lock").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    second = subprocess.run([sys.executable, "-m", "nas.cli", *argv], env=env,
-                            capture_output=True, text=True)
+    assert main(argv) == 2
+    stdout, stderr = capsys.readouterr()
     assert first.wait(120) == 0, first.stderr.read()
-    assert second.returncode == 2 and second.stdout == ""
-    assert second.stderr.count("\n") == 1
-    assert f"is in use by another run: `nas {' '.join(argv[:3])}" in second.stderr
-    assert f"(pid {first.pid} on " in second.stderr
+    assert stdout == "" and stderr.count("\n") == 1
+    assert f"is in use by another run: `nas {' '.join(argv[:3])}" in stderr
+    assert f"(pid {first.pid} on " in stderr
     assert json.loads((out / "search.json").read_text())["generations_done"] == 4
     assert not (out / ".nas.lock").exists()
 
