@@ -18,6 +18,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     fi
 fi
 $PIP install --quiet -e ".[test]"
+# pip compiles the modules of a package it installs, but not those of an editable one: compiled
+# here once, they are not compiled again by every process that imports them (test processes, Ray
+# workers, command-line runs), also where PYTHONDONTWRITEBYTECODE keeps Python from saving them
+.venv/bin/python -m compileall -q nas costmodel lut supernet
 if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing chromium (Debian package) for the report's browser test"
