@@ -227,15 +227,24 @@ class Tokenizer:
             self._not_in_vocabulary(exc.args[0])
         return torch.tensor(ids, dtype=torch.long)
 
-    def _char_ids(self, text: str) -> np.ndarray:
-        """Each character's id (-1: unknown) from a table indexed by code point, for the whole
-        text at once (on the builtin corpus, 5x faster than a loop over its characters)."""
-        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    @functools.cached_property
+    def _char_table(self) -> np.ndarray:
+        """Id by code point, up to the vocabulary's highest (made once per tokenizer); -1, or
+        <unk>'s id, for the code points not in it."""
         chars = {ord(t): i for t, i in self.index.items() if len(t) == 1}
-        size = max(int(codes.max(initial=0)), max(chars, default=0)) + 1
-        table = np.full(size, self.index.get(UNK, -1), dtype=np.int64)
+        table = np.full(max(chars, default=0) + 1, self.index.get(UNK, -1), dtype=np.int64)
         table[list(chars)] = list(chars.values())
-        return table[codes]
+        return table
+
+    def _char_ids(self, text: str) -> np.ndarray:
+        """Each character's id (-1: unknown) looked up in `_char_table`, for the whole text at
+        once (on the builtin corpus, 5x faster than a loop over its characters)."""
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        table = self._char_table
+        ids = np.full(len(codes), self.index.get(UNK, -1), dtype=np.int64)
+        inside = codes < len(table)
+        ids[inside] = table[codes[inside]]
+        return ids
 
     def _not_in_vocabulary(self, token: str) -> NoReturn:
         raise UserError(f"{self.kind} tokenizer: token {token!r} is not in the "
