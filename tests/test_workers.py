@@ -22,7 +22,9 @@ from nas.search.executors import ProcessPool, QualityJob, score
 
 class Slow:
     def __call__(self, archs):
-        print(os.getpid(), flush=True)
+        # one write, so the two workers' lines cannot interleave (print writes the number and
+        # the newline apart when output is unbuffered, as under PYTHONUNBUFFERED)
+        os.write(1, f"{os.getpid()}\\n".encode())
         time.sleep(600)
         return [1.0] * len(archs)
 
