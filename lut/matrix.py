@@ -36,7 +36,8 @@ from costmodel.cost import Cost
 from costmodel.hardware import HardwareConfig
 from costmodel.simulate import SIMULATOR_VERSION
 from costmodel.workload import GroupKey, Workload, arch_groups
-from lut.table import CostTable, group_costs, key_row, space_groups, sparsity_meta, table_meta
+from lut.table import (CostTable, gc_paused, group_costs, key_row, space_groups, sparsity_meta,
+                       table_meta)
 from nas.core.arch import Arch, SearchSpace
 from nas.core.atomic import atomic_path
 from nas.core.distributed import Engine, task_executor
@@ -55,13 +56,15 @@ def matrix_id(space: SearchSpace, workload: Workload, sparsity, hashes: Sequence
 
 
 def _chunk_costs(job: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """(cycles, energy) [groups x points] of one chunk of points (a worker's job)."""
+    """(cycles, energy) [groups x points] of one chunk of points (a worker's job), without
+    garbage collection until it is done (lut.table.gc_paused)."""
     keys, points, workload, sparsity = job
     cycles = np.empty((len(keys), len(points)))
     energy = np.empty((len(keys), len(points)))
-    for j, hw in enumerate(points):
-        for i, (c, e) in enumerate(group_costs(keys, hw, workload, sparsity)):
-            cycles[i, j], energy[i, j] = c, e
+    with gc_paused():
+        for j, hw in enumerate(points):
+            for i, (c, e) in enumerate(group_costs(keys, hw, workload, sparsity)):
+                cycles[i, j], energy[i, j] = c, e
     return cycles, energy
 
 

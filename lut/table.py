@@ -19,8 +19,10 @@ naming each difference.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -79,13 +81,32 @@ def _distinct_ops(keys: tuple[GroupKey, ...], workload: Workload
     return tuple(distinct), tuple(per_group)
 
 
+@contextmanager
+def gc_paused():
+    """Python's cyclic garbage collector off inside, as it was after. The simulator's
+    records hold no cycles (reference counting frees them), but they churn the caches of
+    costmodel (lru_cache, 65,536 entries), and every full collection then walks those caches:
+    with 128 generated tokens, 40% of a cost matrix's build was collections (survey-kinds on
+    survey-hw, 0.43-0.56 s a point with them, 0.27-0.30 s without them over a whole chunk of
+    points, lut.matrix; 0.36 s paused only within each point)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def group_costs(keys: Sequence[GroupKey], hw: HardwareConfig, workload: Workload,
                 sparsity=None) -> list[tuple[float, float]]:
     """(cycles, energy in pJ) of each group of `keys` on `hw`: the sums of its operators'
     costs in the group's order (what simulating the group's operators one by one gives),
-    every distinct operator simulated once."""
+    every distinct operator simulated once (without pauses for garbage collection:
+    `gc_paused`)."""
     ops, per_group = _distinct_ops(tuple(keys), workload)
-    costs = [op_cost(op, hw, sparsity) for op in ops]
+    with gc_paused():
+        costs = [op_cost(op, hw, sparsity) for op in ops]
     cycles = [c.cycles for c in costs]
     energy = [c.energy_pj for c in costs]
     return [(sum(cycles[i] for i in rows), sum(energy[i] for i in rows)) for rows in per_group]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from collections import Counter
 
@@ -9,7 +10,7 @@ import pytest
 
 from costmodel.hardware import DEFAULT_HARDWARE, load_hardware
 from costmodel.simulate import simulate
-from costmodel.workload import Workload, arch_groups, model_ops
+from costmodel.workload import SOFTMAX, Workload, arch_groups, model_ops
 from lut.table import CostTable, space_groups
 from nas.core.arch import SearchSpace
 from nas.cli import main
@@ -30,6 +31,37 @@ def test_groups_are_those_of_model_ops():
         assert Counter(g for _, g in blocks) == Counter(keys)
         assert set(keys) <= set(space_groups(SURVEY))
     assert len(space_groups(SURVEY)) == len(SURVEY.d) * (len(SURVEY.heads) + len(SURVEY.ffn) + 1)
+
+
+def test_costs_are_simulated_without_collections_and_the_collector_is_restored(monkeypatch):
+    import lut.matrix
+    import lut.table
+    seen, real = [], lut.table.op_cost
+
+    def op_cost(op, hw, sparsity=None):
+        seen.append(gc.isenabled())
+        if op.kind == SOFTMAX and fail:
+            raise RuntimeError("simulator failed")
+        return real(op, hw, sparsity)
+
+    monkeypatch.setattr(lut.table, "op_cost", op_cost)
+    keys = space_groups(TINY)
+    assert gc.isenabled()
+    fail = False
+    cycles, _ = lut.matrix._chunk_costs((keys, [HW, HW], DECODER, None))
+    assert seen and not any(seen) and gc.isenabled()
+    assert cycles[:, 0].tolist() == [c for c, _ in lut.table.group_costs(keys, HW, DECODER)]
+    fail = True
+    with pytest.raises(RuntimeError, match="simulator failed"):
+        lut.table.group_costs(keys, HW, DECODER)
+    assert gc.isenabled()
+    gc.disable()                                    # a caller's choice is kept
+    try:
+        fail = False
+        lut.table.group_costs(keys, HW, DECODER)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("workload", [DECODER, Workload(seq=64, mode="encoder")],
