@@ -4,7 +4,9 @@ evaluation budgets, with the exhaustive reachable bound of each hardware space.
 
 Settings (`SETTINGS`): `edge-hw` (the `tiny` space at its supernet's 64-token context, as
 study 7), `survey-hw` (the `survey-kinds` space, a 1024-token prefill, on a short-trained
-supernet) and `survey-hw-wide` (the same on survey-hw widened where it couples). In each,
+supernet), `survey-hw-wide` (the same on survey-hw widened where it couples) and
+`survey-hw-gen` (survey-hw with a 512-token prompt and 64 generated tokens: generation is
+83-89% of the cycles, bandwidth-bound). In each,
 every method gets `population x (generations + 1)` evaluations (architecture measurements),
 seeds 0-2, one area budget (the largest preset's area: every preset fits), exact perplexities
 shared by every method (kept on disk: bilevel_common.StoredPerplexity):
@@ -84,6 +86,8 @@ class Setting:
     seq: int | None = None      # tokens of the workload's prompt (None: the supernet's context)
     gen: int = 0                # generated tokens
     runs: str | None = None     # the folder of its caches under RUNS (None: its name)
+    perplexities: str | None = None     # the folder whose perplexity cache it shares (None:
+                                        # its own); the same supernet and tokens
 
 
 SETTINGS = {s.name: s for s in (
@@ -92,6 +96,10 @@ SETTINGS = {s.name: s for s in (
     # survey-hw widened where it couples (costmodel/spaces/survey-hw-wide.yaml): its reachable
     # bound over the best preset is below the 3x
     Setting("survey-hw-wide", "survey-hw-wide", "runs/survey-kinds-supernet", seq=1024),
+    # generation-heavy (the "prefill and generation"): decode steps read every weight
+    # and the KV cache, so the DRAM bus and the attention kinds weigh differently
+    Setting("survey-hw-gen", "survey-hw", "runs/survey-kinds-supernet", seq=512, gen=64,
+            perplexities="survey-hw"),
 )}
 
 
@@ -101,7 +109,8 @@ class Bench:
     def __init__(self, setting: Setting, args: argparse.Namespace):
         self.setting, self.args = setting, args
         self.folder = RUNS / "cosearch-bilevel" / (setting.runs or setting.name)
-        self.stored = StoredPerplexity(ROOT / setting.ckpt, args.max_tokens, self.folder)
+        shared = RUNS / "cosearch-bilevel" / (setting.perplexities or setting.runs or setting.name)
+        self.stored = StoredPerplexity(ROOT / setting.ckpt, args.max_tokens, shared)
         self.ev = ev = self.stored.evaluator
         self.memo = self.stored.memo
         self.workload = Workload(seq=setting.seq or ev.block_size, mode="decoder",
