@@ -169,7 +169,8 @@ def attention_kernel(q: int, ctx: int, d: int, heads: int, layer: int | None,
                      hw: HardwareConfig, sp: AttentionSparsity | None) -> AttentionKernel:
     """Q.K^T and A.V of one sequence's `heads` heads (q queries, ctx keys, head dimension d)."""
     splits = sp.head_splits(q, ctx, layer, heads) if sp is not None else ((ctx, 0.0),) * heads
-    work = [head_work(g, nnz, q, d, heads, hw) for g, nnz in splits]
+    each = {s: head_work(*s, q, d, heads, hw) for s in dict.fromkeys(splits)}  # heads alike
+    work = [each[s] for s in splits]
 
     def timed(values: list[float]) -> float:      # the head the product waits for
         return values[0] if hw.head_timing == "first" else max(values)
