@@ -5,8 +5,8 @@ evaluation budgets, with the exhaustive reachable bound of each hardware space.
 Settings (`SETTINGS`): `edge-hw` (the `tiny` space at its supernet's 64-token context, as
 study 7), `survey-hw` (the `survey-kinds` space, a 1024-token prefill, on a short-trained
 supernet), `survey-hw-wide` (the same on survey-hw widened where it couples) and
-`survey-hw-gen` (survey-hw with a 512-token prompt and 64 generated tokens: generation is
-83-89% of the cycles, bandwidth-bound). In each,
+`survey-hw-gen` (survey-hw with a 512-token prompt and 64 generated tokens: the decode steps'
+one-token products are 83-89% of the cycles). In each,
 every method gets `population x (generations + 1)` evaluations (architecture measurements),
 seeds 0-2, one area budget (the largest preset's area: every preset fits), exact perplexities
 shared by every method (kept on disk: bilevel_common.StoredPerplexity):
@@ -96,8 +96,8 @@ SETTINGS = {s.name: s for s in (
     # survey-hw widened where it couples (costmodel/spaces/survey-hw-wide.yaml): its reachable
     # bound over the best preset is below the issue's 3x
     Setting("survey-hw-wide", "survey-hw-wide", "runs/survey-kinds-supernet", seq=1024),
-    # generation-heavy (the issue's "prefill and generation"): decode steps read every weight
-    # and the KV cache, so the DRAM bus and the attention kinds weigh differently
+    # generation-heavy (the issue's "prefill and generation"): one-token products that keep
+    # few of the array's rows busy, and attention over a growing KV cache
     Setting("survey-hw-gen", "survey-hw", "runs/survey-kinds-supernet", seq=512, gen=64,
             perplexities="survey-hw"),
 )}
