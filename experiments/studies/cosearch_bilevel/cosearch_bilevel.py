@@ -96,8 +96,9 @@ SETTINGS = {s.name: s for s in (
     # survey-hw widened where it couples (costmodel/spaces/survey-hw-wide.yaml): its reachable
     # bound over the best preset is below the 3x
     Setting("survey-hw-wide", "survey-hw-wide", "runs/survey-kinds-supernet", seq=1024),
-    # generation-heavy (the "prefill and generation"): one-token products that keep
-    # few of the array's rows busy, and attention over a growing KV cache
+    # generation-heavy (the "prefill and generation"): one-token products that use
+    # 1-2% of the array (the bound's architecture on two presets), and attention over a
+    # growing KV cache
     Setting("survey-hw-gen", "survey-hw", "runs/survey-kinds-supernet", seq=512, gen=64,
             perplexities="survey-hw"),
 )}
