@@ -543,7 +543,7 @@ def _run_bilevel(job: SearchJob, quality, ev, costs, hw_space, identity: dict[st
     """The bilevel search of the job, warm-started as --hw-warm-start says (its state in
     OUT/warm-start), and how, for search.json; `on_generation` after each of its
     generations (not the warm start's)."""
-    from nas.search.bilevel import run_bilevel
+    from nas.search.bilevel import bilevel_evaluations, run_bilevel
     warm = warm_costs(costs, hw_space, job.config.max_area_mm2) if job.hw_warm_start else None
     result, first = run_bilevel(job.config, ev.space, quality, costs, warm, job.hw_warm_start,
                                 vocab=ev.vocab_size, max_seq=ev.block_size,
@@ -551,7 +551,9 @@ def _run_bilevel(job: SearchJob, quality, ev, costs, hw_space, identity: dict[st
                                 ray_address=job.ray_address, folder=Path(job.out),
                                 identity=identity, record=job.record(), resume=job.resume,
                                 progress=job.progress, on_generation=on_generation)
-    how = {"mode": "bilevel", "inner_solve": costs.solver.describe(), "warm_start": None}
+    # evaluations: the warm start's and the bilevel part's architecture measurements together
+    how = {"mode": "bilevel", "inner_solve": costs.solver.describe(), "warm_start": None,
+           "evaluations": bilevel_evaluations(result, first)}
     if first is not None:
         how["warm_start"] = {"share": job.hw_warm_start, "hardware": warm.hardware.name,
                              "generations": first.generations_done,

@@ -22,7 +22,8 @@ from lut.table import CostTable
 from nas.core.errors import UserError
 from nas.pipeline import JointCosts, bilevel_costs, hardware_point
 from nas.search.bilevel import (BilevelCosts, ExhaustiveHardware, LocalHardware,
-                                arch_distance, best_point, run_bilevel, warm_generations)
+                                arch_distance, best_point, bilevel_evaluations, run_bilevel,
+                                warm_generations)
 from nas.search.build import build_search
 from nas.search.candidate import lowest_within
 from nas.search.config import SearchConfig
@@ -187,6 +188,12 @@ def test_bilevel_never_loses_to_sequential_design_with_exhaustive_hardware(matri
         solver, lambda hw: hardware_point(hw, HW_SPACE), "b"), on_ref, 0.5, vocab=65, max_seq=16)
     assert [c.key for c in warm.history] == [c.key for c in seq.history]
     assert quality.calls <= (generations + 1) * 8 + 8        # the budget (+ a random fill)
+    # its generation 0 re-costs the warm start's front and last population (more than a
+    # population): no new measurement, so no evaluation; then a population per generation
+    recosted = [c for c in bilevel.history if c.generation == 0]
+    assert len(recosted) > 8 and {c.arch.key for c in recosted} <= {c.arch.key for c in seq.history}
+    assert bilevel_evaluations(bilevel, warm) == len(seq.history) + len(bilevel.history) \
+        - len(recosted) <= (generations + 1) * 8
     base = seq.largest.perplexity
     for limit in sorted({c.perplexity for c in seq.history}):
         pick = lowest_within(seq.history, limit)
@@ -320,6 +327,10 @@ def test_cli_bilevel_search_end_to_end(tiny_supernet, tmp_path, capsys):
                          for r in front)
     doc = json.loads((out / "search.json").read_text())
     assert doc["hw_search"]["mode"] == "bilevel" and doc["hw_search"]["warm_start"]["share"] == 0.5
+    # the budget both parts spent: 6 x (2 + 1) evaluations at most (children already seen are
+    # not evaluated again), against 18 + the re-costed start in the bilevel part's history
+    assert doc["hw_search"]["warm_start"]["architectures"] < doc["hw_search"]["evaluations"] \
+        <= 18 < doc["hw_search"]["warm_start"]["architectures"] + doc["evaluations"]
     # no worker lost, in either part (on Ray, lost workers' jobs are counted here)
     assert doc["retried_jobs"] == doc["hw_search"]["warm_start"]["retried_jobs"] == 0
     # a warm start alone (killed before the bilevel part) is a search: --resume or another --out

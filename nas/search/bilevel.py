@@ -333,7 +333,18 @@ def run_bilevel(config: SearchConfig, space: SearchSpace, quality: Quality, cost
     return search.run(resume=again), warm
 
 
+def bilevel_evaluations(result: SearchResult, warm: SearchResult | None) -> int:
+    """Architecture evaluations of a bilevel search and its warm start (`run_bilevel`): every
+    candidate of both, less the bilevel part's generation 0 where it re-costs architectures
+    the warm start measured on their best points (no new measurement)."""
+    if warm is None:
+        return len(result.history)
+    measured = {c.arch.key for c in warm.history}
+    recosted = sum(c.generation == 0 and c.arch.key in measured for c in result.history)
+    return len(warm.history) + len(result.history) - recosted
+
+
 __all__ = ["BilevelCosts", "ExhaustiveHardware", "LocalHardware", "HardwareMatrix",
            "best_point", "violation", "inner_objective", "score_fields", "arch_distance",
            "HARDWARE_OBJECTIVES", "HARDWARE_LIMITS", "WARM_STATE", "warm_generations",
-           "run_bilevel"]
+           "run_bilevel", "bilevel_evaluations"]

@@ -61,7 +61,8 @@ from lut.matrix import CostMatrix, MatrixTables
 from nas.core.distributed import Engine
 from nas.core.atomic import atomic_write_text
 from nas.pipeline import JointCosts, hardware_point
-from nas.search.bilevel import BilevelCosts, ExhaustiveHardware, run_bilevel, warm_generations
+from nas.search.bilevel import (BilevelCosts, ExhaustiveHardware, bilevel_evaluations,
+                                run_bilevel, warm_generations)
 from nas.search.build import build_search
 from nas.search.candidate import PPL_DELTAS, lowest_within
 from nas.search.config import SearchConfig
@@ -232,10 +233,10 @@ def run_seed(b: Bench, seed: int, base_ppl: float, normaliser: Normaliser) -> di
     timed("joint", lambda: b.search(JointCosts(b.hw_space, b.tables), seed).history)
     timed("bilevel", lambda: _bilevel(b, seed, share=0.5))
     timed("bilevel_cold", lambda: _bilevel(b, seed, share=0.0))
+    (bilevel, bilevel_evals), (cold, cold_evals) = runs["bilevel"], runs["bilevel_cold"]
     methods = {"best_preset": runs["presets"][best_preset], "sequential": seq_cands,
                "sequential_exhaustive": exhaustive_picks(b, picks, solver),
-               "joint": runs["joint"], "bilevel": runs["bilevel"],
-               "bilevel_cold": runs["bilevel_cold"]}
+               "joint": runs["joint"], "bilevel": bilevel, "bilevel_cold": cold}
     row = {"seed": seed, "best_preset": best_preset, "sequential_picks": picks,
            "methods": {m: read_out(c, base_ppl, normaliser) for m, c in methods.items()},
            "presets_at_+0.1": {n: c.edp if c else None for n, c in at.items()},
@@ -243,15 +244,18 @@ def run_seed(b: Bench, seed: int, base_ppl: float, normaliser: Normaliser) -> di
     # the sequential-exhaustive method spends no evaluations of its own: it is the
     # sequential method's picks, re-costed
     row["methods"]["sequential_exhaustive"]["evaluations"] = len(seq_cands)
+    row["methods"]["bilevel"]["evaluations"] = bilevel_evals
+    row["methods"]["bilevel_cold"]["evaluations"] = cold_evals
     return row
 
 
-def _bilevel(b: Bench, seed: int, share: float) -> list:
-    """The bilevel search's candidates (with the warm start's: they are its evaluations)."""
+def _bilevel(b: Bench, seed: int, share: float) -> tuple[list, int]:
+    """The bilevel search's candidates (with the warm start's) and its evaluations (not the
+    generation 0 that re-costs the warm start's architectures: nas.search.bilevel)."""
     result, warm = run_bilevel(b.config(seed), b.ev.space, b.memo, b.bilevel_costs(),
                                b.on(REFERENCE) if share else None, share,
                                vocab=b.ev.vocab_size, max_seq=b.ev.block_size)
-    return (warm.history if warm else []) + result.history
+    return (warm.history if warm else []) + result.history, bilevel_evaluations(result, warm)
 
 
 def bound(b: Bench, base_ppl: float) -> dict:
