@@ -220,8 +220,9 @@ class Search:
             picks = [p for p in (self._lowest_within(inds, largest.perplexity + delta)
                                  for delta in PPL_DELTAS) if p is not None]
             n = min(per_round, budget - len(offspring))
-            moves = (self.screen.moves(picks, self.variation.neighbours, n, gen)
-                     or self.screen.moves(picks, self._two_steps, n, gen))
+            with self._deap_random():       # a joint genome's moves fit the area at random
+                moves = (self.screen.moves(picks, self.variation.neighbours, n, gen)
+                         or self.screen.moves(picks, self._two_steps, n, gen))
             if not moves:
                 break
             new = self._individuals(moves, gen)
