@@ -77,7 +77,7 @@ def test_a_screened_joint_search_under_an_area_budget_depends_on_its_seed_alone(
     at random: from the search's seeded stream, not the process's (whatever state `random` is
     in, the same search)."""
     runs = []
-    for state in range(4):                  # two of these gave another search before
+    for state in (0, 2):                    # two that gave two searches before
         random.seed(state)
         result = screened(8, 0, costs=FakeJointCosts(), max_area_mm2=3.0)
         assert all(c.area_mm2 <= 3.0 for c in result.history if c.generation == 6)
