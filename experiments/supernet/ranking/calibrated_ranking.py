@@ -209,6 +209,21 @@ def compare(bench: Benchmark, variants: list[str], k: int, threshold: float,
     return out
 
 
+def anchor_sets(bench: Benchmark, variant: str, sets: dict[str, list[Arch]],
+                threshold: float) -> dict[str, dict]:
+    """`variant` calibrated on each named set of anchors, each set's metrics on the
+    architectures outside it: how much the choice of the anchors moves them."""
+    out = {}
+    for name, anchors in sets.items():
+        items = [a for a in bench.archs if a not in anchors]
+        m = Comparison(items, bench.truth(items), threshold).metrics(
+            calibrated(bench, variant, anchors, items)[0])
+        out[name] = {"anchors": [a.key for a in anchors],
+                     **{k: m[k] for k in ("pair_accuracy", "tau", "tau_ci95", "mae_pct",
+                                          "topk_recall")}}
+    return out
+
+
 def paired(bench: Benchmark, k: int, threshold: float, a: str, b: str) -> list[float]:
     """95% interval of calibrated variant a's pair accuracy minus b's (k anchors per seed)."""
     anchors = pick_anchors(bench.archs, k)
@@ -272,6 +287,17 @@ def calibration_markdown(section: dict) -> list[str]:
         lines += ["", "Calibrated pair accuracy (3 anchors) of each variant minus the default's "
                       f"(`{section['default_variant']}`), paired, 95%: "
                   + "; ".join(f"{v} {_ci(ci)}" for v, ci in diffs.items()) + "."]
+    positions = section.get("anchor_position", {})
+    if positions:
+        lines += ["", "### Where the anchors sit", "",
+                  f"`{section['default_variant']}` calibrated on one anchor per d, the same "
+                  "depth and uniform profile in every d (the default, each d's largest, is the "
+                  "deepest `full`), each row on the architectures outside its anchors:", "",
+                  "| anchors | pair accuracy | tau | 95% CI | loss MAE % | top-k recall |",
+                  "|---|---:|---:|---|---:|---:|"]
+        for name, e in positions.items():
+            lines.append(f"| {name} | {e['pair_accuracy']['value']:.3f} | {e['tau']:.3f} | "
+                         f"{_ci(e['tau_ci95'])} | {e['mae_pct']:.2f} | {e['topk_recall']:.2f} |")
     for steps, sub in section.get("long", {}).items():
         lines += ["", f"### Longer budget: {steps} steps, the same architectures", "",
                   f"Per-run seed sd {sub['seed_sd']:.4f}, threshold "

@@ -580,6 +580,8 @@ def calibration_results(archs: list[Arch]) -> dict:
     out["calibrated_minus_default_ci95"] = {     # each variant against the default, paired
         v: cr.paired(bench, 3, out["noise_threshold"], v, default) for v in variants[1:]}
     space = SearchSpace.load("tiny")
+    out["anchor_position"] = cr.anchor_sets(bench, default, anchor_positions(space),
+                                            out["noise_threshold"])
     out["long"] = {}
     for steps in (LONG_STEPS, STEPS):
         sub = benchmark_of(long_archs(space), steps, LONG_VARIANTS)
@@ -587,6 +589,15 @@ def calibration_results(archs: list[Arch]) -> dict:
             out["long"][str(steps)] = _section(sub, [v for v in LONG_VARIANTS
                                                      if v in sub.inherited])
     return out
+
+
+def anchor_positions(space: SearchSpace) -> dict[str, list[Arch]]:
+    """`L<depth>-<profile>` -> the architecture of that depth and uniform profile
+    (select_archs) in every d: one anchor per d at the same place in each."""
+    sets: dict[str, list[Arch]] = {}
+    for arch, profile in select_archs(space):
+        sets.setdefault(f"L{arch.layers}-{profile}", []).append(arch)
+    return {name: archs for name, archs in sets.items() if len(archs) == len(space.d)}
 
 
 def headline(section: dict) -> tuple[dict, dict]:
