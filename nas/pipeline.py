@@ -561,7 +561,8 @@ def _run_bilevel(job: SearchJob, quality, ev, costs, hw_space, identity: dict[st
                              "retried_jobs": first.retried_jobs}
         print(f"warm start: {len(first.history)} architectures searched on "
               f"'{warm.hardware.name}' ({first.generations_done} generations), the bilevel "
-              f"search started from their front and last population")
+              f"search started from their front and last population (re-costed, not measured "
+              f"again): {how['evaluations']} architectures evaluated by both parts")
     return result, how
 
 

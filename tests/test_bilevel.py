@@ -331,6 +331,7 @@ def test_cli_bilevel_search_end_to_end(tiny_supernet, tmp_path, capsys):
     # not evaluated again), against 18 + the re-costed start in the bilevel part's history
     assert doc["hw_search"]["warm_start"]["architectures"] < doc["hw_search"]["evaluations"] \
         <= 18 < doc["hw_search"]["warm_start"]["architectures"] + doc["evaluations"]
+    assert f"{doc['hw_search']['evaluations']} architectures evaluated by both parts" in printed
     # no worker lost, in either part (on Ray, lost workers' jobs are counted here)
     assert doc["retried_jobs"] == doc["hw_search"]["warm_start"]["retried_jobs"] == 0
     # a warm start alone (killed before the bilevel part) is a search: --resume or another --out
